@@ -1,0 +1,80 @@
+package deployer
+
+// State is where a deployment stands in the pipeline. The value is stored in
+// bbolt and shown to people, so it is a readable word, never a number.
+type State string
+
+// The pipeline's states. A deployment moves forward through them one at a
+// time; DESIGN.md draws the graph and the transitions map below is its only
+// authoritative copy.
+const (
+	StateQueued               State = "queued"
+	StatePreparing            State = "preparing"
+	StateSyncingTestservers   State = "syncing-testservers"
+	StateAwaitingVerification State = "awaiting-verification"
+	StateSyncingCanaries      State = "syncing-canaries"
+	StateCheckingCanaries     State = "checking-canaries"
+	StateAwaitingPromotion    State = "awaiting-promotion"
+	StateSyncingProduction    State = "syncing-production"
+	StateCheckingProduction   State = "checking-production"
+	StateDone                 State = "done"
+	StateRollingBack          State = "rolling-back"
+	StateRolledBack           State = "rolled-back"
+	StateFailed               State = "failed"
+	StateCancelled            State = "cancelled"
+)
+
+// transitions lists, for every state, the states it may move to.
+//
+// Invariants kept here:
+//   - failed and cancelled are reached only before any host was touched
+//     (queued, preparing); once a sync has begun, the only way out other than
+//     forward is rolling-back, so no failure can leave a host half-deployed.
+//   - done may move to rolling-back: that is `!rollback` of the latest
+//     finished deployment. The runner refuses it for older ones.
+//   - rolling-back may only end in rolled-back; a rollback that cannot reach
+//     a host is retried on resume and reported, never silently dropped.
+var transitions = map[State][]State{
+	StateQueued:               {StatePreparing, StateCancelled},
+	StatePreparing:            {StateSyncingTestservers, StateFailed, StateCancelled},
+	StateSyncingTestservers:   {StateAwaitingVerification, StateRollingBack},
+	StateAwaitingVerification: {StateSyncingCanaries, StateRollingBack},
+	StateSyncingCanaries:      {StateCheckingCanaries, StateRollingBack},
+	StateCheckingCanaries:     {StateSyncingProduction, StateAwaitingPromotion, StateRollingBack},
+	StateAwaitingPromotion:    {StateSyncingProduction, StateRollingBack},
+	StateSyncingProduction:    {StateCheckingProduction, StateDone, StateRollingBack},
+	StateCheckingProduction:   {StateDone, StateRollingBack},
+	StateDone:                 {StateRollingBack},
+	StateRollingBack:          {StateRolledBack},
+}
+
+// CanTransition reports whether a deployment in state from may move to to.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished reports whether the pipeline has nothing more to do for a
+// deployment in this state. A done deployment is finished even though a
+// manual rollback may still move it on.
+func (s State) Finished() bool {
+	switch s {
+	case StateDone, StateRolledBack, StateFailed, StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Active reports whether the deployment holds the pipeline: it has left the
+// queue and is not finished.
+func (s State) Active() bool { return s != StateQueued && !s.Finished() }
+
+// Valid reports whether s is one of the pipeline's states.
+func (s State) Valid() bool {
+	_, ok := transitions[s]
+	return ok || s.Finished()
+}
