@@ -65,9 +65,12 @@ type Deployment struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 	Reminded bool      `json:"reminded,omitempty"`
 
-	// Baseline holds counters read before the canaries were synced.
-	Baseline *Sample   `json:"baseline,omitempty"`
-	Verdicts []Verdict `json:"verdicts,omitempty"`
+	// Baseline holds the canaries' counters read when the verification wait
+	// began; WindowStart those of canaries and control hosts read just before
+	// the canaries were synced. Together they give the pre-sync baseline.
+	Baseline    *Sample   `json:"baseline,omitempty"`
+	WindowStart *Sample   `json:"window_start,omitempty"`
+	Verdicts    []Verdict `json:"verdicts,omitempty"`
 
 	Reason         string `json:"reason,omitempty"` // why it failed, was cancelled or rolled back
 	RollbackCommit string `json:"rollback_commit,omitempty"`
