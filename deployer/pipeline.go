@@ -127,7 +127,7 @@ func (p *pipeline) reload() error {
 // returns, so the caller's side effects follow the stored state.
 func (p *pipeline) to(next State, actor, msg string, mutate func(*Deployment)) error {
 	from := p.d.State
-	d, err := p.r.Store.Transition(p.d.ID, from, next, Event{Actor: actor, Message: msg}, mutate)
+	d, err := p.r.Store.Transition(p.d.ID, from, next, Event{Time: p.r.Now(), Actor: actor, Message: msg}, mutate)
 	if err != nil {
 		return fmt.Errorf("moving #%d from %s to %s: %w", p.d.ID, from, next, err)
 	}
@@ -362,8 +362,8 @@ func (p *pipeline) syncTestservers(ctx context.Context) error {
 		Deployment: p.d.ID, Kind: NoticeVerify, State: p.d.State,
 		Mention: []string{p.d.Submitter},
 		Choices: []string{"verified", fmt.Sprintf("!abort %d", p.d.ID)},
-		Text: fmt.Sprintf("%s: %s is on %s, test it there and reply `verified`, or `!abort %d` (waiting %s)",
-			p.d.Submitter, p.d.Title(), strings.Join(hostNames(p.r.Fleet[Testservers]), ", "), p.d.ID, timeout),
+		Text: fmt.Sprintf("%s is on %s, test it there and reply `verified`, or `!abort %d` (waiting %s)",
+			p.d.Title(), strings.Join(hostNames(p.r.Fleet[Testservers]), ", "), p.d.ID, timeout),
 	})
 	return nil
 }
@@ -419,7 +419,7 @@ func (p *pipeline) awaitVerification(ctx context.Context) error {
 		left := p.d.Deadline.Sub(p.r.Now()).Round(time.Second)
 		p.r.Announcer.Announce(Notice{Deployment: p.d.ID, Kind: NoticeReminder, State: p.d.State, Mention: []string{p.d.Submitter},
 			Choices: []string{"verified", fmt.Sprintf("!abort %d", p.d.ID)},
-			Text:    fmt.Sprintf("%s: reminder: %s is waiting for you to test it on %s; reply `verified` or `!abort %d` (%s left, then it is rolled back)", p.d.Submitter, p.d.Title(), strings.Join(hostNames(p.r.Fleet[Testservers]), ", "), p.d.ID, left)})
+			Text:    fmt.Sprintf("reminder: %s is waiting for you to test it on %s; reply `verified` or `!abort %d` (%s left, then it is rolled back)", p.d.Title(), strings.Join(hostNames(p.r.Fleet[Testservers]), ", "), p.d.ID, left)})
 		return p.update(func(d *Deployment) { d.Reminded = true })
 	}, sigVerify, sigAbort, sigRollback)
 	if err != nil {

@@ -1,0 +1,545 @@
+// Package bot is deploybot's chat-neutral core: the command grammar, who may
+// do what, conversations with the pipeline, and message formatting. Chat
+// adapters (bot/console, bot/irc, bot/slack) turn their protocol's events
+// into Messages and render Notices; commands never see a protocol.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// Message is one chat message addressed to the bot (or in its channel).
+type Message struct {
+	Sender  Sender
+	Text    string
+	Private bool // a direct message rather than the deployment channel
+	// Reply answers in the place the message came from (channel, thread,
+	// private message). Each element is one line.
+	Reply func(lines ...string)
+}
+
+// Adapter is one chat network the bot is on.
+type Adapter interface {
+	// Name is the adapter's identity scheme: "console", "irc", "slack".
+	Name() string
+	// Run connects and delivers every incoming message to handle until ctx
+	// ends. It returns nil when ctx ends or its input is exhausted.
+	Run(ctx context.Context, handle func(Message)) error
+	// Announce posts a pipeline notice to the deployment channel.
+	// mentions are the notice's Mention entries, already translated to
+	// this adapter's names (nicks, user ids).
+	Announce(n deployer.Notice, mentions []string)
+}
+
+// Bot answers commands and announces the pipeline's notices on every
+// adapter. It implements deployer.Announcer.
+type Bot struct {
+	Name   string // what people address it as
+	Prefix string // "!"
+	Runner *deployer.Runner
+	Store  deployer.Store
+	Dir    *Directory
+	Log    *slog.Logger
+	// Link, when set, returns a URL for a deployment (the dashboard).
+	Link func(id int64) string
+
+	mu       sync.Mutex
+	adapters []Adapter
+}
+
+// AddAdapter adds an adapter; call before Run.
+func (b *Bot) AddAdapter(a Adapter) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.adapters = append(b.adapters, a)
+}
+
+// Run runs every adapter until ctx ends. An adapter that stops by itself
+// (input exhausted) leaves the others running.
+func (b *Bot) Run(ctx context.Context) error {
+	b.mu.Lock()
+	as := append([]Adapter(nil), b.adapters...)
+	b.mu.Unlock()
+	errc := make(chan error, len(as))
+	for _, a := range as {
+		go func(a Adapter) {
+			err := a.Run(ctx, b.Handle)
+			if err != nil {
+				b.Log.Error("chat adapter stopped", "adapter", a.Name(), "err", err)
+			}
+			errc <- err
+		}(a)
+	}
+	var first error
+	for range as {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Announce implements deployer.Announcer.
+func (b *Bot) Announce(n deployer.Notice) {
+	b.Log.Info("announce", "deployment", n.Deployment, "kind", n.Kind, "text", firstLine(n.Text))
+	b.mu.Lock()
+	as := append([]Adapter(nil), b.adapters...)
+	b.mu.Unlock()
+	if b.Link != nil && n.Deployment != 0 && (n.Kind == deployer.NoticeStarted || n.Kind == deployer.NoticeDone || n.Kind == deployer.NoticeRolledBack) {
+		n.Text += " " + b.Link(n.Deployment)
+	}
+	for _, a := range as {
+		ms := make([]string, 0, len(n.Mention))
+		for _, m := range n.Mention {
+			ms = append(ms, b.Dir.Mention(a.Name(), m))
+		}
+		a.Announce(n, ms)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+type role int
+
+const (
+	anyone role = iota
+	submitterOrDeployer
+	deployerOnly
+)
+
+type command struct {
+	role    role
+	usage   string
+	help    string
+	private bool // answered in private messages too
+	run     func(b *Bot, m Message, who string, args []string) ([]string, error)
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"backport": {deployerOnly, "!backport <ref> [<ref>...] [--include-unexpected]", "deploy a change: a commit id or a branch upstream", false, (*Bot).backport},
+		"verified": {submitterOrDeployer, "verified [id]", "say the change works on the testservers (the submitter or a deployer)", false, (*Bot).verified},
+		"abort":    {submitterOrDeployer, "!abort [id]", "stop a deployment and roll back what it synced (the submitter or a deployer)", false, (*Bot).abort},
+		"promote":  {deployerOnly, "!promote [id]", "continue to production after an inconclusive canary check", false, (*Bot).promote},
+		"rollback": {deployerOnly, "!rollback [id]", "undo a running deployment, or the latest finished one on every host", false, (*Bot).rollback},
+		"cancel":   {deployerOnly, "!cancel <id>", "take a deployment off the queue", false, (*Bot).cancel},
+		"lock":     {deployerOnly, "!lock <reason>", "freeze deployments: new backports queue but do not start", false, (*Bot).lock},
+		"unlock":   {deployerOnly, "!unlock", "lift the freeze", false, (*Bot).unlock},
+		"status":   {anyone, "!status [id]", "what is deploying now, or one deployment", true, (*Bot).status},
+		"queue":    {anyone, "!queue", "the deployments waiting, in order", false, (*Bot).queue},
+		"history":  {anyone, "!history [n]", "the last n deployments (default 10)", false, (*Bot).history},
+		"help":     {anyone, "!help", "this list", true, (*Bot).help},
+	}
+}
+
+// parse finds a command in a message: "!status 3", "deploybot: status 3",
+// "deploybot, status", or a bare "verified" (the answer to a ping).
+func (b *Bot) parse(text string) (name string, args []string, ok bool) {
+	text = strings.TrimSpace(text)
+	lower := strings.ToLower(text)
+	name = strings.ToLower(b.Name)
+	switch {
+	case b.Prefix != "" && strings.HasPrefix(text, b.Prefix):
+		text = text[len(b.Prefix):]
+	case name != "" && strings.HasPrefix(lower, name) && len(text) > len(name) && strings.ContainsRune(":, ", rune(text[len(name)])):
+		text = strings.TrimLeft(text[len(name):], ":, ")
+		text = strings.TrimPrefix(text, b.Prefix)
+	default:
+		f := strings.Fields(lower)
+		if len(f) > 0 && (f[0] == "verified" || f[0] == "verified.") && len(f) <= 2 {
+			return "verified", f[1:], true
+		}
+		return "", nil, false
+	}
+	f := strings.Fields(text)
+	if len(f) == 0 {
+		return "", nil, false
+	}
+	return strings.ToLower(f[0]), f[1:], true
+}
+
+// Handle answers one message. It never panics on input and never lets a Go
+// error chain reach the chat: application errors are shown as their
+// message, everything else as "internal error" and logged in full.
+func (b *Bot) Handle(m Message) {
+	name, args, ok := b.parse(m.Text)
+	if !ok {
+		return
+	}
+	who := b.Dir.Identity(m.Sender)
+	log := b.Log.With("adapter", m.Sender.Adapter, "who", who, "command", name)
+	if name == "verify" {
+		name = "verified"
+	}
+	cmd, known := commands[name]
+	if !known {
+		m.Reply(fmt.Sprintf("%s: I don't know %q. Try %shelp.", m.Sender.Nick, name, b.Prefix))
+		return
+	}
+	if m.Private && !cmd.private {
+		m.Reply(fmt.Sprintf("In private I answer only %sstatus and %shelp; say %s%s in the deployment channel.", b.Prefix, b.Prefix, b.Prefix, name))
+		return
+	}
+	if reason := b.refuse(cmd, m.Sender, args); reason != "" {
+		log.Warn("command refused", "reason", reason, "text", m.Text)
+		_ = b.Store.AppendEvent(deployer.Event{Deployment: b.targetID(args), Time: time.Now(), Actor: who, Kind: "refused",
+			Message: fmt.Sprintf("%s%s refused: %s", b.Prefix, name, reason)})
+		m.Reply(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
+		return
+	}
+	lines, err := cmd.run(b, m, who, args)
+	if err != nil {
+		if deployer.ErrorCode(err) == deployer.EInternal {
+			log.Error("command failed", "err", err, "text", m.Text)
+		} else {
+			log.Info("command declined", "reason", err.Error())
+		}
+		m.Reply(fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err)))
+		return
+	}
+	if cmd.role != anyone {
+		log.Info("command done", "args", strings.Join(args, " "))
+	}
+	if len(lines) > 0 {
+		m.Reply(lines...)
+	}
+}
+
+// refuse returns why the sender may not run cmd, or "".
+func (b *Bot) refuse(cmd command, s Sender, args []string) string {
+	switch cmd.role {
+	case anyone:
+		return ""
+	case deployerOnly:
+		if b.Dir.IsDeployer(s) {
+			return ""
+		}
+		return "only deployers may do that (ask one of them, or see !help)"
+	}
+	if b.Dir.IsDeployer(s) {
+		return ""
+	}
+	d, err := b.target(args)
+	if err != nil {
+		return ""
+	}
+	if b.Dir.Is(s, d.Submitter) {
+		return ""
+	}
+	return fmt.Sprintf("only the submitter (%s) or a deployer may answer for #%d", b.Dir.Mention(s.Adapter, d.Submitter), d.ID)
+}
+
+func (b *Bot) targetID(args []string) int64 {
+	if d, err := b.target(args); err == nil {
+		return d.ID
+	}
+	return 0
+}
+
+// target is the deployment a command names: an id argument ("42" or
+// "#42"), else the one running now.
+func (b *Bot) target(args []string) (*deployer.Deployment, error) {
+	for _, a := range args {
+		if id, ok := parseID(a); ok {
+			return b.Store.Get(id)
+		}
+	}
+	d, err := b.Runner.Active()
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, deployer.Errorf(deployer.ENotFound, "nothing is deploying right now; name the deployment (e.g. #12)")
+	}
+	return d, nil
+}
+
+func parseID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+	return id, err == nil && id > 0
+}
+
+func (b *Bot) backport(m Message, who string, args []string) ([]string, error) {
+	req := deployer.Request{Requester: who}
+	for _, a := range args {
+		switch {
+		case a == "--include-unexpected":
+			req.IncludeUnexpected = true
+		case strings.HasPrefix(a, "-"):
+			return nil, deployer.Errorf(deployer.EInvalid, "unknown option %q; usage: %s", a, commands["backport"].usage)
+		default:
+			req.Refs = append(req.Refs, a)
+		}
+	}
+	if len(req.Refs) == 0 {
+		return nil, deployer.Errorf(deployer.EInvalid, "what should I deploy? usage: %s", commands["backport"].usage)
+	}
+	d, pos, err := b.Runner.Submit(req)
+	if err != nil {
+		return nil, err
+	}
+	line := fmt.Sprintf("%s: queued %s as #%d", m.Sender.Nick, strings.Join(req.Refs, " "), d.ID)
+	if lock, _ := b.Store.Lock(); lock != nil {
+		line += fmt.Sprintf("; deployments are locked by %s (%s), so it waits until !unlock", lock.By, lock.Reason)
+	} else if active, _ := b.Runner.Active(); active != nil || pos > 1 {
+		line += fmt.Sprintf("; position %d in the queue", pos)
+	}
+	return []string{line}, nil
+}
+
+func (b *Bot) verified(m Message, who string, args []string) ([]string, error) {
+	d, err := b.target(args)
+	if err != nil {
+		return nil, err
+	}
+	return nil, b.Runner.Verify(d.ID, who)
+}
+
+func (b *Bot) abort(m Message, who string, args []string) ([]string, error) {
+	d, err := b.target(args)
+	if err != nil {
+		return nil, err
+	}
+	if d.State == deployer.StatePreparing {
+		return []string{fmt.Sprintf("%s: stopping #%d", m.Sender.Nick, d.ID)}, b.Runner.Cancel(d.ID, who)
+	}
+	return []string{fmt.Sprintf("%s: aborting #%d and rolling back what it synced", m.Sender.Nick, d.ID)}, b.Runner.Abort(d.ID, who)
+}
+
+func (b *Bot) promote(m Message, who string, args []string) ([]string, error) {
+	d, err := b.target(args)
+	if err != nil {
+		return nil, err
+	}
+	return nil, b.Runner.Promote(d.ID, who)
+}
+
+func (b *Bot) rollback(m Message, who string, args []string) ([]string, error) {
+	var d *deployer.Deployment
+	var err error
+	if len(args) > 0 {
+		id, ok := parseID(args[0])
+		if !ok {
+			return nil, deployer.Errorf(deployer.EInvalid, "%q is not a deployment id; usage: %s", args[0], commands["rollback"].usage)
+		}
+		d, err = b.Store.Get(id)
+	} else if d, err = b.Runner.Active(); err == nil && d == nil {
+		d, err = b.latestDone()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, deployer.Errorf(deployer.ENotFound, "there is no deployment to roll back")
+	}
+	if err := b.Runner.Rollback(d.ID, who); err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("%s: rolling back #%d (%s)", m.Sender.Nick, d.ID, d.Title())}, nil
+}
+
+func (b *Bot) latestDone() (*deployer.Deployment, error) {
+	ds, err := b.Store.List(0, 50)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if d.State == deployer.StateDone {
+			return d, nil
+		}
+	}
+	return nil, nil
+}
+
+func (b *Bot) cancel(m Message, who string, args []string) ([]string, error) {
+	if len(args) != 1 {
+		return nil, deployer.Errorf(deployer.EInvalid, "usage: %s", commands["cancel"].usage)
+	}
+	id, ok := parseID(args[0])
+	if !ok {
+		return nil, deployer.Errorf(deployer.EInvalid, "%q is not a deployment id; usage: %s", args[0], commands["cancel"].usage)
+	}
+	if err := b.Runner.Cancel(id, who); err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("%s: cancelled #%d", m.Sender.Nick, id)}, nil
+}
+
+func (b *Bot) lock(m Message, who string, args []string) ([]string, error) {
+	reason := strings.Join(args, " ")
+	if err := b.Runner.Lock(who, reason); err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("deployments locked by %s: %s. Backports queue until %sunlock.", who, reason, b.Prefix)}, nil
+}
+
+func (b *Bot) unlock(m Message, who string, args []string) ([]string, error) {
+	if err := b.Runner.Unlock(who); err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("deployments unlocked by %s", who)}, nil
+}
+
+func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
+	if len(args) > 0 {
+		id, ok := parseID(args[0])
+		if !ok {
+			return nil, deployer.Errorf(deployer.EInvalid, "%q is not a deployment id; usage: %s", args[0], commands["status"].usage)
+		}
+		d, err := b.Store.Get(id)
+		if errors.Is(err, deployer.ErrNotFound) {
+			return nil, deployer.Errorf(deployer.ENotFound, "there is no deployment #%d", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return b.describe(d, true), nil
+	}
+	var lines []string
+	d, err := b.Runner.Active()
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		lines = append(lines, b.describe(d, true)...)
+	} else {
+		lines = append(lines, "nothing is deploying right now")
+	}
+	q, err := b.Runner.Queue()
+	if err != nil {
+		return nil, err
+	}
+	if len(q) > 0 {
+		lines = append(lines, fmt.Sprintf("%d queued (next: #%d by %s); see %squeue", len(q), q[0].ID, q[0].Requester, b.Prefix))
+	}
+	if l, err := b.Store.Lock(); err == nil && l != nil {
+		lines = append(lines, fmt.Sprintf("locked by %s since %s: %s", l.By, l.Since.UTC().Format("15:04 MST"), l.Reason))
+	}
+	return lines, nil
+}
+
+// describe is one deployment in a line or a few.
+func (b *Bot) describe(d *deployer.Deployment, long bool) []string {
+	line := fmt.Sprintf("#%d %s: %s, requested by %s", d.ID, d.State, d.Title(), d.Requester)
+	if d.Submitter != "" && d.Submitter != d.Requester {
+		line += ", submitter " + d.Submitter
+	}
+	now := time.Now()
+	switch d.State {
+	case deployer.StateAwaitingVerification, deployer.StateAwaitingPromotion:
+		line += fmt.Sprintf("; %s left to answer", d.Deadline.Sub(now).Round(time.Second))
+	}
+	if !d.StartedAt.IsZero() {
+		end := now
+		if d.State.Finished() && !d.EndedAt.IsZero() {
+			end = d.EndedAt
+		}
+		line += fmt.Sprintf("; %s", end.Sub(d.StartedAt).Round(time.Second))
+	}
+	if d.State == deployer.StateQueued {
+		line += fmt.Sprintf("; queued %s ago", now.Sub(d.CreatedAt).Round(time.Second))
+	}
+	lines := []string{line}
+	if long {
+		if d.Reason != "" {
+			lines = append(lines, "  reason: "+d.Reason)
+		}
+		if len(d.Touched) > 0 && !d.State.Finished() {
+			lines = append(lines, "  hosts touched: "+strings.Join(d.Touched, ", "))
+		}
+		for _, h := range sortedKeys(d.FailedHosts) {
+			lines = append(lines, fmt.Sprintf("  host %s: %s", h, d.FailedHosts[h]))
+		}
+		if b.Link != nil {
+			lines = append(lines, "  "+b.Link(d.ID))
+		}
+	}
+	return lines
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := 1; i < len(ks); i++ {
+		for j := i; j > 0 && ks[j] < ks[j-1]; j-- {
+			ks[j], ks[j-1] = ks[j-1], ks[j]
+		}
+	}
+	return ks
+}
+
+func (b *Bot) queue(m Message, who string, args []string) ([]string, error) {
+	q, err := b.Runner.Queue()
+	if err != nil {
+		return nil, err
+	}
+	if len(q) == 0 {
+		return []string{"the queue is empty"}, nil
+	}
+	lines := []string{fmt.Sprintf("%d queued:", len(q))}
+	for i, d := range q {
+		lines = append(lines, fmt.Sprintf("%d. #%d %s by %s, queued %s ago", i+1, d.ID, d.Title(), d.Requester, time.Since(d.CreatedAt).Round(time.Second)))
+	}
+	if l, err := b.Store.Lock(); err == nil && l != nil {
+		lines = append(lines, fmt.Sprintf("locked by %s: %s", l.By, l.Reason))
+	}
+	return lines, nil
+}
+
+func (b *Bot) history(m Message, who string, args []string) ([]string, error) {
+	n := 10
+	if len(args) > 0 {
+		v, err := strconv.Atoi(args[0])
+		if err != nil || v < 1 || v > 100 {
+			return nil, deployer.Errorf(deployer.EInvalid, "%q: give a number from 1 to 100; usage: %s", args[0], commands["history"].usage)
+		}
+		n = v
+	}
+	ds, err := b.Store.List(0, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) == 0 {
+		return []string{"no deployments yet"}, nil
+	}
+	lines := []string{fmt.Sprintf("last %d deployment(s), newest first:", len(ds))}
+	for _, d := range ds {
+		lines = append(lines, b.describe(d, false)...)
+	}
+	return lines, nil
+}
+
+func (b *Bot) help(m Message, who string, args []string) ([]string, error) {
+	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "status", "queue", "history", "help"}
+	lines := []string{fmt.Sprintf("I deploy backports. Commands (prefix %s, or address me as \"%s: <command>\"):", b.Prefix, b.Name)}
+	for _, name := range order {
+		c := commands[name]
+		who := "anyone"
+		switch c.role {
+		case deployerOnly:
+			who = "deployers"
+		case submitterOrDeployer:
+			who = "submitter or deployers"
+		}
+		lines = append(lines, fmt.Sprintf("  %-48s %s [%s]", strings.ReplaceAll(c.usage, "!", b.Prefix), c.help, who))
+	}
+	return lines, nil
+}

@@ -1,0 +1,243 @@
+package judge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// ScrapeConfig says where each host exposes its counters and which series
+// count as requests and errors. Zero fields take the defaults below.
+type ScrapeConfig struct {
+	// Targets maps a host name to the URL of its Prometheus text-format
+	// metrics page, e.g. "http://mw-canary1:9090/metrics".
+	Targets map[string]string
+	// Metric is the request counter; every series of it counts as requests.
+	// Default "http_requests_total".
+	Metric string
+	// CodeLabel is the label holding the response status. Default "code".
+	CodeLabel string
+	// ErrorCodes is a regular expression; series whose CodeLabel matches it
+	// count as errors. Default "^5..$" (server errors only: a 404 is the
+	// client's problem, not the deployment's).
+	ErrorCodes string
+	// Timeout bounds one host's read. Default 2s: the judge reads every
+	// second or so, and a host slower than that is reported, not waited for.
+	Timeout time.Duration
+	// Client makes the requests. Default: a client with Go's default
+	// transport (the timeout comes from Timeout, through the context).
+	Client *http.Client
+}
+
+// Defaults for ScrapeConfig.
+const (
+	DefaultMetric     = "http_requests_total"
+	DefaultCodeLabel  = "code"
+	DefaultErrorCodes = "^5..$"
+	DefaultTimeout    = 2 * time.Second
+)
+
+// maxBody bounds one metrics page. Real pages are kilobytes to a few
+// megabytes; anything bigger is not what we were told to read.
+const maxBody = 32 << 20
+
+// Validate reports a configuration that cannot work, for check-config.
+func (c ScrapeConfig) Validate() error {
+	if c.ErrorCodes != "" {
+		if _, err := regexp.Compile(c.ErrorCodes); err != nil {
+			return deployer.Errorf(deployer.EInvalid, "error code pattern %q is not a valid regular expression", c.ErrorCodes)
+		}
+	}
+	if c.Timeout < 0 {
+		return deployer.Errorf(deployer.EInvalid, "scrape timeout must not be negative")
+	}
+	return nil
+}
+
+// Scrape is the embedded metrics source: the bot reads each host's
+// Prometheus-format metrics page itself, so no Prometheus server is needed.
+// It implements deployer.Metrics and is safe for concurrent use.
+type Scrape struct {
+	cfg    ScrapeConfig
+	errors *regexp.Regexp
+	bad    error // a configuration error, reported by every Read
+}
+
+var _ deployer.Metrics = (*Scrape)(nil)
+
+// NewScrape returns a Scrape reading cfg.Targets. An invalid ErrorCodes
+// pattern is not a panic: every Read then fails with the reason (and
+// ScrapeConfig.Validate reports it earlier).
+func NewScrape(cfg ScrapeConfig) *Scrape {
+	if cfg.Metric == "" {
+		cfg.Metric = DefaultMetric
+	}
+	if cfg.CodeLabel == "" {
+		cfg.CodeLabel = DefaultCodeLabel
+	}
+	if cfg.ErrorCodes == "" {
+		cfg.ErrorCodes = DefaultErrorCodes
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	s := &Scrape{cfg: cfg}
+	re, err := regexp.Compile(cfg.ErrorCodes)
+	if err != nil {
+		s.bad = cfg.Validate()
+	}
+	s.errors = re
+	return s
+}
+
+// Read fetches every host's page in parallel and returns its cumulative
+// request and error counters. A host that cannot be read is present with Err
+// set to a short reason meant for chat; err is only for a configuration
+// that makes every read impossible.
+func (s *Scrape) Read(ctx context.Context, hosts []string) (deployer.Sample, error) {
+	sample := deployer.Sample{Time: time.Now(), Hosts: make(map[string]deployer.Counts, len(hosts))}
+	if s.bad != nil {
+		return sample, s.bad
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Go(func() {
+			c := s.readHost(ctx, h)
+			mu.Lock()
+			sample.Hosts[h] = c
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return sample, nil
+}
+
+// readHost reads one host. Every failure becomes Counts.Err, worded for a
+// person: the judge shows it in chat as the reason a host has no data.
+func (s *Scrape) readHost(ctx context.Context, host string) deployer.Counts {
+	url, ok := s.cfg.Targets[host]
+	if !ok || url == "" {
+		return deployer.Counts{Err: "no metrics target configured"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return deployer.Counts{Err: "bad metrics URL " + url}
+	}
+	// Ask for the text format: an exporter built with client_golang would
+	// otherwise be free to answer in protobuf.
+	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1,text/plain;q=0.5")
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return deployer.Counts{Err: s.fetchError(ctx, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return deployer.Counts{Err: fmt.Sprintf("metrics page answered HTTP %d", resp.StatusCode)}
+	}
+	c, err := s.count(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		var pe *parseError
+		var big *tooBig
+		switch {
+		case errors.As(err, &pe):
+			return deployer.Counts{Err: fmt.Sprintf("malformed metrics page (%s)", pe.Error())}
+		case errors.As(err, &big):
+			return deployer.Counts{Err: "metrics page larger than 32 MiB"}
+		case errors.As(err, new(*missing)):
+			return deployer.Counts{Err: err.Error()}
+		}
+		return deployer.Counts{Err: s.fetchError(ctx, err)}
+	}
+	return c
+}
+
+type tooBig struct{}
+
+func (*tooBig) Error() string { return "too big" }
+
+type missing struct{ metric string }
+
+func (m *missing) Error() string { return "no " + m.metric + " counter on the metrics page" }
+
+// count sums the request counter over all its series, and over those whose
+// code label matches the error pattern.
+func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
+	lr := &countingReader{r: r}
+	var c deployer.Counts
+	found := false
+	err := parseText(lr, func(x series) error {
+		if x.name != s.cfg.Metric {
+			return nil
+		}
+		if math.IsNaN(x.value) || math.IsInf(x.value, 0) || x.value < 0 {
+			return fmt.Errorf("%s value %v is not a count", s.cfg.Metric, x.value)
+		}
+		found = true
+		c.Requests += x.value
+		if s.errors.MatchString(x.labels[s.cfg.CodeLabel]) {
+			c.Errors += x.value
+		}
+		return nil
+	})
+	if lr.n > maxBody {
+		return c, &tooBig{}
+	}
+	if err != nil {
+		return c, err
+	}
+	if !found {
+		return c, &missing{metric: s.cfg.Metric}
+	}
+	return c, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// fetchError turns a transport error into a few words, without Go's error
+// chain ("Get \"http://...\": dial tcp ...: connect: connection refused").
+func (s *Scrape) fetchError(ctx context.Context, err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("timed out after %s", s.cfg.Timeout)
+	case errors.Is(ctx.Err(), context.Canceled):
+		return "read cancelled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection dropped while reading"
+	case errors.As(err, &dns):
+		return "unknown host " + dns.Name
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("timed out after %s", s.cfg.Timeout)
+	}
+	return "cannot fetch the metrics page"
+}
