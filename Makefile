@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build demo scenario test deps vet fmt-check bench
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/deploybot ./cmd/deploybot
+
+# An interactive sandbox: seven hosts, traffic, the bot on this terminal.
+demo: build
+	./bin/deploybot demo
+
+# The same sandbox, played unattended: a good change goes out, a bad one is
+# caught by the canaries and rolled back. Exits non-zero otherwise.
+scenario: build
+	./bin/deploybot demo --scenario
+
+# Installs what the tests need (Debian packages), then checks formatting,
+# vets, and runs every test against the real parts.
+test: deps fmt-check vet
+	$(GO) test -count=1 -timeout 14m ./...
+
+deps:
+	./scripts/install-test-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
