@@ -257,7 +257,11 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(data)
 	if c != nil {
 		c.Path = path
-		c.resolvePaths(filepath.Dir(path))
+		dir, aerr := filepath.Abs(filepath.Dir(path))
+		if aerr != nil {
+			return nil, aerr
+		}
+		c.resolvePaths(dir)
 	}
 	return c, err
 }
@@ -332,10 +336,15 @@ func find(n *yaml.Node, path ...string) *yaml.Node {
 	return n
 }
 
+// lineOf returns the line of the key at path, or of its nearest parent.
 func lineOf(root *yaml.Node, path ...string) int {
 	for len(path) > 0 {
-		if n := find(root, path...); n != nil {
-			return n.Line
+		if parent := find(root, path[:len(path)-1]...); parent != nil && parent.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(parent.Content); i += 2 {
+				if parent.Content[i].Value == path[len(path)-1] {
+					return parent.Content[i].Line
+				}
+			}
 		}
 		path = path[:len(path)-1]
 	}
