@@ -229,13 +229,15 @@ func TestUpstream(t *testing.T) {
 		t.Errorf("main config: %+v, %v", cfg, err)
 	}
 
+	good := branchCommit(t, repo, GoodBranch)
 	for _, tc := range []struct {
 		branch, subject string
 		valid           bool
 		version         int
+		parent          plumbing.Hash
 	}{
-		{GoodBranch, GoodSubject, true, 2},
-		{BadBranch, BadSubject, false, 0},
+		{GoodBranch, GoodSubject, true, 2, main.Hash},
+		{BadBranch, BadSubject, false, 0, good.Hash},
 	} {
 		c := branchCommit(t, repo, tc.branch)
 		if c.Author.Name != "Bob Submitter" || c.Author.Email != "bob@example.org" {
@@ -244,8 +246,8 @@ func TestUpstream(t *testing.T) {
 		if subject, _, _ := strings.Cut(c.Message, "\n"); subject != tc.subject {
 			t.Errorf("%s subject %q", tc.branch, subject)
 		}
-		if c.NumParents() != 1 || c.ParentHashes[0] != main.Hash {
-			t.Errorf("%s parents %v, want only main %s", tc.branch, c.ParentHashes, main.Hash)
+		if c.NumParents() != 1 || c.ParentHashes[0] != tc.parent {
+			t.Errorf("%s parents %v, want only %s", tc.branch, c.ParentHashes, tc.parent)
 		}
 		cfg, err := config(c)
 		if (err == nil) != tc.valid || tc.valid && cfg.Version != tc.version {

@@ -20,7 +20,7 @@ const (
 	// GoodBranch holds one harmless commit off main: a typo fix on the front
 	// page and a valid config version bump.
 	GoodBranch = "good-change"
-	// BadBranch holds one commit off main that makes config/app.json invalid
+	// BadBranch holds one commit on top of GoodBranch that makes config/app.json invalid
 	// JSON, so every page of a host serving it answers 500.
 	BadBranch = "bad-change"
 )
@@ -173,11 +173,12 @@ func goodChange() map[string]string {
 	}
 }
 
-// badChange returns the files the bad change rewrites: a trailing comma
-// after the new feature flag makes config/app.json invalid JSON.
+// badChange returns the files the bad change rewrites on top of the good
+// change: a trailing comma after the new feature flag makes config/app.json
+// invalid JSON.
 func badChange() map[string]string {
 	return map[string]string{
-		"config/app.json": strings.Replace(fileContent("config/app.json"),
+		"config/app.json": strings.Replace(goodChange()["config/app.json"],
 			`"dark_mode": true`, `"dark_mode": true,
     "search_v2": true,`, 1),
 		"static/app.js": fileContent("static/app.js") + `
@@ -222,8 +223,9 @@ func openOrCreateUpstream(dir string) error {
 }
 
 // createUpstream makes the upstream repository: main with the sample app,
-// and the good and bad branches one commit each off main, then leaves main
-// checked out.
+// the good branch one commit off main, and the bad branch one commit off
+// the good one (so the two can be deployed one after the other), then
+// leaves main checked out.
 func createUpstream(dir string) error {
 	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(MainBranch)},
@@ -246,16 +248,17 @@ func createUpstream(dir string) error {
 	main := plumbing.NewBranchReferenceName(MainBranch)
 	branches := []struct {
 		name    string
+		base    plumbing.ReferenceName
 		subject string
 		body    string
 		files   map[string]string
 	}{
-		{GoodBranch, GoodSubject, "The heading said \"Wecome\". Bump the config version so caches refresh.", goodChange()},
-		{BadBranch, BadSubject, "Turns on search_v2 and adds the search box to the header.", badChange()},
+		{GoodBranch, main, GoodSubject, "The heading said \"Wecome\". Bump the config version so caches refresh.", goodChange()},
+		{BadBranch, plumbing.NewBranchReferenceName(GoodBranch), BadSubject, "Turns on search_v2 and adds the search box to the header.", badChange()},
 	}
 	for _, b := range branches {
-		if err := wt.Checkout(&git.CheckoutOptions{Branch: main}); err != nil {
-			return fmt.Errorf("check out %s: %w", MainBranch, err)
+		if err := wt.Checkout(&git.CheckoutOptions{Branch: b.base}); err != nil {
+			return fmt.Errorf("check out %s: %w", b.base.Short(), err)
 		}
 		ref := plumbing.NewBranchReferenceName(b.name)
 		if err := wt.Checkout(&git.CheckoutOptions{Branch: ref, Create: true}); err != nil {

@@ -155,7 +155,7 @@ func (r *Runner) poke() {
 // ctx is cancelled. Cancelling ctx stops work without changing any state, so
 // the next Run resumes exactly where this one stopped.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.ensureBaseline(ctx); err != nil {
+	if _, err := r.EnsureBaseline(ctx); err != nil {
 		return err
 	}
 	for {
@@ -178,26 +178,27 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// ensureBaseline creates the staging repo's first commit from the upstream
-// branch when the deploy branch does not exist yet.
-func (r *Runner) ensureBaseline(ctx context.Context) error {
+// EnsureBaseline creates the staging repo's first commit from the upstream
+// branch when the deploy branch does not exist yet, and returns the deploy
+// branch's tip.
+func (r *Runner) EnsureBaseline(ctx context.Context) (string, error) {
 	head, _, err := r.Staging.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the staging repo: %w", err)
+		return "", fmt.Errorf("reading the staging repo: %w", err)
 	}
 	if head != "" {
-		return nil
+		return head, nil
 	}
 	up, err := r.Source.Baseline(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the upstream branch for the baseline: %w", err)
+		return "", fmt.Errorf("reading the upstream branch for the baseline: %w", err)
 	}
 	c, err := r.Staging.Commit(ctx, &Deployment{Refs: []string{"baseline"}, Requester: "deploybot"}, up)
 	if err != nil {
-		return fmt.Errorf("creating the staging baseline: %w", err)
+		return "", fmt.Errorf("creating the staging baseline: %w", err)
 	}
 	r.log.Info("staging baseline created", "commit", c, "upstream", up)
-	return nil
+	return c, nil
 }
 
 // next picks the deployment to work on: one already active (resumed after a

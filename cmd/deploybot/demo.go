@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/demo"
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/hosts"
+)
+
+// demoTimings are the pipeline's timings in the demo: short enough to
+// watch, long enough for the judge to see traffic.
+type demoTimings struct {
+	VerifyTimeout, PromoteTimeout, BaselineMin, Window, Interval time.Duration
+	MinRequests                                                  int
+}
+
+var interactiveTimings = demoTimings{VerifyTimeout: 10 * time.Minute, PromoteTimeout: 5 * time.Minute,
+	BaselineMin: 5 * time.Second, Window: 20 * time.Second, Interval: time.Second, MinRequests: 100}
+
+var demoConfig = template.Must(template.New("demo").Parse(`# Written by deploybot demo. Run the same sandbox again with:
+#   deploybot run --config {{.Dir}}/deploybot.yaml
+bot: {name: deploybot, prefix: "!"}
+store: {path: deploybot.db, open_timeout: 1s}
+staging: {path: staging.git}
+source:
+  type: git
+  git: {url: {{.Upstream}}, branch: main}
+hosts:
+  transport: local
+  parallel: 10
+  stages:
+{{- range $stage, $hosts := .Stages}}
+    {{$stage}}:
+{{- range $hosts}}
+      - {name: {{.Name}}, root: {{.Root}}, metrics: "{{.MetricsURL}}"}
+{{- end}}
+{{- end}}
+pipeline: {verify_timeout: {{.T.VerifyTimeout}}, promote_timeout: {{.T.PromoteTimeout}}, sync_retries: 1}
+canary:
+  baseline_min: {{.T.BaselineMin}}
+  window: {{.T.Window}}
+  interval: {{.T.Interval}}
+  judge: {min_requests: {{.T.MinRequests}}}
+access:
+  deployers: [Alice Deployer]
+people:
+  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
+  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
+chat:
+  console: {user: alice}
+log: {level: {{.LogLevel}}, format: text, file: deploybot.log}
+`))
+
+// writeDemoConfig writes the sandbox's configuration file and returns its path.
+func writeDemoConfig(env *demo.Env, t demoTimings, logLevel string) (string, error) {
+	path := filepath.Join(env.Dir, "deploybot.yaml")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	err = demoConfig.Execute(f, map[string]any{"Dir": env.Dir, "Upstream": env.Upstream, "Stages": env.HostsByStage(), "T": t, "LogLevel": logLevel})
+	if err != nil {
+		return "", err
+	}
+	return path, f.Close()
+}
+
+// Provision puts every host that serves nothing yet on the staging repo's
+// tip (creating the baseline first), so the demo's fleet starts out
+// serving the upstream main branch. A real fleet is provisioned by its
+// operators; `run` never does this.
+func (m *Main) Provision(ctx context.Context) error {
+	head, err := m.Runner.EnsureBaseline(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range m.Fleet.Hosts() {
+		cur, err := h.Current(ctx)
+		if err == nil && cur != "" {
+			continue
+		}
+		if err := h.Sync(ctx, head, m.Staging); err != nil {
+			return fmt.Errorf("provisioning %s: %w", h.Name(), err)
+		}
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "sandbox directory (default: a new temporary directory)")
+	scenario := fs.Bool("scenario", false, "play a good and a bad backport unattended and check the outcome")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "deploybot-demo-")
+		if err != nil {
+			fmt.Fprintln(stderr, "deploybot demo:", err)
+			return 1
+		}
+		*dir = d
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "deploybot demo:", err)
+		return 1
+	}
+	sb, err := startSandbox(ctx, abs, interactiveTimings, "info", stdin, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "deploybot demo:", err)
+		return 1
+	}
+	defer sb.Close()
+	if *scenario {
+		sb.Main.Console.Echo = true
+		fmt.Fprintf(stdout, "deploybot demo --scenario: sandbox in %s (bot log: %s)\n\n", abs, filepath.Join(abs, "deploybot.log"))
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- sb.Main.Runner.Run(runCtx) }()
+		err := playScenario(ctx, sb, stdout)
+		cancel()
+		<-done
+		if err != nil {
+			fmt.Fprintf(stdout, "\nSCENARIO FAILED: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "\nSCENARIO PASSED: the good change is on all 7 hosts; the bad change was caught on the canaries and rolled back before any production host got it.")
+		return 0
+	}
+	fmt.Fprintf(stdout, `deploybot demo: a sandbox in %s
+  upstream repository: %s (branches good-change and bad-change wait to be deployed)
+  hosts: %s
+  bot log: %s
+
+You are alice, a deployer. Bob (bob@example.org) wrote both changes, so the bot
+will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as bob.
+
+  !backport good-change        deploy the good change
+  /as bob verified             bob says it works on the testserver
+  !backport bad-change         this one breaks the site: watch the canaries catch it
+  !status   !history   !rollback   !help
+
+Ctrl-C stops the bot; run the same sandbox later with:
+  deploybot run --config %s
+`, abs, sb.Env.Upstream, hostList(sb.Env), filepath.Join(abs, "deploybot.log"), filepath.Join(abs, "deploybot.yaml"))
+	if err := sb.Main.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "deploybot demo:", err)
+		return 1
+	}
+	return 0
+}
+
+func hostList(env *demo.Env) string {
+	var parts []string
+	for _, h := range env.Hosts {
+		parts = append(parts, fmt.Sprintf("%s %s", h.Name, strings.TrimSuffix(h.URL, "/")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sandbox is a running demo: the environment and the bot wired to it.
+type sandbox struct {
+	Env  *demo.Env
+	Main *Main
+	Tap  *Tap
+	stop context.CancelFunc
+}
+
+// startSandbox creates the demo environment under dir, starts its
+// traffic, writes its configuration and opens (but does not run) the bot.
+func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel string, stdin io.Reader, stdout, stderr io.Writer) (*sandbox, error) {
+	envCtx, stop := context.WithCancel(context.Background())
+	env, err := demo.New(ctx, demo.Options{Dir: dir, Seed: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	env.StartTraffic(envCtx)
+	sb := &sandbox{Env: env, stop: stop, Tap: NewTap()}
+	path, err := writeDemoConfig(env, t, logLevel)
+	if err != nil {
+		sb.Close()
+		return nil, err
+	}
+	m := NewMain(stdin, stdout, stderr)
+	if err := m.ParseFlags([]string{"--config", path}); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	m.Adapters = append(m.Adapters, sb.Tap)
+	if err := m.Open(ctx); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	sb.Main = m
+	if err := m.Provision(ctx); err != nil {
+		sb.Close()
+		return nil, err
+	}
+	return sb, nil
+}
+
+func (sb *sandbox) Close() {
+	if sb.Main != nil {
+		sb.Main.Close()
+	}
+	sb.stop()
+	sb.Env.Close()
+}
+
+// Tap is a chat adapter that hears every notice; the scenario and the
+// tests wait on it.
+type Tap struct {
+	mu      sync.Mutex
+	notices []deployer.Notice
+	changed chan struct{}
+}
+
+// NewTap returns an empty tap.
+func NewTap() *Tap { return &Tap{changed: make(chan struct{})} }
+
+// Name implements bot.Adapter.
+func (t *Tap) Name() string { return "tap" }
+
+// Run implements bot.Adapter; a tap has no input.
+func (t *Tap) Run(ctx context.Context, _ func(bot.Message)) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Announce implements bot.Adapter.
+func (t *Tap) Announce(n deployer.Notice, _ []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.notices = append(t.notices, n)
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// Notices returns every notice so far.
+func (t *Tap) Notices() []deployer.Notice {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]deployer.Notice(nil), t.notices...)
+}
+
+// Wait returns the first notice about deployment id whose kind is one of
+// kinds, waiting up to timeout for it.
+func (t *Tap) Wait(ctx context.Context, id int64, timeout time.Duration, kinds ...deployer.NoticeKind) (deployer.Notice, error) {
+	deadline := time.After(timeout)
+	for {
+		t.mu.Lock()
+		for _, n := range t.notices {
+			if n.Deployment != id {
+				continue
+			}
+			for _, k := range kinds {
+				if n.Kind == k {
+					t.mu.Unlock()
+					return n, nil
+				}
+			}
+		}
+		ch := t.changed
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			return deployer.Notice{}, fmt.Errorf("no %v notice for #%d within %s", kinds, id, timeout)
+		case <-ctx.Done():
+			return deployer.Notice{}, ctx.Err()
+		}
+	}
+}
+
+// say types a line into the console as user.
+func (sb *sandbox) say(user, text string) {
+	sb.Main.Console.Handle("/as "+user+" "+text, sb.Main.Bot.Handle)
+}
+
+// playScenario deploys good-change, then bad-change, answering as the
+// submitter, and checks where every host ends up.
+func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
+	const patience = 3 * time.Minute
+	finished := []deployer.NoticeKind{deployer.NoticeDone, deployer.NoticeRolledBack, deployer.NoticeFailed, deployer.NoticeCancelled}
+
+	fmt.Fprintln(out, "--- 1. a good change")
+	sb.say("alice", "!backport good-change")
+	if _, err := sb.Tap.Wait(ctx, 1, patience, deployer.NoticeVerify); err != nil {
+		return err
+	}
+	sb.say("bob", "verified")
+	if _, err := sb.Tap.Wait(ctx, 1, patience, finished...); err != nil {
+		return err
+	}
+	good, err := sb.Main.Store.Get(1)
+	if err != nil {
+		return err
+	}
+	if good.State != deployer.StateDone {
+		return fmt.Errorf("the good change ended %s (%s), not done", good.State, good.Reason)
+	}
+	if err := sb.checkFleet(ctx, good.Commit, out); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, "\n--- 2. a bad change")
+	sb.say("alice", "!backport bad-change")
+	if _, err := sb.Tap.Wait(ctx, 2, patience, append(finished, deployer.NoticeVerify)...); err != nil {
+		return err
+	}
+	sb.say("bob", "verified")
+	if _, err := sb.Tap.Wait(ctx, 2, patience, finished...); err != nil {
+		return err
+	}
+	sb.say("alice", "!history 2")
+	bad, err := sb.Main.Store.Get(2)
+	if err != nil {
+		return err
+	}
+	if bad.State != deployer.StateRolledBack {
+		return fmt.Errorf("the bad change ended %s (%s), not rolled back", bad.State, bad.Reason)
+	}
+	if len(bad.Verdicts) == 0 || bad.Verdicts[len(bad.Verdicts)-1].Outcome != deployer.Fail {
+		return fmt.Errorf("the bad change was rolled back without a failing canary verdict: %s", bad.Reason)
+	}
+	for _, h := range sb.Main.Fleet[deployer.Production] {
+		for _, t := range bad.Touched {
+			if t == h.Name() {
+				return fmt.Errorf("production host %s received the bad change", t)
+			}
+		}
+	}
+	return sb.checkFleet(ctx, good.Commit, out)
+}
+
+// checkFleet reads back every host's commit and compares its served tree
+// with the staging repo's tree, file by file.
+func (sb *sandbox) checkFleet(ctx context.Context, want string, out io.Writer) error {
+	var errs []error
+	for _, h := range sb.Main.Fleet.Hosts() {
+		cur, err := h.Current(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", h.Name(), err))
+			continue
+		}
+		if cur != want {
+			errs = append(errs, fmt.Errorf("%s serves %.10s, want %.10s", h.Name(), cur, want))
+			continue
+		}
+		if l, ok := h.(*hosts.Local); ok {
+			if err := hosts.VerifyHost(ctx, l, sb.Main.Staging); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	fmt.Fprintf(out, "    check: all %d hosts serve %.10s, trees identical to the staging commit\n", len(sb.Main.Fleet.Hosts()), want)
+	return nil
+}

@@ -1,0 +1,310 @@
+// Command deploybot is a chat-ops bot that deploys backports: it stages a
+// change as one git commit, syncs it to test servers, waits for the
+// submitter to verify it, checks the canaries' error rate against a
+// baseline, and either continues to production or rolls back by itself.
+//
+// Subcommands: run, demo, check-config, version. This file only wires the
+// packages together; Main is what both main() and the end-to-end tests use.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/bot/console"
+	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/gitrepo"
+	"github.com/deploybot/deploybot/deployer/hosts"
+	"github.com/deploybot/deploybot/deployer/judge"
+	"github.com/deploybot/deploybot/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: deploybot <command> [flags]
+
+commands:
+  run --config FILE           run the bot
+  demo [--dir DIR] [--scenario]
+                              a complete sandbox on this machine: an upstream repo,
+                              seven hosts, traffic, and the bot on this terminal
+  check-config --config FILE  check a configuration; list every problem with its line
+  version                     print the version
+`
+
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "deploybot %s (%s)\n", version, runtime.Version())
+		return 0
+	case "check-config":
+		return checkConfig(args[1:], stdout, stderr)
+	case "run":
+		m := NewMain(stdin, stdout, stderr)
+		if err := m.ParseFlags(args[1:]); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		if err := m.Open(ctx); err != nil {
+			fmt.Fprintln(stderr, "deploybot:", err)
+			return 1
+		}
+		defer m.Close()
+		if err := m.Run(ctx); err != nil {
+			fmt.Fprintln(stderr, "deploybot:", err)
+			return 1
+		}
+		return 0
+	case "demo":
+		return runDemo(ctx, args[1:], stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "deploybot: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "deploybot.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := config.Load(*path)
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(ps))
+		for _, p := range ps {
+			fmt.Fprintf(stderr, "  %s\n", p)
+		}
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "deploybot:", err)
+		return 1
+	}
+	n := 0
+	for _, hs := range c.Hosts.Stages {
+		n += len(hs)
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, source %s %s (%s), %d deployer(s)\n",
+		*path, n, c.Source.Type, c.Source.Git.URL, c.Source.Git.Branch, len(c.Access.Deployers))
+	return 0
+}
+
+// Main is the program: it opens the store, the staging repo and the chat
+// adapters named by a configuration, and runs the pipeline and the bot.
+type Main struct {
+	ConfigPath string
+	Config     *config.Config
+
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Logger, when set before Open, is used instead of one built from the
+	// configuration.
+	Logger *slog.Logger
+	// Adapters are extra chat adapters (tests add a recording one).
+	Adapters []bot.Adapter
+
+	Store   *store.Store
+	Staging *gitrepo.Repo
+	Fleet   deployer.Fleet
+	Runner  *deployer.Runner
+	Bot     *bot.Bot
+	Console *console.Console
+
+	logFile *os.File
+	closers []func() error
+	once    sync.Once
+}
+
+// NewMain returns a Main reading chat from stdin and writing to stdout.
+func NewMain(stdin io.Reader, stdout, stderr io.Writer) *Main {
+	return &Main{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+}
+
+// ParseFlags reads the run subcommand's flags and loads the configuration.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&m.ConfigPath, "config", "deploybot.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := config.Load(m.ConfigPath)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			return fmt.Errorf("%s has problems (run `deploybot check-config --config %s`):\n%s", m.ConfigPath, m.ConfigPath, ps.Error())
+		}
+		return err
+	}
+	m.Config = c
+	return nil
+}
+
+func (m *Main) logger() (*slog.Logger, error) {
+	if m.Logger != nil {
+		return m.Logger, nil
+	}
+	var w io.Writer = m.Stderr
+	if f := m.Config.Log.File; f != "" {
+		lf, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("opening the log file: %w", err)
+		}
+		m.logFile = lf
+		w = lf
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.Log.Level)); err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if m.Config.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// Open builds every part from the configuration. On error, whatever was
+// opened is closed again.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	c := m.Config
+	if m.Logger, err = m.logger(); err != nil {
+		return err
+	}
+	log := m.Logger
+	if m.Store, err = store.Open(c.Store.Path, c.Store.OpenTimeout.D()); err != nil {
+		return err
+	}
+	m.closers = append(m.closers, m.Store.Close)
+	if m.Staging, err = gitrepo.Open(c.Staging.Path, gitrepo.Upstream{URL: c.Source.Git.URL, Branch: c.Source.Git.Branch}); err != nil {
+		return fmt.Errorf("opening the staging repository %s: %w", c.Staging.Path, err)
+	}
+	m.Fleet = deployer.Fleet{}
+	targets := map[string]string{}
+	for _, stage := range deployer.Stages {
+		for _, h := range c.Hosts.Stages[string(stage)] {
+			m.Fleet[stage] = append(m.Fleet[stage], hosts.NewLocal(h.Name, h.Root))
+			if h.Metrics != "" {
+				targets[h.Name] = h.Metrics
+			}
+		}
+	}
+	mc := c.Canary.Metrics
+	metrics := judge.NewScrape(judge.ScrapeConfig{Targets: targets, Metric: mc.Metric, CodeLabel: mc.CodeLabel, ErrorCodes: mc.ErrorCodes, Timeout: mc.Timeout.D()})
+	jc := judge.DefaultConfig()
+	jc.Window = c.Canary.Window.D()
+	j := c.Canary.Judge
+	setIf(&jc.Alpha, j.Alpha)
+	setIf(&jc.Factor, j.Factor)
+	setIf(&jc.AbsDiff, j.AbsDiff)
+	setIf(&jc.GrossRate, j.GrossRate)
+	if j.MinRequests > 0 {
+		jc.MinRequests = j.MinRequests
+	}
+	if j.GrossMinRequests > 0 {
+		jc.GrossMinRequests = j.GrossMinRequests
+	}
+
+	dir := &bot.Directory{Deployers: c.Access.Deployers}
+	for _, p := range c.People {
+		dir.People = append(dir.People, bot.Person{Name: p.Name, Emails: p.Emails, Gerrit: p.Gerrit, Chat: p.Chat, Nick: p.Nick, Slack: p.Slack})
+	}
+	m.Bot = &bot.Bot{Name: c.Bot.Name, Prefix: c.Bot.Prefix, Store: m.Store, Dir: dir, Log: log}
+	m.Runner = deployer.NewRunner(deployer.Config{
+		VerifyTimeout:  c.Pipeline.VerifyTimeout.D(),
+		PromoteTimeout: c.Pipeline.PromoteTimeout.D(),
+		BaselineMin:    c.Canary.BaselineMin.D(),
+		CanaryWindow:   c.Canary.Window.D(),
+		SampleInterval: c.Canary.Interval.D(),
+		Parallel:       c.Hosts.Parallel,
+		SyncRetries:    *c.Pipeline.SyncRetries,
+	}, deployer.Deps{
+		Store: m.Store, Source: m.Staging, Staging: m.Staging, Fleet: m.Fleet,
+		Metrics: metrics, Judge: judge.New(jc), Announcer: m.Bot, Logger: log,
+		Submitter: dir.Submitter, Explain: judge.Table,
+	})
+	m.Bot.Runner = m.Runner
+	if c.Chat.Console != nil {
+		m.Console = &console.Console{In: m.Stdin, Out: m.Stdout, User: c.Chat.Console.User, BotName: c.Bot.Name}
+		m.Bot.AddAdapter(m.Console)
+	}
+	for _, a := range m.Adapters {
+		m.Bot.AddAdapter(a)
+	}
+	log.Info("deploybot opened", "version", version, "store", c.Store.Path, "staging", c.Staging.Path, "hosts", len(m.Fleet.Hosts()))
+	return nil
+}
+
+func setIf(dst *float64, v float64) {
+	if v != 0 {
+		*dst = v
+	}
+}
+
+// Run runs the pipeline and the chat adapters until ctx ends. When the
+// pipeline cannot start (the staging repo or upstream is unreadable) it
+// returns that error.
+func (m *Main) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		err := m.Runner.Run(ctx)
+		if err != nil {
+			m.Logger.Error("pipeline stopped", "err", err)
+		}
+		errc <- err
+		cancel()
+	}()
+	go m.Bot.Run(ctx)
+	<-ctx.Done()
+	return <-errc
+}
+
+// Close releases everything Open acquired. It is safe to call twice.
+func (m *Main) Close() error {
+	var err error
+	m.once.Do(func() {
+		for i := len(m.closers) - 1; i >= 0; i-- {
+			if e := m.closers[i](); e != nil && err == nil {
+				err = e
+			}
+		}
+		if m.logFile != nil {
+			m.logFile.Close()
+		}
+	})
+	return err
+}
