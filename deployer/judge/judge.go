@@ -31,15 +31,19 @@ type Config struct {
 
 	// Alpha is the significance level of each look. The judge tests after
 	// every sample, and repeated tests on accumulating data inflate false
-	// failures: a test at 0.05 repeated 60 times fails a healthy host far more
-	// often than 5%. At 0.001 per look, even the worst case (a host exactly
-	// at the threshold, every look one second apart, 60 looks) crosses in
-	// under 1% of windows: the looks are strongly correlated (each adds a few
-	// seconds of traffic to a minute's), so their union costs far less than
-	// the Bonferroni bound 60 x 0.001 (see TestSequentialFalseFailures, which
-	// measures about 0.7% there). A host merely as good as the baseline is
-	// tested against a rate at least twice as high (Factor, AbsDiff), and
-	// essentially never fails. Default 0.001.
+	// failures: the chance that some look crosses is far more than one look's.
+	// The looks are strongly correlated (each adds a second of traffic to what
+	// came before), so the inflation is well under the Bonferroni bound of
+	// 60 x Alpha. Measured with TestMeasureWorstCase (60 one-second looks,
+	// 20 req/s, 0.5% baseline from 4 production hosts and the canaries' own
+	// last minute), at 0.001 per look:
+	//   - a host exactly at the threshold, the worst case a host may be in
+	//     without having to fail, fails in 1.1% of windows (per host);
+	//   - a host as good as the baseline, a genuinely false failure, in
+	//     about 0.005% of two-canary windows (1 in 20,000).
+	// At 0.01 per look these would be 6.4% and 0.26%. Smaller than 0.001
+	// would only delay real failures: a canary at 5% already needs about 10 s
+	// of traffic at 20 req/s to fail. Default 0.001.
 	Alpha float64
 
 	// Factor and AbsDiff are the effect-size floor: a host fails only on
@@ -77,6 +81,26 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate reports settings that New would silently replace by defaults,
+// for check-config. Zero fields are fine: they mean the default.
+func (c Config) Validate() error {
+	switch {
+	case c.Window < 0:
+		return deployer.Errorf(deployer.EInvalid, "the canary window must not be negative")
+	case c.Alpha < 0 || c.Alpha >= 1:
+		return deployer.Errorf(deployer.EInvalid, "the judge's alpha must be between 0 and 1 (default 0.001)")
+	case c.Factor < 0 || c.Factor > 0 && c.Factor < 1:
+		return deployer.Errorf(deployer.EInvalid, "the judge's factor must be at least 1 (default 2)")
+	case c.AbsDiff < 0 || c.AbsDiff >= 1:
+		return deployer.Errorf(deployer.EInvalid, "the judge's absolute difference must be between 0 and 1 (default 0.01)")
+	case c.MinRequests < 0 || c.GrossMinRequests < 0:
+		return deployer.Errorf(deployer.EInvalid, "request minimums must not be negative")
+	case c.GrossRate < 0 || c.GrossRate > 1:
+		return deployer.Errorf(deployer.EInvalid, "the gross error rate must be between 0 and 1 (default 0.5)")
+	}
+	return nil
+}
+
 // Judge is the sequential canary judge. It keeps no state between calls: a
 // verdict depends only on the Window it is given, so a resumed deployment
 // (or a replay from Verdict.Samples) is judged the same way.
@@ -86,7 +110,8 @@ type Judge struct {
 
 var _ deployer.Judge = (*Judge)(nil)
 
-// New returns a judge with cfg, zero fields replaced by their defaults.
+// New returns a judge with cfg, zero fields (and any that Validate rejects)
+// replaced by their defaults.
 func New(cfg Config) *Judge {
 	d := DefaultConfig()
 	if cfg.Window <= 0 {
@@ -95,10 +120,10 @@ func New(cfg Config) *Judge {
 	if cfg.Alpha <= 0 || cfg.Alpha >= 1 {
 		cfg.Alpha = d.Alpha
 	}
-	if cfg.Factor <= 0 {
+	if cfg.Factor < 1 {
 		cfg.Factor = d.Factor
 	}
-	if cfg.AbsDiff <= 0 {
+	if cfg.AbsDiff <= 0 || cfg.AbsDiff >= 1 {
 		cfg.AbsDiff = d.AbsDiff
 	}
 	if cfg.MinRequests <= 0 {
@@ -295,8 +320,8 @@ func (j *Judge) Judge(w deployer.Window) deployer.Verdict {
 			}
 		}
 		v.Reason = fmt.Sprintf("%s error rate %s (%.0f/%.0f) vs %s", worst.Host, pct(worst.Rate), worst.k, worst.n, baseText)
-		if worst.gross && worst.logP >= math.Log(j.cfg.Alpha) {
-			v.Reason += fmt.Sprintf(": at or above the %s gross-failure limit", pct(j.cfg.GrossRate))
+		if worst.gross {
+			v.Reason += fmt.Sprintf(": at or above the %s%% gross-failure limit", trimFloat(j.cfg.GrossRate*100, 3))
 		} else {
 			v.Reason += fmt.Sprintf(", threshold %s: %s", pct(thr), pValue(worst.logP))
 		}
@@ -380,7 +405,7 @@ func (j *Judge) check(host string, w deployer.Window, thr float64) hostCheck {
 		}
 	case c.gross:
 		c.Outcome = deployer.Fail
-		c.Why = fmt.Sprintf("%s errors over %.0f requests: at or above the %s gross-failure limit", pct(c.Rate), n, pct(j.cfg.GrossRate))
+		c.Why = fmt.Sprintf("%s errors over %.0f requests: at or above the %s%% gross-failure limit", pct(c.Rate), n, trimFloat(j.cfg.GrossRate*100, 3))
 	case c.logP < math.Log(j.cfg.Alpha):
 		c.Outcome = deployer.Fail
 		c.Why = fmt.Sprintf("above threshold %s, %s", pct(thr), pValue(c.logP))

@@ -411,7 +411,7 @@ func TestBaselineFromControlAndBefore(t *testing.T) {
 	if want := "production (2 of 3 hosts) during the window + canaries before the sync (2 hosts)"; b.Source != want {
 		t.Errorf("source %q, want %q", b.Source, want)
 	}
-	if v.Hosts[0].Threshold != 0.013 {
+	if math.Abs(v.Hosts[0].Threshold-0.013) > 1e-12 {
 		t.Errorf("threshold %v, want 0.3%% + 1%%", v.Hosts[0].Threshold)
 	}
 	if v.Outcome != deployer.Pass {
@@ -447,6 +447,20 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Alpha: 0.01, Factor: 3, AbsDiff: 0.02, MinRequests: 50, GrossRate: 0.9, GrossMinRequests: 5, Window: time.Minute}
 	if got := New(c).Config(); got != c {
 		t.Errorf("New(c).Config() = %+v, want %+v", got, c)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+	for _, c := range []Config{{Alpha: 1}, {Alpha: -0.1}, {Factor: 0.5}, {AbsDiff: -1}, {GrossRate: 2}, {MinRequests: -1}, {Window: -time.Second}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
 	}
 }
 

@@ -77,8 +77,11 @@ func parseLine(line string) (series, error) {
 	if isNameStart(p.peek()) {
 		s.name = p.name(true)
 	}
+	afterName := p.i
 	p.blank()
-	if p.peek() == '{' {
+	if p.peek() != '{' {
+		p.i = afterName
+	} else {
 		p.i++
 		labels, name, err := p.labels()
 		if err != nil {
