@@ -253,7 +253,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}, deployer.Deps{
 		Store: m.Store, Source: m.Staging, Staging: m.Staging, Fleet: m.Fleet,
 		Metrics: metrics, Judge: judge.New(jc), Announcer: m.Bot, Logger: log,
-		Submitter: dir.Submitter, Explain: judge.Table,
+		Submitter: dir.Submitter, Explain: explain,
 	})
 	m.Bot.Runner = m.Runner
 	if c.Chat.Console != nil {
@@ -265,6 +265,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	log.Info("deploybot opened", "version", version, "store", c.Store.Path, "staging", c.Staging.Path, "hosts", len(m.Fleet.Hosts()))
 	return nil
+}
+
+// explain is the verdict table without its first line, which repeats the
+// reason the runner already states.
+func explain(v deployer.Verdict) []string {
+	t := judge.Table(v)
+	if len(t) > 0 {
+		return t[1:]
+	}
+	return t
 }
 
 func setIf(dst *float64, v float64) {
