@@ -51,6 +51,9 @@ type Bot struct {
 	Log    *slog.Logger
 	// Link, when set, returns a URL for a deployment (the dashboard).
 	Link func(id int64) string
+	// OnReconnect, when set, is called each time an adapter reconnects
+	// (the dashboard counts them).
+	OnReconnect func(adapter string)
 
 	mu       sync.Mutex
 	adapters []Adapter
@@ -86,6 +89,14 @@ func (b *Bot) Run(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// Reconnected is called by an adapter after it reconnected to its network.
+func (b *Bot) Reconnected(adapter string) {
+	b.Log.Info("chat reconnected", "adapter", adapter)
+	if b.OnReconnect != nil {
+		b.OnReconnect(adapter)
+	}
 }
 
 // Announce implements deployer.Announcer.

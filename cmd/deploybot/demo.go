@@ -184,7 +184,10 @@ type sandbox struct {
 
 // startSandbox creates the demo environment under dir, starts its
 // traffic, writes its configuration and opens (but does not run) the bot.
-func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel string, stdin io.Reader, stdout, stderr io.Writer) (*sandbox, error) {
+//
+// configure, when not nil, may change the configuration before the bot is
+// opened (tests add chat adapters or other settings this way).
+func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel string, stdin io.Reader, stdout, stderr io.Writer, configure ...func(*Main)) (*sandbox, error) {
 	envCtx, stop := context.WithCancel(context.Background())
 	env, err := demo.New(ctx, demo.Options{Dir: dir, Seed: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -204,6 +207,9 @@ func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel strin
 		return nil, err
 	}
 	m.Adapters = append(m.Adapters, sb.Tap)
+	for _, f := range configure {
+		f(m)
+	}
 	if err := m.Open(ctx); err != nil {
 		sb.Close()
 		return nil, err
