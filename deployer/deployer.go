@@ -171,6 +171,7 @@ type Store interface {
 	Lock() (*Lock, error)
 	// SetLock sets the freeze (nil lifts it).
 	SetLock(l *Lock) error
+	Blocks
 	Close() error
 }
 

@@ -12,6 +12,8 @@
 //	              0/  -> the general log: events about no deployment
 //	meta/         "version" -> layout version (8 bytes)
 //	              "lock"    -> JSON of deployer.Lock; absent when not frozen
+//	blocks/       change id -> JSON of deployer.Block (rolled-back changes
+//	              that must not ship again)
 //
 // Deployment ids come from the deployments bucket's NextSequence, so they
 // start at 1, increase, and are never reused; 0 is never a deployment, which
@@ -26,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -41,6 +44,7 @@ var (
 	bucketUnfinished  = []byte("unfinished")
 	bucketEvents      = []byte("events")
 	bucketMeta        = []byte("meta")
+	bucketBlocks      = []byte("blocks") // change id -> Block JSON
 
 	keyVersion = []byte("version")
 	keyLock    = []byte("lock")
@@ -101,7 +105,7 @@ func (e *inUseError) Unwrap() []error { return []error{ErrInUse, e.err} }
 // init creates the buckets and records the layout version, or checks it.
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketDeployments, bucketUnfinished, bucketEvents, bucketMeta} {
+		for _, name := range [][]byte{bucketDeployments, bucketUnfinished, bucketEvents, bucketMeta, bucketBlocks} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -503,3 +507,46 @@ func itob(id int64) []byte {
 }
 
 func btoi(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
+
+// Blocks returns every blocked change, oldest first.
+func (s *Store) Blocks() ([]deployer.Block, error) {
+	out := []deployer.Block{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlocks)
+		return b.ForEach(func(k, v []byte) error {
+			var bl deployer.Block
+			if err := json.Unmarshal(v, &bl); err != nil {
+				return fmt.Errorf("block %q: %w", k, err)
+			}
+			out = append(out, bl)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
+	return out, err
+}
+
+// SetBlock records (or replaces) the block of b.Change.ID.
+func (s *Store) SetBlock(b deployer.Block) error {
+	if b.Change.ID == "" {
+		return errors.New("store: a block needs a change id")
+	}
+	v, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlocks).Put([]byte(b.Change.ID), v)
+	})
+}
+
+// Unblock removes the block of a change id.
+func (s *Store) Unblock(changeID string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlocks)
+		if b.Get([]byte(changeID)) == nil {
+			return deployer.Errorf(deployer.ENotFound, "change %s is not blocked", changeID)
+		}
+		return b.Delete([]byte(changeID))
+	})
+}

@@ -977,3 +977,40 @@ func TestTransitionRace(t *testing.T) {
 		}
 	}
 }
+
+func TestBlocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "blocks.db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i, id := range []string{"123", "45"} {
+		b := deployer.Block{Change: deployer.Change{ID: id, Subject: "s" + id}, Deployment: int64(i + 1), Reason: "canary failed", Revert: "https://gerrit/r/9" + id, Since: t0.Add(time.Duration(i) * time.Minute)}
+		if err := s.SetBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetBlock(deployer.Block{}); err == nil {
+		t.Error("a block without a change id was stored")
+	}
+	if err := s.Unblock("123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unblock("123"); deployer.ErrorCode(err) != deployer.ENotFound {
+		t.Errorf("second Unblock: %v, want not found", err)
+	}
+	s.Close()
+	s, err = Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bs, err := s.Blocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 || bs[0].Change.ID != "45" || bs[0].Revert != "https://gerrit/r/945" || bs[0].Deployment != 2 {
+		t.Errorf("after reopen: %+v", bs)
+	}
+}
