@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -92,24 +92,27 @@ const (
 	file
 )
 
-func kindOf(m filemode.FileMode) (kind, deployer.FileMode, error) {
+// kindOf maps a canonical tree mode (see parseTree) to what a host sees.
+func kindOf(m filemode.FileMode) (kind, deployer.FileMode) {
 	switch m {
 	case filemode.Dir:
-		return dir, 0, nil
-	case filemode.Regular, filemode.Deprecated:
-		return file, deployer.ModeRegular, nil
+		return dir, 0
 	case filemode.Executable:
-		return file, deployer.ModeExecutable, nil
+		return file, deployer.ModeExecutable
 	case filemode.Symlink:
-		return file, deployer.ModeSymlink, nil
-	case filemode.Submodule:
-		return absent, 0, nil
+		return file, deployer.ModeSymlink
+	case filemode.Regular:
+		return file, deployer.ModeRegular
 	}
-	return absent, 0, fmt.Errorf("gitrepo: unknown file mode %o", uint32(m))
+	return absent, 0 // a gitlink: nothing to deploy
 }
 
 // trees appends the differences between trees a and b (zero hash: empty)
 // found under prefix, which is "" or ends in "/".
+//
+// Both trees are walked side by side in git's own entry order, so the
+// comparison allocates nothing for the entries that are equal, which is
+// nearly all of them in a big tree.
 func (d *differ) trees(prefix string, a, b plumbing.Hash) error {
 	if a == b {
 		return nil
@@ -125,55 +128,76 @@ func (d *differ) trees(prefix string, a, b plumbing.Hash) error {
 	if err != nil {
 		return err
 	}
-	old := make(map[string]*object.TreeEntry, len(ta))
-	for i := range ta {
-		old[ta[i].Name] = &ta[i]
-	}
-	for i := range tb {
-		eb := &tb[i]
-		ea := old[eb.Name]
-		delete(old, eb.Name)
-		if err := d.entry(prefix, eb.Name, ea, eb); err != nil {
-			return err
+	for ta.ok || tb.ok {
+		var ea, eb rawEntry
+		var pa, pb *rawEntry
+		switch c := compareIters(ta, tb); {
+		case c < 0:
+			ea, pa = ta.cur, &ea
+		case c > 0:
+			eb, pb = tb.cur, &eb
+		default:
+			ea, eb, pa, pb = ta.cur, tb.cur, &ea, &eb
 		}
-	}
-	for i := range ta { // what is left was deleted; walk in tree order
-		if ea, ok := old[ta[i].Name]; ok {
-			if err := d.entry(prefix, ea.Name, ea, nil); err != nil {
-				return err
+		if pa != nil {
+			if err := ta.next(); err != nil {
+				return fmt.Errorf("gitrepo: tree %s: %w", a, err)
 			}
+		}
+		if pb != nil {
+			if err := tb.next(); err != nil {
+				return fmt.Errorf("gitrepo: tree %s: %w", b, err)
+			}
+		}
+		if pa != nil && pb != nil && ea.hash == eb.hash && ea.mode == eb.mode {
+			continue
+		}
+		if err := d.entry(prefix, pa, pb); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// entry compares one name of a tree on both sides (nil: absent).
-func (d *differ) entry(prefix, name string, a, b *object.TreeEntry) error {
-	if err := checkName(name); err != nil {
-		return fmt.Errorf("gitrepo: %s%s: %w", prefix, name, err)
+// compareIters orders the current entries of two tree walks; a finished
+// walk sorts last.
+func compareIters(a, b *treeIter) int {
+	switch {
+	case !b.ok:
+		return -1
+	case !a.ok:
+		return 1
 	}
-	path := prefix + name
-	ka, ma, err := kindOfEntry(a)
-	if err != nil {
-		return err
+	return compareEntries(&a.cur, &b.cur)
+}
+
+// entry compares one name of a tree on both sides (nil: absent). A file
+// and a directory of the same name come here separately: git orders a
+// directory as if its name ended in "/".
+func (d *differ) entry(prefix string, a, b *rawEntry) error {
+	e := a
+	if e == nil {
+		e = b
 	}
-	kb, mb, err := kindOfEntry(b)
-	if err != nil {
-		return err
+	if err := checkName(e.name); err != nil {
+		return fmt.Errorf("gitrepo: %s%s: %w", prefix, e.name, err)
 	}
+	path := prefix + string(e.name)
+	ka, ma := kindOfEntry(a)
+	kb, mb := kindOfEntry(b)
 	switch {
 	case ka == dir && kb == dir:
-		return d.trees(path+"/", a.Hash, b.Hash)
+		return d.trees(path+"/", a.hash, b.hash)
 	case ka == file && kb == file:
-		if a.Hash != b.Hash || ma != mb {
-			return d.write(path, b.Hash, mb)
+		if a.hash != b.hash || ma != mb {
+			return d.write(path, b.hash, mb)
 		}
 		return nil
 	}
 	// The kinds differ (or one side is absent): remove the old, add the new.
 	switch ka {
 	case dir:
-		if err := d.trees(path+"/", a.Hash, plumbing.ZeroHash); err != nil {
+		if err := d.trees(path+"/", a.hash, plumbing.ZeroHash); err != nil {
 			return err
 		}
 	case file:
@@ -181,29 +205,29 @@ func (d *differ) entry(prefix, name string, a, b *object.TreeEntry) error {
 	}
 	switch kb {
 	case dir:
-		return d.trees(path+"/", plumbing.ZeroHash, b.Hash)
+		return d.trees(path+"/", plumbing.ZeroHash, b.hash)
 	case file:
-		return d.write(path, b.Hash, mb)
+		return d.write(path, b.hash, mb)
 	}
 	return nil
 }
 
-func kindOfEntry(e *object.TreeEntry) (kind, deployer.FileMode, error) {
+func kindOfEntry(e *rawEntry) (kind, deployer.FileMode) {
 	if e == nil {
-		return absent, 0, nil
+		return absent, 0
 	}
-	return kindOf(e.Mode)
+	return kindOf(e.mode)
 }
 
 // checkName refuses tree entries that would let a crafted upstream commit
 // write outside a host's slot. Git itself refuses to check these out.
-func checkName(name string) error {
+func checkName(name []byte) error {
 	switch {
-	case name == "", name == ".", name == "..":
+	case len(name) == 0, string(name) == ".", string(name) == "..":
 		return fmt.Errorf("unsafe name %q in tree", name)
-	case strings.ContainsAny(name, "/\x00"):
+	case bytes.IndexByte(name, '/') >= 0:
 		return fmt.Errorf("unsafe name %q in tree", name)
-	case strings.EqualFold(name, ".git"):
+	case strings.EqualFold(string(name), ".git"):
 		return fmt.Errorf("tree holds a %q entry", name)
 	}
 	return nil
@@ -223,15 +247,131 @@ func (d *differ) write(path string, h plumbing.Hash, mode deployer.FileMode) err
 	return nil
 }
 
-func (d *differ) tree(h plumbing.Hash) ([]object.TreeEntry, error) {
+// rawEntry is one entry of a tree object, its name pointing into the
+// object's bytes.
+type rawEntry struct {
+	mode filemode.FileMode
+	name []byte
+	hash plumbing.Hash
+}
+
+// tree starts a walk over tree h's entries (none for the zero hash).
+func (d *differ) tree(h plumbing.Hash) (*treeIter, error) {
+	it := &treeIter{}
 	if h.IsZero() {
-		return nil, nil
+		return it, nil
 	}
-	t, err := object.GetTree(d.r.repo.Storer, h)
+	obj, err := d.r.repo.Storer.EncodedObject(plumbing.TreeObject, h)
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: tree %s: %w", h, err)
 	}
-	return t.Entries, nil
+	rd, err := obj.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: tree %s: %w", h, err)
+	}
+	defer rd.Close()
+	it.data = make([]byte, obj.Size())
+	if _, err := io.ReadFull(rd, it.data); err != nil {
+		return nil, fmt.Errorf("gitrepo: tree %s: %w", h, err)
+	}
+	if err := it.next(); err != nil {
+		return nil, fmt.Errorf("gitrepo: tree %s: %w", h, err)
+	}
+	return it, nil
+}
+
+// treeIter walks a tree object ("<octal mode> <name>\0<20-byte id>",
+// repeated) entry by entry without copying names, canonicalising modes as
+// git does (any regular file is 644 or 755). It insists on git's order
+// without repeats, which the side-by-side walk in trees relies on; git's
+// fsck insists on it too.
+type treeIter struct {
+	data []byte
+	cur  rawEntry // valid while ok
+	ok   bool
+}
+
+// next moves to the following entry; ok turns false at the end.
+func (it *treeIter) next() error {
+	prev, hadPrev := it.cur, it.ok
+	it.ok = false
+	data := it.data
+	if len(data) == 0 {
+		return nil
+	}
+	sp := bytes.IndexByte(data, ' ')
+	if sp <= 0 {
+		return errMalformedTree
+	}
+	var mode uint32
+	for _, c := range data[:sp] {
+		if c < '0' || c > '7' {
+			return errMalformedTree
+		}
+		mode = mode<<3 | uint32(c-'0')
+	}
+	data = data[sp+1:]
+	nul := bytes.IndexByte(data, 0)
+	if nul < 0 || len(data) < nul+1+len(plumbing.ZeroHash) {
+		return errMalformedTree
+	}
+	e := rawEntry{mode: canonicalMode(mode), name: data[:nul:nul]}
+	copy(e.hash[:], data[nul+1:])
+	it.data = data[nul+1+len(plumbing.ZeroHash):]
+	if e.mode == filemode.Empty {
+		return fmt.Errorf("entry %q has the unknown mode %o", e.name, mode)
+	}
+	if hadPrev && compareEntries(&prev, &e) >= 0 {
+		return fmt.Errorf("entries out of order at %q", e.name)
+	}
+	it.cur, it.ok = e, true
+	return nil
+}
+
+var errMalformedTree = fmt.Errorf("malformed tree object")
+
+func canonicalMode(m uint32) filemode.FileMode {
+	switch m & 0o170000 {
+	case 0o040000:
+		return filemode.Dir
+	case 0o100000:
+		if m&0o111 != 0 {
+			return filemode.Executable
+		}
+		return filemode.Regular
+	case 0o120000:
+		return filemode.Symlink
+	case 0o160000:
+		return filemode.Submodule
+	}
+	return filemode.Empty
+}
+
+// compareEntries orders entries as git does: by name, a directory's name
+// compared as if it ended in "/".
+func compareEntries(a, b *rawEntry) int {
+	n := min(len(a.name), len(b.name))
+	if c := bytes.Compare(a.name[:n], b.name[:n]); c != 0 {
+		return c
+	}
+	ca, cb := nextByte(a, n), nextByte(b, n)
+	switch {
+	case ca < cb:
+		return -1
+	case ca > cb:
+		return 1
+	}
+	return 0
+}
+
+func nextByte(e *rawEntry, i int) byte {
+	if i < len(e.name) {
+		return e.name[i]
+	}
+	if e.mode == filemode.Dir {
+		return '/'
+	}
+	return 0
 }
 
 // opener reads a blob when called, not when Diff runs, so a Diff of a big

@@ -35,7 +35,9 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -86,8 +88,9 @@ var (
 // "upstream" remote at upstream (updating it when the configuration
 // changed). It does not fetch.
 func Open(dir string, upstream Upstream) (*Repo, error) {
-	if upstream.URL == "" {
-		return nil, errors.New("gitrepo: upstream URL is empty")
+	if upstream.URL == "" || strings.HasPrefix(upstream.URL, "-") {
+		// A leading "-" would reach git-upload-pack as an option.
+		return nil, fmt.Errorf("gitrepo: %q is not a usable upstream URL", upstream.URL)
 	}
 	if !validBranch(upstream.Branch) {
 		return nil, fmt.Errorf("gitrepo: %q is not a valid upstream branch name", upstream.Branch)
@@ -113,11 +116,40 @@ func Open(dir string, upstream Upstream) (*Repo, error) {
 	case err != nil:
 		return nil, fmt.Errorf("gitrepo: open %s: %w", dir, err)
 	}
-
+	repo, err = reopen(repo)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: open %s: %w", dir, err)
+	}
 	if err := configureRemote(repo, upstream.URL); err != nil {
 		return nil, err
 	}
 	return &Repo{dir: dir, upstream: upstream, repo: repo}, nil
+}
+
+// maxOpenPacks bounds the pack files kept open between reads. Every fetch
+// adds a pack and nothing here repacks, so keeping all of them open would
+// grow without bound.
+const maxOpenPacks = 64
+
+// reopen opens repo's storage again with the options a long-running sole
+// owner wants. PlainOpen's defaults re-open the pack file and probe for a
+// loose object file on every object read, which makes listing a 50,000
+// file tree cost seconds of system calls. ExclusiveAccess lets go-git keep
+// its list of loose objects in memory (it updates it on its own writes):
+// the bot must be the only writer of its staging repo, which it is; run
+// git maintenance on it only while the bot is stopped.
+func reopen(repo *git.Repository) (*git.Repository, error) {
+	st, ok := repo.Storer.(*filesystem.Storage)
+	if !ok {
+		return repo, nil
+	}
+	fs := st.Filesystem()
+	st.Close()
+	st = filesystem.NewStorageWithOptions(fs, cache.NewObjectLRUDefault(), filesystem.Options{
+		ExclusiveAccess:    true,
+		MaxOpenDescriptors: maxOpenPacks,
+	})
+	return git.Open(st, nil)
 }
 
 // requireEmptyDir refuses to turn a directory holding anything into a

@@ -73,7 +73,7 @@ func (r *Repo) Commit(ctx context.Context, d *deployer.Deployment, upstream stri
 	if err != nil {
 		return "", err
 	}
-	if tip != nil && firstLine(tip.Message) == firstLine(deployMessage(d, up.Hash)) &&
+	if tip != nil && strings.HasPrefix(tip.Message, fmt.Sprintf("Deployment #%d: ", d.ID)) &&
 		trailer(tip.Message, upstreamTrailer) == up.Hash.String() {
 		return tip.Hash.String(), nil
 	}
@@ -108,7 +108,7 @@ func (r *Repo) Revert(ctx context.Context, d *deployer.Deployment, to string, re
 		return "", errors.New("gitrepo: nothing to roll back: the deploy branch does not exist")
 	}
 	msg := revertMessage(d, restored.Hash, upstream, reason)
-	if tip.TreeHash == restored.TreeHash && firstLine(tip.Message) == firstLine(msg) {
+	if tip.TreeHash == restored.TreeHash && strings.HasPrefix(tip.Message, fmt.Sprintf("Rollback of deployment #%d: ", d.ID)) {
 		return tip.Hash.String(), nil
 	}
 	return r.addCommit(tip, restored.TreeHash, msg)

@@ -13,7 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// maxWalk bounds every history walk, in commits loaded.
+// maxWalk bounds every history walk, in commits loaded. It is a variable
+// only so that tests can lower it.
 //
 // Why a bound: a person types the refs. A typo that happens to name a
 // commit on a long-diverged branch, an ancient commit, or an unrelated
@@ -22,7 +23,7 @@ import (
 // backport legitimately spans anywhere near this many commits, so hitting
 // the bound is reported to the person as a refusal ("too far apart")
 // instead of being waited out.
-const maxWalk = 10000
+var maxWalk = 10000
 
 // errTooFar is returned when a walk hits maxWalk.
 var errTooFar = errors.New("gitrepo: history walk exceeded its bound")
@@ -42,7 +43,9 @@ const slop = 5
 //
 // It works on decoded commits held in nodes, which also serves as the
 // visited set: no commit is loaded or expanded twice, so merges cannot make
-// it loop or blow up.
+// it loop or blow up. go-git's own commit iterators walk from one side
+// only; `include ^exclude` needs both sides in one date-ordered queue, so
+// the walk is built here on object.GetCommit.
 type walk struct {
 	ctx   context.Context
 	s     storer.EncodedObjectStorer
