@@ -9,9 +9,14 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -182,7 +187,7 @@ func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 	lr := &countingReader{r: r}
 	var c deployer.Counts
 	found := false
-	err := parseText(lr, func(x series) error {
+	err := readSeries(lr, func(x series) error {
 		if x.name != s.cfg.Metric {
 			return nil
 		}
@@ -206,6 +211,78 @@ func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 		return c, &missing{metric: s.cfg.Metric}
 	}
 	return c, nil
+}
+
+// series is one sample line of a metrics page: a metric name, its labels
+// and its value.
+type series struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// parseError says why a metrics page is malformed, in words for chat:
+// "line 4: invalid metric name".
+type parseError struct {
+	line int // 0 when the problem is not one line's
+	msg  string
+}
+
+func (e *parseError) Error() string {
+	if e.line == 0 {
+		return e.msg
+	}
+	return fmt.Sprintf("line %d: %s", e.line, e.msg)
+}
+
+// readSeries parses a Prometheus text-format body with expfmt's parser and
+// calls fn for every counter, gauge or untyped series, family by family in
+// name order. Like Prometheus itself it rejects the whole body on any
+// malformed line, so an HTML error page served with status 200 is an error,
+// not "metric absent". Summaries and histograms are skipped: their series
+// are not counts of requests. A series fn rejects ends the read with that
+// reason as a *parseError.
+//
+// Series names may be quoted UTF-8 ({"http.requests.total"}), as text format
+// 1.0 writes them, so the parser validates names as UTF-8.
+func readSeries(r io.Reader, fn func(series) error) error {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		var pe expfmt.ParseError
+		if errors.As(err, &pe) {
+			return &parseError{line: pe.Line, msg: pe.Msg}
+		}
+		return err
+	}
+	names := make([]string, 0, len(fams))
+	for n := range fams {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		f := fams[n]
+		for _, m := range f.GetMetric() {
+			x := series{name: n, labels: make(map[string]string, len(m.GetLabel()))}
+			for _, l := range m.GetLabel() {
+				x.labels[l.GetName()] = l.GetValue()
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				x.value = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				x.value = m.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				x.value = m.GetUntyped().GetValue()
+			default:
+				continue
+			}
+			if err := fn(x); err != nil {
+				return &parseError{msg: err.Error()}
+			}
+		}
+	}
+	return nil
 }
 
 type countingReader struct {

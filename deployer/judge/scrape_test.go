@@ -110,10 +110,10 @@ func TestScrapeRead(t *testing.T) {
 		"mw-zero":      {Requests: 0, Errors: 0},
 		"mw-500":       {Err: "metrics page answered HTTP 500"},
 		"mw-slow":      {Err: "timed out after 200ms"},
-		"mw-malformed": {Err: `malformed metrics page (line 2: want ',' or '}' at column 32)`},
-		"mw-html":      {Err: "malformed metrics page (line 1: no metric name)"},
+		"mw-malformed": {Err: `malformed metrics page (line 2: unexpected end of label value "500")`},
+		"mw-html":      {Err: "malformed metrics page (line 1: invalid metric name)"},
 		"mw-nometric":  {Err: "no http_requests_total counter on the metrics page"},
-		"mw-nan":       {Err: "malformed metrics page (line 1: http_requests_total value NaN is not a count)"},
+		"mw-nan":       {Err: "malformed metrics page (http_requests_total value NaN is not a count)"},
 		"mw-down":      {Err: "connection refused"},
 		"mw-unknown":   {Err: "no metrics target configured"},
 	}
