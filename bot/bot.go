@@ -156,6 +156,8 @@ func init() {
 		"queue":    {anyone, "!queue", "the deployments waiting, in order", false, (*Bot).queue},
 		"history":  {anyone, "!history [n]", "the last n deployments (default 10)", false, (*Bot).history},
 		"help":     {anyone, "!help", "this list", true, (*Bot).help},
+		"unblock":  {deployerOnly, "!unblock <change>", "let a rolled-back change ship again before its revert is merged", false, (*Bot).unblock},
+		"repool":   {deployerOnly, "!repool <host>", "put a depooled host back into service (after checking it serves the deployed commit)", false, (*Bot).repool},
 	}
 }
 
@@ -442,7 +444,57 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 	if l, err := b.Store.Lock(); err == nil && l != nil {
 		lines = append(lines, fmt.Sprintf("locked by %s since %s: %s", l.By, l.Since.UTC().Format("15:04 MST"), l.Reason))
 	}
+	if dp, err := b.Runner.Depooled(); err == nil && len(dp) > 0 {
+		var hs []string
+		for h, id := range dp {
+			hs = append(hs, fmt.Sprintf("%s (by #%d)", h, id))
+		}
+		sortStrings(hs)
+		lines = append(lines, "depooled: "+strings.Join(hs, ", ")+"; !repool <host> puts one back")
+	}
+	if bs, err := b.Store.Blocks(); err == nil && len(bs) > 0 {
+		var ids []string
+		for _, bl := range bs {
+			id := bl.Change.ID
+			if len(id) == 40 {
+				id = id[:10]
+			}
+			ids = append(ids, fmt.Sprintf("%s (rolled back in #%d)", id, bl.Deployment))
+		}
+		lines = append(lines, "blocked from shipping again: "+strings.Join(ids, ", "))
+	}
 	return lines, nil
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func (b *Bot) unblock(m Message, who string, args []string) ([]string, error) {
+	if len(args) != 1 {
+		return nil, deployer.Errorf(deployer.EInvalid, "usage: %s", commands["unblock"].usage)
+	}
+	bl, err := b.Runner.Unblock(args[0], who)
+	if err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("%s lifted the block on %s (%s), rolled back in #%d: it may ship again", who, args[0], bl.Change.Subject, bl.Deployment)}, nil
+}
+
+func (b *Bot) repool(m Message, who string, args []string) ([]string, error) {
+	if len(args) != 1 {
+		return nil, deployer.Errorf(deployer.EInvalid, "usage: %s", commands["repool"].usage)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Runner.Repool(ctx, args[0], who); err != nil {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("%s repooled %s: it serves the deployed commit again", who, args[0])}, nil
 }
 
 // describe is one deployment in a line or a few.
@@ -539,7 +591,7 @@ func (b *Bot) history(m Message, who string, args []string) ([]string, error) {
 }
 
 func (b *Bot) help(m Message, who string, args []string) ([]string, error) {
-	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "status", "queue", "history", "help"}
+	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "status", "queue", "history", "help"}
 	lines := []string{fmt.Sprintf("I deploy backports. Commands (prefix %s, or address me as \"%s: <command>\"):", b.Prefix, b.Name)}
 	for _, name := range order {
 		c := commands[name]

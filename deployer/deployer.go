@@ -74,6 +74,17 @@ type Deployment struct {
 
 	Reason         string `json:"reason,omitempty"` // why it failed, was cancelled or rolled back
 	RollbackCommit string `json:"rollback_commit,omitempty"`
+	// Blame is set when the rollback blames the change (a failed check, or
+	// a person's rollback): its changes are then blocked from shipping
+	// again and reverted upstream when the source can.
+	Blame            bool `json:"blame,omitempty"`
+	UpstreamReverted bool `json:"upstream_reverted,omitempty"`
+	// ProdStart holds production's counters read just before its sync, the
+	// start of the production watch.
+	ProdStart *Sample `json:"prod_start,omitempty"`
+	// Depooled lists hosts this deployment's rollback took out of service
+	// because they could not be restored; !repool removes them.
+	Depooled []string `json:"depooled,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	StartedAt time.Time `json:"started_at,omitzero"`

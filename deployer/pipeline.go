@@ -103,7 +103,7 @@ func (p *pipeline) step(ctx context.Context) error {
 	case StateSyncingProduction:
 		return p.syncProduction(ctx)
 	case StateCheckingProduction:
-		return p.finish()
+		return p.checkProduction(ctx)
 	case StateRollingBack:
 		return p.rollback(ctx)
 	}
@@ -233,6 +233,15 @@ func (p *pipeline) prepare(ctx context.Context) error {
 		p.say(NoticeFailed, "cannot deploy: "+msg+" (nothing was synced)")
 		return nil
 	}
+	if msg, err := p.blocked(ctx, prep); err != nil {
+		return err
+	} else if msg != "" {
+		if err := p.to(StateFailed, bot, msg, func(d *Deployment) { d.Reason = msg; d.Changes = prep.Changes }); err != nil {
+			return err
+		}
+		p.say(NoticeFailed, "cannot deploy: "+msg+" (nothing was synced)")
+		return nil
+	}
 	files, err := r.Staging.Changed(ctx, p.d.Base, prep.Upstream)
 	if err != nil {
 		return err
@@ -277,6 +286,50 @@ func (p *pipeline) prepare(ctx context.Context) error {
 	return nil
 }
 
+// blocked returns why the prepared upstream commit must not ship, or ""
+// when no rolled-back change would ship with it. A block whose change
+// upstream no longer contains (its revert was merged) is lifted here.
+func (p *pipeline) blocked(ctx context.Context, prep *Prepared) (string, error) {
+	blocks, err := p.r.Store.Blocks()
+	if err != nil {
+		return "", err
+	}
+	rv, canCheck := p.r.Source.(Reverter)
+	var lines []string
+	for _, b := range blocks {
+		ships := false
+		if canCheck {
+			if ships, err = rv.StillShips(ctx, prep.Upstream, b.Change); err != nil {
+				return "", err
+			}
+		} else {
+			for _, c := range prep.Changes {
+				if c.ID == b.Change.ID || (c.Commit != "" && c.Commit == b.Change.Commit) {
+					ships = true
+				}
+			}
+		}
+		if !ships {
+			if canCheck {
+				if err := p.r.Store.Unblock(b.Change.ID); err == nil {
+					p.event("block", fmt.Sprintf("block on %s lifted: upstream no longer contains it", shortID(b.Change.ID)))
+					p.log.Info("block lifted", "change", b.Change.ID)
+				}
+			}
+			continue
+		}
+		line := fmt.Sprintf("%s (%s) was rolled back in #%d (%s) and would ship again", shortID(b.Change.ID), b.Change.Subject, b.Deployment, b.Reason)
+		if b.Revert != "" {
+			line += "; merge its revert first: " + b.Revert
+		} else {
+			line += "; revert it upstream first"
+		}
+		line += fmt.Sprintf(", or a deployer can say !unblock %s", shortID(b.Change.ID))
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, ". "), nil
+}
+
 func describeFiles(files []string) string {
 	const show = 5
 	s := fmt.Sprintf("%d file(s) changed: ", len(files))
@@ -310,13 +363,62 @@ func (p *pipeline) syncStage(ctx context.Context, stage Stage) (rolledBack bool,
 		for _, h := range sortedKeys(failed) {
 			parts = append(parts, fmt.Sprintf("%s (%s)", h, short(failed[h].Error())))
 		}
-		reason := fmt.Sprintf("the %s sync failed on %s", stage, strings.Join(parts, ", "))
-		p.event("sync", reason)
-		return true, p.toRollback(reason, bot)
+		allowed := 0
+		if stage == Production && p.r.cfg.MaxFailedProduction != nil {
+			allowed = p.r.cfg.MaxFailedProduction(len(hosts))
+		}
+		if len(failed) > allowed {
+			reason := fmt.Sprintf("the %s sync failed on %s", stage, strings.Join(parts, ", "))
+			if allowed > 0 {
+				reason += fmt.Sprintf(" (more than the %d allowed)", allowed)
+			}
+			p.event("sync", reason)
+			return true, p.toRollback(reason, bot)
+		}
+		return false, p.tolerate(ctx, hosts, failed, allowed, parts)
 	}
 	took := p.r.Now().Sub(start).Round(10 * time.Millisecond)
 	p.event("sync", fmt.Sprintf("%s synced to %.10s: %s (%s)", stage, p.d.Commit, strings.Join(names, ", "), took))
 	return false, nil
+}
+
+// tolerate handles production hosts that failed to sync within
+// max_failed_hosts: each is put back on the deployment's base (so every
+// host serves a commit the store knows), recorded, and reported by name;
+// the deployment goes on.
+func (p *pipeline) tolerate(ctx context.Context, hosts []Host, failed map[string]error, allowed int, parts []string) error {
+	var failedHosts []Host
+	for _, h := range hosts {
+		if _, bad := failed[h.Name()]; bad {
+			failedHosts = append(failedHosts, h)
+		}
+	}
+	notes := map[string]string{}
+	unrestored := p.r.syncHosts(ctx, p.log, failedHosts, p.d.Base)
+	for _, h := range failedHosts {
+		note := short(failed[h.Name()].Error())
+		if err, bad := unrestored[h.Name()]; bad {
+			note += "; could not be put back on the previous commit either: " + short(err.Error())
+		} else {
+			note += fmt.Sprintf("; left on the previous commit %.10s", p.d.Base)
+		}
+		notes[h.Name()] = note
+	}
+	if err := p.update(func(d *Deployment) {
+		if d.FailedHosts == nil {
+			d.FailedHosts = map[string]string{}
+		}
+		for k, v := range notes {
+			d.FailedHosts[k] = v
+		}
+	}); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("%d production host(s) failed to sync, within max_failed_hosts (%d): %s; continuing without them",
+		len(failed), allowed, strings.Join(parts, ", "))
+	p.event("sync", msg)
+	p.say(NoticeProgress, msg)
+	return nil
 }
 
 func short(s string) string {
@@ -340,6 +442,9 @@ func union(a, b []string) []string {
 
 func (p *pipeline) syncTestservers(ctx context.Context) error {
 	if rb, err := p.syncStage(ctx, Testservers); rb || err != nil {
+		return err
+	}
+	if rb, err := p.smoke(ctx, Testservers); rb || err != nil {
 		return err
 	}
 	// The canaries' counters now are the start of their pre-sync baseline,
@@ -479,11 +584,24 @@ func (p *pipeline) syncCanaries(ctx context.Context) error {
 	if rb, err := p.syncStage(ctx, Canaries); rb || err != nil {
 		return err
 	}
+	if rb, err := p.smoke(ctx, Canaries); rb || err != nil {
+		return err
+	}
 	if err := p.to(StateCheckingCanaries, bot, "canaries synced", nil); err != nil {
 		return err
 	}
 	p.say(NoticeProgress, fmt.Sprintf("canaries synced (%s); watching their error rate for %s", strings.Join(judged, ", "), p.r.cfg.CanaryWindow))
 	return nil
+}
+
+func checkName(s Stage) string {
+	if s == Production {
+		return "production watch"
+	}
+	if s == Testservers {
+		return "testserver check"
+	}
+	return "canary check"
 }
 
 func (p *pipeline) checkCanaries(ctx context.Context) error {
@@ -493,26 +611,55 @@ func (p *pipeline) checkCanaries(ctx context.Context) error {
 		return p.toRollback("the bot restarted during the canary check, which cannot be completed; rolling back to be safe", bot)
 	}
 	judged, control := p.judged()
+	v, err := p.watch(ctx, Canaries, judged, control, p.d.Baseline, *p.d.WindowStart, p.r.cfg.CanaryWindow)
+	if err != nil || v == nil {
+		return err
+	}
+	if v.Outcome == Pass {
+		if err := p.to(StateSyncingProduction, bot, "canary check passed", nil); err != nil {
+			return err
+		}
+		p.announceVerdict(*v, NoticeVerdict, fmt.Sprintf("; syncing production (%d hosts)", len(control)), nil)
+		return nil
+	}
+	timeout := p.r.cfg.PromoteTimeout
+	if err := p.to(StateAwaitingPromotion, bot, "canary check inconclusive", func(d *Deployment) {
+		d.Deadline = p.r.Now().Add(timeout)
+	}); err != nil {
+		return err
+	}
+	p.announceVerdict(*v, NoticePromote, fmt.Sprintf("; deployers: `!promote %d` to continue to production, or `!rollback %d` (rolling back in %s if nobody answers)", p.d.ID, p.d.ID, timeout),
+		[]string{fmt.Sprintf("!promote %d", p.d.ID), fmt.Sprintf("!rollback %d", p.d.ID)})
+	return nil
+}
+
+// watch reads counters every SampleInterval for the length of the window
+// and asks the judge after each reading. It returns the final verdict
+// (pass or inconclusive) once the window is complete, or nil after it has
+// moved the deployment to rolling-back (a failing verdict, or a person's
+// rollback). The samples live in memory: a restart cannot complete a
+// window, which is why a resumed check rolls back.
+func (p *pipeline) watch(ctx context.Context, stage Stage, judged, control []string, before *Sample, start Sample, window time.Duration) (*Verdict, error) {
 	hosts := append(append([]string{}, judged...), control...)
-	end := p.r.Now().Add(p.r.cfg.CanaryWindow)
+	end := p.r.Now().Add(window)
 	var samples []Sample
 	tick := time.NewTicker(p.r.cfg.SampleInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-tick.C:
 		case s := <-p.r.sigs:
 			if s.id == p.d.ID && (s.kind == sigRollback || s.kind == sigAbort) {
-				return p.toRollback(fmt.Sprintf("rolled back by %s during the canary check", s.who), s.who)
+				return nil, p.toRollback(fmt.Sprintf("rolled back by %s during the %s", s.who, checkName(stage)), s.who)
 			}
 			continue
 		}
 		s, err := p.r.Metrics.Read(ctx, hosts)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			s = Sample{Time: p.r.Now(), Hosts: map[string]Counts{}}
 			for _, h := range hosts {
@@ -521,42 +668,27 @@ func (p *pipeline) checkCanaries(ctx context.Context) error {
 		}
 		samples = append(samples, s)
 		complete := !p.r.Now().Before(end)
-		v := p.r.Judge.Judge(Window{Stage: Canaries, Judged: judged, Control: control, Before: p.d.Baseline,
-			Start: *p.d.WindowStart, Samples: samples, Complete: complete})
-		p.log.Debug("canary sample", "outcome", v.Outcome, "reason", v.Reason)
+		v := p.r.Judge.Judge(Window{Stage: stage, Judged: judged, Control: control, Before: before,
+			Start: start, Samples: samples, Complete: complete})
+		p.log.Debug("sample judged", "stage", stage, "outcome", v.Outcome, "reason", v.Reason)
 		switch v.Outcome {
 		case Fail:
-			return p.verdictRollback(v)
+			return nil, p.verdictRollback(v)
 		case Pass, Inconclusive:
 			if !complete {
 				continue
 			}
 			if err := p.update(func(d *Deployment) { d.Verdicts = append(d.Verdicts, v) }); err != nil {
-				return err
+				return nil, err
 			}
-			p.event("verdict", string(v.Outcome)+": "+v.Reason)
-			if v.Outcome == Pass {
-				if err := p.to(StateSyncingProduction, bot, "canary check passed", nil); err != nil {
-					return err
-				}
-				p.announceVerdict(v, NoticeVerdict, fmt.Sprintf("; syncing production (%d hosts)", len(control)), nil)
-				return nil
-			}
-			timeout := p.r.cfg.PromoteTimeout
-			if err := p.to(StateAwaitingPromotion, bot, "canary check inconclusive", func(d *Deployment) {
-				d.Deadline = p.r.Now().Add(timeout)
-			}); err != nil {
-				return err
-			}
-			p.announceVerdict(v, NoticePromote, fmt.Sprintf("; deployers: `!promote %d` to continue to production, or `!rollback %d` (rolling back in %s if nobody answers)", p.d.ID, p.d.ID, timeout),
-				[]string{fmt.Sprintf("!promote %d", p.d.ID), fmt.Sprintf("!rollback %d", p.d.ID)})
-			return nil
+			p.event("verdict", string(v.Stage)+" "+string(v.Outcome)+": "+v.Reason)
+			return &v, nil
 		}
 	}
 }
 
 func (p *pipeline) announceVerdict(v Verdict, kind NoticeKind, tail string, choices []string) {
-	lines := []string{fmt.Sprintf("canary check %s: %s%s", strings.ToUpper(string(v.Outcome)), v.Reason, tail)}
+	lines := []string{fmt.Sprintf("%s %s: %s%s", checkName(v.Stage), strings.ToUpper(string(v.Outcome)), v.Reason, tail)}
 	if p.r.Explain != nil {
 		lines = append(lines, p.r.Explain(v)...)
 	}
@@ -567,12 +699,38 @@ func (p *pipeline) verdictRollback(v Verdict) error {
 	if err := p.update(func(d *Deployment) { d.Verdicts = append(d.Verdicts, v) }); err != nil {
 		return err
 	}
-	p.event("verdict", string(v.Outcome)+": "+v.Reason)
-	if err := p.toRollback("canary check failed: "+v.Reason, bot); err != nil {
+	p.event("verdict", string(v.Stage)+" "+string(v.Outcome)+": "+v.Reason)
+	if err := p.checkFailed(checkName(v.Stage) + " failed: " + v.Reason); err != nil {
 		return err
 	}
 	p.announceVerdict(v, NoticeVerdict, "; rolling back", nil)
 	return nil
+}
+
+// smoke runs the stage's smoke checks, if any are configured, and rolls
+// back on a failure. It returns rolledBack=true when it did.
+func (p *pipeline) smoke(ctx context.Context, stage Stage) (rolledBack bool, err error) {
+	if p.r.Smoker == nil {
+		return false, nil
+	}
+	fails := p.r.Smoker.Smoke(ctx, stage, hostNames(p.r.Fleet[stage]))
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if len(fails) == 0 {
+		p.event("smoke", string(stage)+": every smoke check passed")
+		return false, nil
+	}
+	v := Verdict{Stage: stage, Outcome: Fail, Reason: "smoke checks failed: " + strings.Join(fails, "; "), Start: p.r.Now(), End: p.r.Now()}
+	if err := p.update(func(d *Deployment) { d.Verdicts = append(d.Verdicts, v) }); err != nil {
+		return false, err
+	}
+	p.event("smoke", v.Reason)
+	if err := p.checkFailed(fmt.Sprintf("smoke checks failed on the %s: %s", stage, strings.Join(fails, "; "))); err != nil {
+		return false, err
+	}
+	p.say(NoticeVerdict, fmt.Sprintf("smoke checks FAILED on the %s; rolling back:\n%s", stage, strings.Join(fails, "\n")))
+	return true, nil
 }
 
 func (p *pipeline) awaitPromotion(ctx context.Context) error {
@@ -595,9 +753,47 @@ func (p *pipeline) awaitPromotion(ctx context.Context) error {
 }
 
 func (p *pipeline) syncProduction(ctx context.Context) error {
+	prod := hostNames(p.r.Fleet[Production])
+	watch := p.r.cfg.ProductionWatch
+	if watch > 0 && p.d.ProdStart == nil {
+		start, err := p.r.Metrics.Read(ctx, prod)
+		if err != nil {
+			start = Sample{Time: p.r.Now(), Hosts: map[string]Counts{}}
+			p.log.Warn("reading production counters before its sync failed", "err", err)
+		}
+		if err := p.update(func(d *Deployment) { d.ProdStart = &start }); err != nil {
+			return err
+		}
+	}
 	if rb, err := p.syncStage(ctx, Production); rb || err != nil {
 		return err
 	}
+	if rb, err := p.smoke(ctx, Production); rb || err != nil {
+		return err
+	}
+	if watch <= 0 {
+		return p.finish()
+	}
+	if err := p.to(StateCheckingProduction, bot, "production synced", nil); err != nil {
+		return err
+	}
+	p.say(NoticeProgress, fmt.Sprintf("production synced (%d hosts); watching its error rate for %s", len(prod), watch))
+	return nil
+}
+
+// checkProduction watches every production host after its sync, with the
+// same judge; the baseline is the same hosts during the canary window. A
+// failure rolls back the whole fleet.
+func (p *pipeline) checkProduction(ctx context.Context) error {
+	if p.resumed && p.resumedIn == StateCheckingProduction {
+		return p.toRollback("the bot restarted during the production watch, which cannot be completed; rolling back to be safe", bot)
+	}
+	prod := hostNames(p.r.Fleet[Production])
+	v, err := p.watch(ctx, Production, prod, nil, p.d.WindowStart, *p.d.ProdStart, p.r.cfg.ProductionWatch)
+	if err != nil || v == nil {
+		return err
+	}
+	p.announceVerdict(*v, NoticeVerdict, "", nil)
 	return p.finish()
 }
 
@@ -611,10 +807,84 @@ func (p *pipeline) finish() error {
 	return nil
 }
 
+// depool takes out of service every host that could not be restored, when
+// a Pool is configured, so that no broken host keeps taking traffic. It
+// returns the hosts depooled and lines for chat.
+func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]string, []string) {
+	if p.r.Pool == nil || len(failed) == 0 {
+		return nil, nil
+	}
+	var done, lines []string
+	for _, h := range sortedKeys(failed) {
+		if err := p.r.Pool.Depool(ctx, h); err != nil {
+			p.log.Error("depool failed", "host", h, "err", err)
+			lines = append(lines, fmt.Sprintf("Depooling %s FAILED too (%s): take it out of service by hand.", h, short(err.Error())))
+			continue
+		}
+		p.log.Warn("host depooled", "host", h)
+		p.event("depool", h+" depooled: it could not be restored")
+		done = append(done, h)
+	}
+	if len(done) > 0 {
+		lines = append([]string{fmt.Sprintf("Depooled %s so it takes no traffic; fix it, then !repool <host>.", strings.Join(done, ", "))}, lines...)
+	}
+	return done, lines
+}
+
+// blame blocks the changes of a rollback that blames them and, when the
+// source can, reverts them upstream (once: UpstreamReverted is stored
+// before the deployment leaves rolling-back). It returns lines for chat.
+func (p *pipeline) blame(ctx context.Context) []string {
+	if !p.d.Blame || len(p.d.Changes) == 0 {
+		return nil
+	}
+	reverts := map[string]string{}
+	var lines []string
+	if rv, ok := p.r.Source.(Reverter); ok && !p.d.UpstreamReverted {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		ls, rs, err := rv.RevertUpstream(rctx, p.d, p.d.Reason)
+		cancel()
+		if err != nil {
+			p.log.Error("reverting upstream failed", "err", err)
+			lines = append(lines, "Reverting upstream failed ("+ErrorMessage(err)+"): revert the change(s) there by hand, or they will ship again.")
+		}
+		lines = append(lines, ls...)
+		reverts = rs
+		if err := p.update(func(d *Deployment) { d.UpstreamReverted = true }); err != nil {
+			p.log.Error("recording the upstream revert failed", "err", err)
+		}
+	}
+	for _, c := range p.d.Changes {
+		b := Block{Change: c, Deployment: p.d.ID, Reason: p.d.Reason, Revert: reverts[c.ID], Since: p.r.Now()}
+		if err := p.r.Store.SetBlock(b); err != nil {
+			p.log.Error("blocking a change failed", "change", c.ID, "err", err)
+			continue
+		}
+		p.event("block", fmt.Sprintf("%s blocked from shipping again until upstream no longer contains it", shortID(c.ID)))
+	}
+	lines = append(lines, fmt.Sprintf("Until upstream no longer contains %s, backports that would ship it again are refused (!unblock <change> lifts that).", p.d.Title()))
+	return lines
+}
+
 // toRollback stores the move to rolling-back; the rollback itself runs as
-// the next step, so that a crash in between redoes it.
+// the next step, so that a crash in between redoes it. A rollback a person
+// asked for blames the change (it is blocked and reverted upstream); one
+// the bot decided blames it only through checkFailed.
 func (p *pipeline) toRollback(reason, actor string) error {
-	return p.to(StateRollingBack, actor, reason, func(d *Deployment) { d.Reason = reason })
+	return p.rollbackFor(reason, actor, actor != bot)
+}
+
+// checkFailed rolls back because a check (smoke, canary, production
+// watch) showed the change is bad.
+func (p *pipeline) checkFailed(reason string) error {
+	return p.rollbackFor(reason, bot, true)
+}
+
+func (p *pipeline) rollbackFor(reason, actor string, blame bool) error {
+	return p.to(StateRollingBack, actor, reason, func(d *Deployment) {
+		d.Reason = reason
+		d.Blame = blame
+	})
 }
 
 func (p *pipeline) rollback(ctx context.Context) error {
@@ -656,6 +926,8 @@ func (p *pipeline) rollback(ctx context.Context) error {
 			return err
 		}
 	}
+	depooled, depoolLines := p.depool(ctx, failed)
+	revertLines := p.blame(ctx)
 	failedText := map[string]string{}
 	for k, v := range failed {
 		failedText[k] = short(v.Error())
@@ -664,6 +936,7 @@ func (p *pipeline) rollback(ctx context.Context) error {
 		if len(failedText) > 0 {
 			d.FailedHosts = failedText
 		}
+		d.Depooled = union(d.Depooled, depooled)
 	}); err != nil {
 		return err
 	}
@@ -676,7 +949,7 @@ func (p *pipeline) rollback(ctx context.Context) error {
 	}
 	text := fmt.Sprintf("rolled back %s: %s. Restored %d host(s) to %.10s in %s, each read back: %s.",
 		p.d.Title(), p.d.Reason, len(restored), p.d.Base, took, strings.Join(restored, ", "))
-	if len(restored) == 0 {
+	if len(restored) == 0 && len(failed) == 0 {
 		text = fmt.Sprintf("rolled back %s: %s. No host had received it.", p.d.Title(), p.d.Reason)
 	}
 	if len(failed) > 0 {
@@ -684,9 +957,18 @@ func (p *pipeline) rollback(ctx context.Context) error {
 		for _, h := range sortedKeys(failed) {
 			parts = append(parts, fmt.Sprintf("%s (%s)", h, short(failed[h].Error())))
 		}
-		text += " COULD NOT RESTORE: " + strings.Join(parts, ", ") + ": those hosts may still serve the change; fix them by hand."
+		text += " COULD NOT RESTORE: " + strings.Join(parts, ", ") + "."
+		if len(depoolLines) > 0 {
+			text += " " + strings.Join(depoolLines, " ")
+		} else {
+			text += " Those hosts may still serve the change: fix them by hand."
+		}
 	}
-	text += " The change is still merged upstream: revert it there before the next backport, or it will ship again."
+	if len(revertLines) > 0 {
+		text += "\n" + strings.Join(revertLines, "\n")
+	} else if len(p.d.Changes) > 0 {
+		text += " The change is still merged upstream: revert it there, or it will ship again with the next backport."
+	}
 	p.say(NoticeRolledBack, text)
 	return nil
 }

@@ -30,6 +30,13 @@ type Config struct {
 	Parallel int
 	// SyncRetries is how many times a failed host sync or restore is retried.
 	SyncRetries int
+	// ProductionWatch is how long production is watched after its sync
+	// (0: not at all). A failing verdict rolls back the whole fleet.
+	ProductionWatch time.Duration
+	// MaxFailedProduction returns how many of total production hosts may
+	// fail to sync before the whole fleet is rolled back (nil: none may).
+	// Testservers and canaries never tolerate a failure.
+	MaxFailedProduction func(total int) int
 }
 
 // DefaultConfig returns the defaults documented in config.example.yaml.
@@ -60,6 +67,10 @@ type Deps struct {
 	// verify it; it returns "" when it knows nobody, and the requester is
 	// pinged instead.
 	Submitter func(changes []Change) string
+	// Smoker runs smoke checks after a stage's sync (nil: none).
+	Smoker Smoker
+	// Pool depools hosts that could not be restored (nil: none).
+	Pool Pool
 	// Explain renders a verdict as lines for chat (a table); nil shows only
 	// the verdict's reason.
 	Explain func(Verdict) []string
@@ -576,4 +587,123 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// Unblock lifts the block on a rolled-back change, named by its id or an
+// unambiguous prefix of it (at least 4 characters), so it may ship again.
+func (r *Runner) Unblock(change, who string) (*Block, error) {
+	blocks, err := r.Store.Blocks()
+	if err != nil {
+		return nil, err
+	}
+	var match []Block
+	for _, b := range blocks {
+		if b.Change.ID == change || (len(change) >= 4 && strings.HasPrefix(b.Change.ID, change)) {
+			match = append(match, b)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, Errorf(ENotFound, "no blocked change matches %q; !status lists nothing blocked? see !help", change)
+	case 1:
+	default:
+		return nil, Errorf(EInvalid, "%q matches %d blocked changes; give more of its id", change, len(match))
+	}
+	b := match[0]
+	if err := r.Store.Unblock(b.Change.ID); err != nil {
+		return nil, err
+	}
+	_ = r.Store.AppendEvent(Event{Deployment: b.Deployment, Time: r.Now(), Actor: who, Kind: "block",
+		Message: fmt.Sprintf("block on %s lifted by %s", shortID(b.Change.ID), who)})
+	r.log.Info("block lifted", "deployment", b.Deployment, "change", b.Change.ID, "who", who)
+	return &b, nil
+}
+
+// Depooled returns the hosts that rollbacks took out of service and that
+// nobody has put back yet, with the deployment that depooled each.
+func (r *Runner) Depooled() (map[string]int64, error) {
+	out := map[string]int64{}
+	ds, err := r.Store.List(0, 200)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		for _, h := range d.Depooled {
+			if _, seen := out[h]; !seen {
+				out[h] = d.ID
+			}
+		}
+	}
+	return out, nil
+}
+
+// deployedCommit is the staging commit the store says the fleet serves:
+// that of the latest deployment that finished on the hosts (its commit
+// when done, its base when rolled back), else the staging baseline.
+func (r *Runner) deployedCommit(ctx context.Context) (string, error) {
+	ds, err := r.Store.List(0, 200)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range ds {
+		switch d.State {
+		case StateDone:
+			return d.Commit, nil
+		case StateRolledBack:
+			return d.Base, nil
+		}
+	}
+	head, _, err := r.Staging.Head(ctx)
+	return head, err
+}
+
+// Repool puts a depooled host back into service after making sure it
+// serves the commit the store says the fleet serves (syncing it to that
+// commit first if needed).
+func (r *Runner) Repool(ctx context.Context, host, who string) error {
+	if r.Pool == nil {
+		return Errorf(EInvalid, "no repool command is configured (hosts.stage_options.<stage>.repool)")
+	}
+	h := r.Fleet.Host(host)
+	if h == nil {
+		return Errorf(ENotFound, "there is no host %q in the configuration", host)
+	}
+	depooled, err := r.Depooled()
+	if err != nil {
+		return err
+	}
+	id, ok := depooled[host]
+	if !ok {
+		return Errorf(EConflict, "%s is not depooled", host)
+	}
+	want, err := r.deployedCommit(ctx)
+	if err != nil {
+		return err
+	}
+	cur, err := h.Current(ctx)
+	if err != nil || cur != want {
+		if serr := h.Sync(ctx, want, r.Staging); serr != nil {
+			return Errorf(EConflict, "%s does not serve the deployed commit %.10s and syncing it failed (%s); fix the host and try again", host, want, short(serr.Error()))
+		}
+		if cur, err = h.Current(ctx); err != nil || cur != want {
+			return Errorf(EConflict, "%s still does not serve the deployed commit %.10s after a sync; fix the host and try again", host, want)
+		}
+	}
+	if err := r.Pool.Repool(ctx, host); err != nil {
+		return Errorf(EConflict, "%s serves %.10s, but the repool command failed: %s", host, want, short(err.Error()))
+	}
+	if _, err := r.Store.Update(id, func(d *Deployment) {
+		var keep []string
+		for _, x := range d.Depooled {
+			if x != host {
+				keep = append(keep, x)
+			}
+		}
+		d.Depooled = keep
+	}); err != nil {
+		return err
+	}
+	_ = r.Store.AppendEvent(Event{Deployment: id, Time: r.Now(), Actor: who, Kind: "repool", Message: fmt.Sprintf("%s repooled by %s, serving %.10s", host, who, want)})
+	r.log.Info("host repooled", "deployment", id, "host", host, "who", who, "commit", want)
+	return nil
 }
