@@ -9,7 +9,7 @@
 //	<root>/slots/b/        the other
 //	<root>/slots/a.state   slot markers (JSON), outside the served trees
 //	<root>/slots/b.state
-//	<root>/slots/tmp/      staging for files on their way into a slot
+//	<root>/slots/tmp/      files on their way into a slot (only during a sync)
 //	<root>/current -> slots/a   (a relative symlink; absent until the first sync)
 //
 // A marker {"commit": C, "pending": [P1, P2]} means: the slot's files are
@@ -32,9 +32,9 @@
 package hosts
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
-	"errors"
 )
 
 // Marker is what a slot's .state file records about the slot's contents.
@@ -97,6 +97,8 @@ type OpError struct {
 	Err  error
 }
 
+// Error says which host, what and where, e.g.
+// `host web1: write "slots/b/index.php": no space left on device`.
 func (e *OpError) Error() string {
 	if e.Path == "" {
 		return fmt.Sprintf("host %s: %s: %v", e.Host, e.Op, e.Err)
@@ -104,6 +106,8 @@ func (e *OpError) Error() string {
 	return fmt.Sprintf("host %s: %s %q: %v", e.Host, e.Op, e.Path, e.Err)
 }
 
+// Unwrap returns the cause, so errors.Is(err, context.Canceled) and the
+// like see through an OpError.
 func (e *OpError) Unwrap() error { return e.Err }
 
 // opError builds an OpError, dropping the absolute path an *fs.PathError
