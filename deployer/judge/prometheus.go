@@ -76,13 +76,16 @@ func (c PrometheusConfig) Validate() error {
 		return deployer.Errorf(deployer.EInvalid, "requests_query must contain %s, where the stage's hosts go", HostsPlaceholder)
 	case c.ErrorsQuery != "" && !strings.Contains(c.ErrorsQuery, HostsPlaceholder):
 		return deployer.Errorf(deployer.EInvalid, "errors_query must contain %s, where the stage's hosts go", HostsPlaceholder)
-	case c.InstanceLabel != "" && !model.LabelName(c.InstanceLabel).IsValid():
+	case c.InstanceLabel != "" && !labelName.MatchString(c.InstanceLabel):
 		return deployer.Errorf(deployer.EInvalid, "instance_label %q is not a label name", c.InstanceLabel)
 	case c.Timeout < 0:
 		return deployer.Errorf(deployer.EInvalid, "the prometheus timeout must not be negative")
 	}
 	return nil
 }
+
+// labelName is what PromQL's `by (...)` accepts unquoted.
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // Prometheus is the metrics source that asks a Prometheus server (PromQL
 // over its HTTP API) for the hosts' counters. It implements
@@ -98,6 +101,7 @@ var _ deployer.Metrics = (*Prometheus)(nil)
 // NewPrometheus returns a source asking cfg.URL. A configuration Validate
 // rejects is not a panic: every Read then fails with the reason.
 func NewPrometheus(cfg PrometheusConfig) *Prometheus {
+	bad := cfg.Validate()
 	if cfg.RequestsQuery == "" {
 		cfg.RequestsQuery = DefaultRequestsQuery
 	}
@@ -114,8 +118,8 @@ func NewPrometheus(cfg PrometheusConfig) *Prometheus {
 		cfg.Client = &http.Client{}
 	}
 	p := &Prometheus{cfg: cfg}
-	if err := cfg.Validate(); err != nil {
-		p.bad = err
+	if bad != nil {
+		p.bad = bad
 		return p
 	}
 	c, err := api.NewClient(api.Config{Address: cfg.URL, Client: cfg.Client})
