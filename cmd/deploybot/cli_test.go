@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDemoScenario runs `deploybot demo --scenario` as a person would and
+// holds it to its promise: exit 0 only when the good change is on all seven
+// hosts and the bad one was rolled back before production.
+func TestDemoScenario(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	code := realMain([]string{"demo", "--dir", t.TempDir(), "--scenario"}, strings.NewReader(""), &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "SCENARIO PASSED") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"<alice> !backport good-change", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("scenario output lacks %q", want)
+		}
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := realMain([]string{"check-config", "--config", "../../config.example.yaml"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("example config: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "is valid: 5 hosts in 3 stages") {
+		t.Errorf("output: %s", out.String())
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("source: {git: {url: /x}}\nhosts:\n  stages:\n    testservers: [{name: t, root: /t}]\n    canaries: [{name: t, root: /c}]\npipeline: {verify_timeout: soon}\naccess: {deployers: []}\nchat: {console: {user: a}}\n"), 0o644)
+	out.Reset()
+	errOut.Reset()
+	if code := realMain([]string{"check-config", "--config", bad}, nil, &out, &errOut); code != 1 {
+		t.Fatalf("bad config: exit %d", code)
+	}
+	for _, want := range []string{"4 problem(s)", `line 5: host "t" is listed twice (first at line 4)`, `line 6: "soon" is not a duration`, "line 7: access.deployers is empty", "line 3: stage production has no hosts"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, errOut.String())
+		}
+	}
+
+	errOut.Reset()
+	if code := realMain([]string{"check-config", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no such file") {
+		t.Errorf("missing file: exit %d, %s", code, errOut.String())
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := realMain([]string{"version"}, nil, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "deploybot ") {
+		t.Errorf("version: exit %d, %q", code, out.String())
+	}
+	if code := realMain([]string{"deploy-everything"}, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "deploy-everything"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := realMain([]string{"run", "--config", filepath.Join(t.TempDir(), "none.yaml")}, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "reading the configuration") {
+		t.Errorf("run with a missing config: exit %d, %q", code, errOut.String())
+	}
+}
