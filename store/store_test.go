@@ -77,11 +77,15 @@ func fullDeployment() *deployer.Deployment {
 				Threshold: 0.2, Outcome: deployer.Fail, Why: "too many"}},
 			Start: ts(3), End: ts(4), Samples: []deployer.Sample{sample},
 		}},
-		Reason:         "because",
-		RollbackCommit: strings.Repeat("f", 40),
-		CreatedAt:      ts(5),
-		StartedAt:      ts(6),
-		EndedAt:        ts(7),
+		Reason:           "because",
+		RollbackCommit:   strings.Repeat("f", 40),
+		Blame:            true,
+		UpstreamReverted: true,
+		ProdStart:        &deployer.Sample{Time: ts(300), Hosts: map[string]deployer.Counts{"mw1001": {Requests: 9000, Errors: 4}}},
+		Depooled:         []string{"mw1003"},
+		CreatedAt:        ts(5),
+		StartedAt:        ts(6),
+		EndedAt:          ts(7),
 	}
 }
 
