@@ -3,8 +3,8 @@ package gitrepo
 import (
 	"context"
 	"errors"
+	"github.com/deploybot/deploybot/internal/testparts"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -118,13 +118,11 @@ func newUpstream(t testing.TB) *upstream {
 	return &upstream{t: t, dir: dir, repo: repo, clock: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)}
 }
 
-// requireGit skips tests that fetch: go-git fetches from a local path by
-// running git-upload-pack.
+// requireGit fails tests that fetch when git is missing: go-git fetches
+// from a local path by running git-upload-pack.
 func requireGit(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed; go-git needs git-upload-pack to fetch from a local path")
-	}
+	testparts.Need(t, "git", "git")
 }
 
 // commit writes a commit of files on parents, dated one minute after the
