@@ -554,3 +554,55 @@ func TestSecondBotOnTheSameStoreExits(t *testing.T) {
 		t.Errorf("error %q after %s: want the file named, within the 1s open timeout", err, time.Since(start))
 	}
 }
+
+func TestInconclusiveVerdictAsksDeployers(t *testing.T) {
+	t.Parallel()
+	tm := testTimings
+	tm.MinRequests = 100000 // no window this short can pass: the verdict is inconclusive
+	tm.PromoteTimeout = 3 * time.Second
+	e := newE2E(t, tm)
+
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	p := e.wait(1, time.Minute, deployer.NoticePromote)
+	if !strings.Contains(p.Text, "INCONCLUSIVE") || len(p.Choices) != 2 || p.Verdict == nil || p.Verdict.Outcome != deployer.Inconclusive {
+		t.Errorf("promote prompt: %+v", p)
+	}
+	e.say("bob", "!promote")
+	if !strings.Contains(e.out.String(), "bob: only deployers may do that") {
+		t.Error("the submitter was allowed to promote")
+	}
+	e.say("alice", "!promote 1")
+	e.wait(1, time.Minute, deployer.NoticeDone)
+	good := e.get(1)
+	e.expect(all(good.Commit))
+	if v := good.Verdicts; len(v) != 1 || v[0].Outcome != deployer.Inconclusive {
+		t.Errorf("verdicts: %+v", v)
+	}
+}
+
+func TestUnansweredInconclusiveVerdictRollsBack(t *testing.T) {
+	t.Parallel()
+	tm := testTimings
+	tm.MinRequests = 100000
+	tm.PromoteTimeout = 2 * time.Second
+	e := newE2E(t, tm)
+	base := e.head()
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	e.wait(1, time.Minute, deployer.NoticePromote)
+	n := e.wait(1, 30*time.Second, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, "inconclusive and nobody answered within 2s") {
+		t.Fatalf("ended %s: %q", d.State, d.Reason)
+	}
+	if d.Blame {
+		t.Error("an unanswered inconclusive verdict must not blame the change")
+	}
+	if !strings.Contains(n.Text, "Restored 3 host(s)") {
+		t.Errorf("announcement: %s", n.Text)
+	}
+	e.expect(all(base))
+}
