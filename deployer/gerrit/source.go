@@ -1,0 +1,651 @@
+// Package gerrit is the `gerrit` change source: a deployer says
+// `!backport 123456` (or pastes the change's URL), and the bot validates
+// the change over Gerrit's REST API, approves it when configured to,
+// waits for it to merge, fetches the branch into the staging repository
+// and deploys the commit the change merged as. After a rollback that blames
+// the change it opens a revert change upstream, so the source of truth
+// stops holding the bad change.
+//
+// Gerrit is reached only through its documented REST API (JSON answers
+// start with the )]}' line; authenticated calls go under /a/ with HTTP basic
+// auth). Git objects come through the staging repository (deployer/gitrepo),
+// which fetches the project's branch like any git remote.
+package gerrit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/gitrepo"
+)
+
+// Config is what the source needs to know about the Gerrit it talks to.
+type Config struct {
+	// URL is the Gerrit site's root as people see it, e.g.
+	// https://gerrit.wikimedia.org/r. Change links are built on it and
+	// pasted links must point at its host.
+	URL string
+	// Project and Branch are what this bot deploys; changes for anything
+	// else are refused.
+	Project, Branch string
+	// Username and Password are the bot's account and HTTP password. The
+	// password is read by the caller from an environment variable or a
+	// file, never from the configuration file. Without a username the
+	// source can read but not vote, comment or revert.
+	Username, Password string
+	// Approve makes the bot vote Code-Review +2 on the changes it is asked
+	// to deploy; otherwise it waits for people to approve and merge them.
+	Approve bool
+	// MergeTimeout bounds the wait for approved changes to merge;
+	// PollInterval is how often the wait looks at them.
+	MergeTimeout, PollInterval time.Duration
+	// HTTP is the client for REST calls (a 30 s timeout by default).
+	HTTP   *http.Client
+	Logger *slog.Logger
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultMergeTimeout = 30 * time.Minute
+	DefaultPollInterval = 10 * time.Second
+)
+
+// Source is the gerrit change source. It implements deployer.ChangeSource
+// and deployer.Reverter.
+type Source struct {
+	cfg  Config
+	base *url.URL
+	api  *client
+	repo *gitrepo.Repo
+	log  *slog.Logger
+	// now and sleep are the clock; tests may replace them.
+	now func() time.Time
+}
+
+var (
+	_ deployer.ChangeSource = (*Source)(nil)
+	_ deployer.Reverter     = (*Source)(nil)
+)
+
+// New returns a source for the Gerrit in cfg whose git objects arrive
+// through repo, the staging repository, which must fetch cfg.Branch of the
+// project's repository.
+func New(cfg Config, repo *gitrepo.Repo) (*Source, error) {
+	base, err := url.Parse(strings.TrimSuffix(cfg.URL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("gerrit: %q is not an http(s) URL", cfg.URL)
+	}
+	if cfg.Project == "" || cfg.Branch == "" {
+		return nil, errors.New("gerrit: project and branch are required")
+	}
+	if repo.Branch() != cfg.Branch {
+		return nil, fmt.Errorf("gerrit: the staging repository follows branch %s, not %s", repo.Branch(), cfg.Branch)
+	}
+	if cfg.MergeTimeout <= 0 {
+		cfg.MergeTimeout = DefaultMergeTimeout
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Source{
+		cfg:  cfg,
+		base: base,
+		api:  &client{base: base, username: cfg.Username, password: cfg.Password, http: cfg.HTTP},
+		repo: repo,
+		log:  cfg.Logger,
+		now:  time.Now,
+	}, nil
+}
+
+// Link returns the web link of change n.
+func (s *Source) Link(n int) string {
+	return fmt.Sprintf("%s/c/%s/+/%d", s.base.String(), s.cfg.Project, n)
+}
+
+// searchLink returns a web link that finds the change with a Change-Id.
+func (s *Source) searchLink(changeID string) string {
+	return s.base.String() + "/q/" + changeID
+}
+
+// Baseline fetches the branch and returns its tip.
+func (s *Source) Baseline(ctx context.Context) (string, error) {
+	return s.repo.Baseline(ctx)
+}
+
+// want is one requested change as the preparation goes along.
+type want struct {
+	ref    Ref
+	info   *ChangeInfo
+	commit string // the commit it merged as, once known
+	deps   []int  // requested changes it depends on
+}
+
+// Prepare validates the requested changes, approves them and waits for
+// them to merge when needed, fetches the branch and returns the commit to
+// deploy. See the package comment and README's "Gerrit" section for the
+// rules; every problem a person can fix is one line in one *deployer.Error.
+func (s *Source) Prepare(ctx context.Context, req deployer.Request, prevUpstream string, progress func(string)) (*deployer.Prepared, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	log := s.log.With("refs", strings.Join(req.Refs, " "))
+	ws, err := s.validate(ctx, req.Refs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.approveAndWait(ctx, req, ws, progress); err != nil {
+		return nil, err
+	}
+	if err := s.findMerged(ctx, ws, prevUpstream); err != nil {
+		return nil, err
+	}
+	prep, err := s.prepared(ctx, req, ws, prevUpstream)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("gerrit changes prepared", "upstream", prep.Upstream, "changes", len(prep.Changes))
+	return prep, nil
+}
+
+// problems collects what is wrong with a request, to report all at once.
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return deployer.Errorf(deployer.EInvalid, "%s", strings.Join(p, "; "))
+}
+
+// validate parses and looks up every ref and checks, before anything is
+// touched, that each change can be deployed: found, for this project and
+// branch, not abandoned, not a work in progress, mergeable, and not
+// depending on an unmerged change left out of the request. It returns
+// the changes in dependency order.
+func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
+	var ps problems
+	var ws []*want
+	seen := map[int]bool{}
+	for _, t := range refs {
+		r, err := ParseRef(t, s.base)
+		if err != nil {
+			ps.add("%s", deployer.ErrorMessage(err))
+			continue
+		}
+		if !seen[r.Number] {
+			seen[r.Number] = true
+			ws = append(ws, &want{ref: r})
+		}
+	}
+	if len(ps) > 0 {
+		return nil, ps.err()
+	}
+	for _, w := range ws {
+		ci, err := s.api.change(ctx, w.ref.Number)
+		switch {
+		case statusOf(err) == http.StatusNotFound:
+			ps.add("change %d was not found on %s", w.ref.Number, s.base.Host)
+			continue
+		case err != nil:
+			return nil, s.internal("looking up a change", err, w.ref.Number)
+		}
+		w.info = ci
+		s.checkOne(ctx, w, seen, &ps)
+	}
+	if len(ps) > 0 {
+		return nil, ps.err()
+	}
+	if err := s.checkDeps(ctx, ws, seen, &ps); err != nil {
+		return nil, err
+	}
+	if len(ps) > 0 {
+		return nil, ps.err()
+	}
+	return dependencyOrder(ws), nil
+}
+
+// checkOne adds the problems one change has on its own.
+func (s *Source) checkOne(ctx context.Context, w *want, requested map[int]bool, ps *problems) {
+	ci := w.info
+	name := fmt.Sprintf("change %d (%s)", ci.Number, clip(ci.Subject))
+	if ci.Project != s.cfg.Project || ci.Branch != s.cfg.Branch {
+		ps.add("%s is for %s branch %s; I deploy %s branch %s", name, ci.Project, ci.Branch, s.cfg.Project, s.cfg.Branch)
+		return
+	}
+	switch ci.Status {
+	case StatusAbandoned:
+		ps.add("%s is abandoned; restore it first", name)
+		return
+	case StatusMerged:
+		return
+	}
+	if ci.WorkInProgress {
+		ps.add("%s is a work in progress; mark it ready first", name)
+	}
+	rev, _ := ci.current()
+	if w.ref.PatchSet > 0 && rev.Number > 0 && w.ref.PatchSet != rev.Number {
+		ps.add("you linked patch set %d of change %d, but its current patch set is %d; check it and ask again with the change number", w.ref.PatchSet, ci.Number, rev.Number)
+	}
+	ok, err := s.api.mergeable(ctx, ci.Number, "current")
+	if err != nil {
+		s.log.Warn("gerrit: mergeable check failed", "change", ci.Number, "err", err)
+	} else if !ok {
+		ps.add("%s has a merge conflict with %s; rebase it first", name, s.cfg.Branch)
+	}
+}
+
+// checkDeps adds dependency problems: an unmerged parent in the relation
+// chain, an unmerged Depends-On, or a change Gerrit would submit together
+// with a requested one, none of them in the request. It also records
+// which requested changes depend on which, for the order.
+func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bool, ps *problems) error {
+	byChangeID := map[string]int{}
+	for _, w := range ws {
+		byChangeID[w.info.ChangeID] = w.info.Number
+	}
+	for _, w := range ws {
+		ci := w.info
+		if ci.Status != StatusNew {
+			continue
+		}
+		reported := map[int]bool{}
+		name := fmt.Sprintf("change %d", ci.Number)
+		missing := func(n int, subject, why string) {
+			if reported[n] {
+				return
+			}
+			reported[n] = true
+			ps.add("%s %s change %d (%s), which is not merged; add it to the request (!backport %d %d) or merge it first", name, why, n, clip(subject), n, ci.Number)
+		}
+		// The relation chain lists descendants, the change itself, then
+		// its ancestors.
+		rel, err := s.api.related(ctx, ci.Number, "current")
+		if err != nil {
+			return s.internal("reading the relation chain", err, ci.Number)
+		}
+		self := -1
+		for i, r := range rel {
+			if r.ChangeNumber == ci.Number {
+				self = i
+			}
+		}
+		if self >= 0 {
+			for _, r := range rel[self+1:] {
+				switch {
+				case requested[r.ChangeNumber]:
+					w.deps = append(w.deps, r.ChangeNumber)
+				case r.Status != StatusMerged:
+					missing(r.ChangeNumber, r.Commit.Subject, "is based on")
+				}
+			}
+		}
+		// Depends-On footers (Zuul's cross-change dependencies).
+		_, commit := ci.current()
+		if commit != nil {
+			for _, dep := range dependsOn(commit.Message) {
+				if err := s.checkDependsOn(ctx, w, dep, byChangeID, requested, missing, ps); err != nil {
+					return err
+				}
+			}
+		}
+		// Gerrit submits some changes together (same topic with
+		// submitWholeTopic, or a chain): all of them would merge.
+		together, err := s.api.submittedTogether(ctx, ci.Number)
+		if err != nil {
+			return s.internal("reading the changes submitted together", err, ci.Number)
+		}
+		for _, o := range together {
+			if o.Number == ci.Number || requested[o.Number] || o.Status != StatusNew {
+				continue
+			}
+			if !reported[o.Number] {
+				reported[o.Number] = true
+				ps.add("submitting change %d would also submit change %d (%s); add it to the request (!backport %d %d) or split them", ci.Number, o.Number, clip(o.Subject), ci.Number, o.Number)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDependsOn checks one Depends-On value: a Change-Id or a link.
+func (s *Source) checkDependsOn(ctx context.Context, w *want, dep string, byChangeID map[string]int, requested map[int]bool,
+	missing func(int, string, string), ps *problems) error {
+	if n, ok := byChangeID[dep]; ok {
+		if n != w.info.Number {
+			w.deps = append(w.deps, n)
+		}
+		return nil
+	}
+	var found []ChangeInfo
+	if changeIDRe.MatchString(dep) {
+		cs, err := s.api.query(ctx, "change:"+dep)
+		if err != nil {
+			return s.internal("looking up a Depends-On change", err, w.info.Number)
+		}
+		found = cs
+	} else {
+		r, err := ParseRef(dep, s.base)
+		if err != nil {
+			ps.add("change %d depends on %s, which I cannot check; merge it first or remove the Depends-On line", w.info.Number, clip(dep))
+			return nil
+		}
+		if requested[r.Number] {
+			w.deps = append(w.deps, r.Number)
+			return nil
+		}
+		ci, err := s.api.change(ctx, r.Number)
+		if statusOf(err) == http.StatusNotFound {
+			ps.add("change %d depends on change %d, which does not exist", w.info.Number, r.Number)
+			return nil
+		}
+		if err != nil {
+			return s.internal("looking up a Depends-On change", err, w.info.Number)
+		}
+		found = []ChangeInfo{*ci}
+	}
+	if len(found) == 0 {
+		ps.add("change %d depends on %s, which was not found", w.info.Number, clip(dep))
+		return nil
+	}
+	for _, f := range found {
+		if f.Status == StatusMerged {
+			return nil // merged somewhere: Zuul's rule, and ours
+		}
+	}
+	missing(found[0].Number, found[0].Subject, "depends on")
+	return nil
+}
+
+// dependsOn returns the values of a commit message's Depends-On lines.
+func dependsOn(msg string) []string {
+	var out []string
+	for _, line := range strings.Split(msg, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "Depends-On") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// dependencyOrder sorts changes so that each comes after the requested
+// changes it depends on, otherwise in the order they were asked for.
+func dependencyOrder(ws []*want) []*want {
+	index := map[int]*want{}
+	for _, w := range ws {
+		index[w.info.Number] = w
+	}
+	var out []*want
+	done := map[int]bool{}
+	visiting := map[int]bool{}
+	var visit func(w *want)
+	visit = func(w *want) {
+		n := w.info.Number
+		if done[n] || visiting[n] {
+			return // a cycle cannot be ordered; keep the request's order
+		}
+		visiting[n] = true
+		deps := append([]int(nil), w.deps...)
+		sort.Ints(deps)
+		for _, d := range deps {
+			if dw := index[d]; dw != nil {
+				visit(dw)
+			}
+		}
+		visiting[n] = false
+		done[n] = true
+		out = append(out, w)
+	}
+	for _, w := range ws {
+		visit(w)
+	}
+	return out
+}
+
+// internal logs err in full and returns it for the pipeline, which shows
+// "internal error" in chat.
+func (s *Source) internal(doing string, err error, change int) error {
+	s.log.Error("gerrit: "+doing+" failed", "change", change, "err", err)
+	switch statusOf(err) {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return deployer.Errorf(deployer.EForbidden, "Gerrit refused the bot's credentials while %s for change %d; check source.gerrit.username and its password", doing, change)
+	}
+	return fmt.Errorf("gerrit: %s for change %d: %w", doing, change, err)
+}
+
+// findMerged fetches the branch and finds the commit each change merged
+// as: its current revision when the branch holds it, or else the commit on
+// the branch carrying its Change-Id (Gerrit rebased or cherry-picked it on
+// submit). Replication to the git URL may lag behind the REST API, so a
+// missing commit is fetched again a few times.
+func (s *Source) findMerged(ctx context.Context, ws []*want, prevUpstream string) error {
+	const tries = 4
+	for attempt := 1; ; attempt++ {
+		tip, err := s.repo.Baseline(ctx)
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for _, w := range ws {
+			if w.commit != "" {
+				continue
+			}
+			c, err := s.mergedCommit(ctx, w, tip, prevUpstream)
+			if err != nil {
+				return err
+			}
+			if c == "" {
+				missing = append(missing, strconv.Itoa(w.info.Number))
+			}
+			w.commit = c
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if attempt == tries {
+			return deployer.Errorf(deployer.EConflict, "change(s) %s merged, but %s does not hold their commits yet; try again in a minute",
+				strings.Join(missing, ", "), s.cfg.Branch)
+		}
+		s.log.Info("gerrit: merged commit not fetched yet; fetching again", "changes", strings.Join(missing, ","), "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(s.cfg.PollInterval, 5*time.Second)):
+		}
+	}
+}
+
+func (s *Source) mergedCommit(ctx context.Context, w *want, tip, prevUpstream string) (string, error) {
+	rev := w.info.CurrentRevision
+	if rev != "" && s.repo.HasCommit(rev) {
+		in, err := s.repo.IsAncestor(ctx, rev, tip)
+		if err != nil {
+			return "", err
+		}
+		if in {
+			return rev, nil
+		}
+	}
+	// Look for the Change-Id among the commits not deployed yet (or, with
+	// nothing deployed, among the tip's recent history).
+	from := prevUpstream
+	cs, err := s.repo.Range(ctx, from, tip)
+	if from == "" && err == nil {
+		cs, err = s.recent(ctx, tip)
+	}
+	if err != nil {
+		return "", err
+	}
+	for i := len(cs) - 1; i >= 0; i-- {
+		if gitrepo.ChangeIDOf(cs[i].Message) == w.info.ChangeID {
+			return cs[i].Hash, nil
+		}
+	}
+	return "", nil
+}
+
+// recentDepth is how far back from the tip a merged change's commit is
+// looked for when nothing was deployed yet.
+const recentDepth = 200
+
+// recent returns up to recentDepth first-parent commits from tip, oldest
+// first.
+func (s *Source) recent(ctx context.Context, tip string) ([]gitrepo.UpstreamCommit, error) {
+	var out []gitrepo.UpstreamCommit
+	h := tip
+	for i := 0; i < recentDepth && h != ""; i++ {
+		c, err := s.repo.LookupCommit(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+		h = ""
+		if len(c.Parents) > 0 {
+			h = c.Parents[0]
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// prepared picks the commit to deploy (the requested change that contains
+// the others), refuses changes already deployed and, unless asked,
+// undeployed commits nobody requested, and describes the changes.
+func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want, prevUpstream string) (*deployer.Prepared, error) {
+	byCommit := map[string]*want{}
+	for _, w := range ws {
+		byCommit[w.commit] = w
+	}
+	var ps problems
+	if prevUpstream != "" {
+		for _, w := range ws {
+			in, err := s.repo.IsAncestor(ctx, w.commit, prevUpstream)
+			if err != nil {
+				return nil, err
+			}
+			if in {
+				ps.add("change %d (%s) is already deployed", w.info.Number, clip(w.info.Subject))
+			}
+		}
+		if len(ps) > 0 {
+			return nil, deployer.Errorf(deployer.EConflict, "%s", strings.Join(ps, "; "))
+		}
+	}
+	var target *want
+	for _, t := range ws {
+		all := true
+		for _, o := range ws {
+			in, err := s.repo.IsAncestor(ctx, o.commit, t.commit)
+			if err != nil {
+				return nil, err
+			}
+			all = all && in
+		}
+		if all {
+			target = t
+			break
+		}
+	}
+	if target == nil {
+		return nil, deployer.Errorf(deployer.EInvalid, "the changes merged on diverging lines of history; deploy them one at a time")
+	}
+	if prevUpstream == "" {
+		var out []deployer.Change
+		for _, w := range ws {
+			c, err := s.repo.LookupCommit(ctx, w.commit)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s.change(w, c))
+		}
+		return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+	}
+	if ok, err := s.repo.IsAncestor(ctx, prevUpstream, target.commit); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, deployer.Errorf(deployer.EConflict, "change %d merged as %.10s, which does not descend from the deployed commit %.10s; was %s rewritten?",
+			target.info.Number, target.commit, prevUpstream, s.cfg.Branch)
+	}
+	line, err := s.repo.Range(ctx, prevUpstream, target.commit)
+	if err != nil {
+		return nil, err
+	}
+	var unexpected []gitrepo.UpstreamCommit
+	out := make([]deployer.Change, 0, len(line))
+	for _, c := range line {
+		if w := byCommit[c.Hash]; w != nil {
+			out = append(out, s.change(w, &c))
+			continue
+		}
+		unexpected = append(unexpected, c)
+		ch := deployer.Change{ID: c.Hash, Commit: c.Hash, Subject: c.Subject, Author: c.Author, AuthorEmail: c.AuthorEmail, Bugs: gitrepo.Bugs(c.Message)}
+		if id := gitrepo.ChangeIDOf(c.Message); id != "" {
+			ch.URL = s.searchLink(id)
+		}
+		out = append(out, ch)
+	}
+	if len(unexpected) > 0 && !req.IncludeUnexpected {
+		return nil, s.unexpectedError(target, unexpected)
+	}
+	return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+}
+
+// maxListed caps how many unexpected commits a refusal names.
+const maxListed = 10
+
+func (s *Source) unexpectedError(target *want, cs []gitrepo.UpstreamCommit) error {
+	var items []string
+	for i, c := range cs {
+		if i == maxListed {
+			items = append(items, fmt.Sprintf("and %d more", len(cs)-maxListed))
+			break
+		}
+		item := fmt.Sprintf("%.10s %s (%s", c.Hash, clip(c.Subject), c.Author)
+		if id := gitrepo.ChangeIDOf(c.Message); id != "" {
+			item += ", " + s.searchLink(id)
+		}
+		items = append(items, item+")")
+	}
+	what := "1 commit that was"
+	if len(cs) > 1 {
+		what = fmt.Sprintf("%d commits that were", len(cs))
+	}
+	return deployer.Errorf(deployer.EConflict,
+		"deploying change %d would also ship %s merged but not deployed: %s. Check with their authors, then repeat with --include-unexpected to ship them too",
+		target.info.Number, what, strings.Join(items, "; "))
+}
+
+// change describes a requested change for the deployment record.
+func (s *Source) change(w *want, c *gitrepo.UpstreamCommit) deployer.Change {
+	return deployer.Change{
+		ID:          strconv.Itoa(w.info.Number),
+		Commit:      c.Hash,
+		Subject:     c.Subject,
+		Author:      c.Author,
+		AuthorEmail: c.AuthorEmail,
+		Owner:       w.info.Owner.Username,
+		URL:         s.Link(w.info.Number),
+		Bugs:        gitrepo.Bugs(c.Message),
+	}
+}
