@@ -75,6 +75,7 @@ func bigTree(n int) tree {
 }
 
 func TestSSHFullAndIncrementalSyncs(t *testing.T) {
+	t.Parallel()
 	d := testparts.StartSSHD(t)
 	c1 := bigTree(300)
 	c2 := c1.with(tree{"dir00/file000.php": file("<?php // changed in c2\n")})
@@ -146,6 +147,7 @@ var nasty = tree{
 }
 
 func TestSSHNastyPaths(t *testing.T) {
+	t.Parallel()
 	d := testparts.StartSSHD(t)
 	// The second commit changes kinds: a file becomes a directory, a
 	// directory a file, a symlink a file, a file a symlink, and names with
@@ -200,6 +202,7 @@ func TestSSHNastyPaths(t *testing.T) {
 }
 
 func TestSSHDriftedSlotIsRebuilt(t *testing.T) {
+	t.Parallel()
 	d := testparts.StartSSHD(t)
 	c1 := bigTree(50)
 	c2 := c1.with(tree{"dir00/file000.php": file("c2\n")})
@@ -258,6 +261,7 @@ func TestSSHDriftedSlotIsRebuilt(t *testing.T) {
 }
 
 func TestSSHUnknownOrChangedHostKey(t *testing.T) {
+	t.Parallel()
 	d := testparts.StartSSHD(t)
 	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")})
 	dir := t.TempDir()
@@ -330,6 +334,7 @@ func (s *hangingSource) Diff(ctx context.Context, from, to string) ([]deployer.F
 }
 
 func TestSSHHostDiesMidSync(t *testing.T) {
+	t.Parallel()
 	d := testparts.StartSSHD(t)
 	c1 := bigTree(200)
 	c2 := c1.with(tree{"dir00/file000.php": file("c2\n")})
@@ -379,6 +384,7 @@ func TestSSHHostDiesMidSync(t *testing.T) {
 }
 
 func TestSSHCommandTimeout(t *testing.T) {
+	t.Parallel()
 	d := testparts.StartSSHD(t)
 	h := sshHost(t, d, "web1")
 	h.cfg.CommandTimeout = 300 * time.Millisecond
@@ -391,6 +397,7 @@ func TestSSHCommandTimeout(t *testing.T) {
 		t.Errorf("the timeout took %s", took)
 	}
 	// The connection was dropped and is dialled again.
+	h.cfg.CommandTimeout = 30 * time.Second
 	out, err := h.Run(context.Background(), []string{"printf", "%s|", "a b", "'q'", "$HOME", "-n"})
 	if err != nil || string(out) != "a b|'q'|$HOME|-n|" {
 		t.Errorf("Run = %q, %v; want each argument as is", out, err)

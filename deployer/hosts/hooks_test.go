@@ -1,0 +1,147 @@
+package hosts
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/internal/testparts"
+)
+
+func TestHookRunsOnTheSSHHostAfterTheFlip(t *testing.T) {
+	t.Parallel()
+	d := testparts.StartSSHD(t)
+	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")}, tree{"index.php": file("<?php // 2\n")})
+	dir := t.TempDir()
+	s := sshHost(t, d, "web1")
+	// cp -P copies current itself: it exists only once the sync flipped.
+	// The odd name shows the arguments reach the program untouched.
+	seen := filepath.Join(dir, "seen by {host}; $(touch PWNED)")
+	h := WithHook(s, Hook{Argv: []string{"cp", "-P", s.Root() + "/current", seen}})
+	if err := h.Sync(context.Background(), commits[0], src); err != nil {
+		t.Fatal(err)
+	}
+	got := filepath.Join(dir, "seen by web1; $(touch PWNED)")
+	if target, err := os.Readlink(got); err != nil || target != "slots/a" {
+		t.Fatalf("the hook saw current -> %q, %v; want slots/a", target, err)
+	}
+	os.Remove(got)
+	if err := h.Sync(context.Background(), commits[1], src); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(got); err != nil || target != "slots/b" {
+		t.Fatalf("after the second sync the hook saw current -> %q, %v; want slots/b", target, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PWNED")); err == nil {
+		t.Error("a shell expanded the hook's argument")
+	}
+	if h.Name() != "web1" || h.(*Hooked).Unwrap() != s {
+		t.Error("the hooked host does not stand for the host it decorates")
+	}
+}
+
+func TestFailingHookFailsTheSync(t *testing.T) {
+	t.Parallel()
+	d := testparts.StartSSHD(t)
+	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")})
+	s := sshHost(t, d, "web2")
+	h := WithHook(s, Hook{Argv: []string{"sh", "-c", "echo php-fpm: pool www is busy >&2; exit 3"}})
+	err := h.Sync(context.Background(), commits[0], src)
+	if err == nil {
+		t.Fatal("the sync succeeded although its hook failed")
+	}
+	want := "host web2: hook sh: exit status 3: php-fpm: pool www is busy"
+	if err.Error() != want {
+		t.Errorf("err = %q; want %q", err, want)
+	}
+	// The hook ran after the flip: the host serves the commit, and the
+	// runner decides what a failed host means.
+	if cur, err := h.Current(context.Background()); err != nil || cur != commits[0] {
+		t.Errorf("Current = %q, %v", cur, err)
+	}
+}
+
+func TestHookOnALocalHost(t *testing.T) {
+	t.Parallel()
+	src := newSource(map[string]tree{"c1": {"index.php": file("<?php\n")}})
+	dir := t.TempDir()
+	l := NewLocal("mwdebug1001", filepath.Join(dir, "root"))
+	h := WithHook(l, Hook{Argv: []string{"touch", filepath.Join(dir, "reloaded-{host}")}})
+	if err := h.Sync(context.Background(), "c1", src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reloaded-mwdebug1001")); err != nil {
+		t.Errorf("the hook did not run: %v", err)
+	}
+
+	slow := WithHook(l, Hook{Argv: []string{"sleep", "10"}, Timeout: 200 * time.Millisecond})
+	start := time.Now()
+	err := slow.Sync(context.Background(), "c1", src)
+	if err == nil || err.Error() != "host mwdebug1001: hook sleep: did not finish within 200ms" {
+		t.Errorf("err = %v; want a timeout", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the timeout took %s", took)
+	}
+	if WithHook(l, Hook{}) != deployer.Host(l) {
+		t.Error("an empty hook should leave the host as it is")
+	}
+}
+
+func TestCommandPool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fleet := deployer.Fleet{
+		deployer.Canaries:   {NewLocal("mw-canary1001", filepath.Join(dir, "c"))},
+		deployer.Production: {NewLocal("mw1001", filepath.Join(dir, "p1")), NewLocal("mw1002", filepath.Join(dir, "p2"))},
+	}
+	marker := filepath.Join(dir, "pooled=no name={host}")
+	p := NewCommandPool(fleet, map[deployer.Stage]PoolCommands{
+		deployer.Production: {
+			Depool: []string{"touch", marker},
+			Repool: []string{"rm", marker},
+		},
+		deployer.Canaries: {
+			Depool: []string{"sh", "-c", "echo confctl: etcd unreachable >&2; exit 2"},
+		},
+	})
+	ctx := context.Background()
+	if err := p.Depool(ctx, "mw1002"); err != nil {
+		t.Fatal(err)
+	}
+	depooled := filepath.Join(dir, "pooled=no name=mw1002")
+	if _, err := os.Stat(depooled); err != nil {
+		t.Fatalf("depool did not run with the host's name: %v", err)
+	}
+	if err := p.Repool(ctx, "mw1002"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(depooled); !os.IsNotExist(err) {
+		t.Fatalf("repool did not run: %v", err)
+	}
+	if !p.Configured("mw1001") || !p.Configured("mw-canary1001") || p.Configured("nosuch") {
+		t.Error("Configured is wrong")
+	}
+
+	for _, tc := range []struct {
+		do   func() error
+		code string
+		msg  string
+	}{
+		{func() error { return p.Depool(ctx, "mw-canary1001") }, deployer.EConflict, "depool mw-canary1001 failed: sh: exit status 2: confctl: etcd unreachable"},
+		{func() error { return p.Repool(ctx, "mw-canary1001") }, deployer.EInvalid, "no repool command is configured for canaries (hosts.stage_options.canaries.repool)"},
+		{func() error { return p.Depool(ctx, "mw9999") }, deployer.ENotFound, `there is no host called "mw9999"`},
+	} {
+		err := tc.do()
+		if deployer.ErrorCode(err) != tc.code || deployer.ErrorMessage(err) != tc.msg {
+			t.Errorf("err = %v (%s); want %s %q", err, deployer.ErrorCode(err), tc.code, tc.msg)
+		}
+		if strings.Contains(deployer.ErrorMessage(err), "\n") {
+			t.Errorf("message %q is not one line", err)
+		}
+	}
+}
