@@ -354,6 +354,12 @@ type Verdict struct {
 	Start    time.Time    `json:"start"`
 	End      time.Time    `json:"end"`
 	Samples  []Sample     `json:"samples,omitempty"`
+	// Control, Before and Complete are the rest of the Window the verdict
+	// was decided on (Samples holds its Start and readings), so that
+	// `deploybot judge replay` can rebuild it exactly.
+	Control  []string `json:"control,omitempty"`
+	Before   *Sample  `json:"before,omitempty"`
+	Complete bool     `json:"complete,omitempty"`
 }
 
 // Baseline is the error rate the judged hosts are compared with.

@@ -277,6 +277,10 @@ func (j *Judge) Judge(w deployer.Window) deployer.Verdict {
 		Start:   w.Start.Time,
 		End:     w.Start.Time,
 		Samples: append([]deployer.Sample{w.Start}, w.Samples...),
+		// The rest of the window is kept too, so Replay can rebuild it.
+		Control:  append([]string(nil), w.Control...),
+		Before:   w.Before,
+		Complete: w.Complete,
 	}
 	if len(w.Samples) > 0 {
 		v.End = w.Samples[len(w.Samples)-1].Time
