@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo scenario test deps vet fmt-check bench
+.PHONY: build demo scenario test deps vet fmt-check bench bench-judge
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/deploybot ./cmd/deploybot
@@ -32,5 +32,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-bench:
+bench: bench-judge
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+
+# The canary judge against scap's rule on the same generated traffic: time
+# to a failing verdict and false failures, printed as a table (README,
+# "Canary judgement"). Simulated seconds, so one run is exact.
+bench-judge:
+	$(GO) test -run '^$$' -bench '^BenchmarkCanaryRules$$' -benchtime 1x ./deployer/judge

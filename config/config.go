@@ -141,6 +141,12 @@ type HostCf struct {
 	Root    string `yaml:"root"`    // local: the directory holding slots/ and current
 	Metrics string `yaml:"metrics"` // URL of its Prometheus text-format metrics
 	Line    int    `yaml:"-"`
+
+	// URL is where its web server answers smoke checks (default: the
+	// metrics URL's scheme and host:port); PrometheusInstance is its
+	// instance label in Prometheus (default: the metrics URL's host:port).
+	URL                string `yaml:"url"`
+	PrometheusInstance string `yaml:"prometheus_instance"`
 }
 
 // Pipeline holds the pipeline's waits and retries.
@@ -157,6 +163,10 @@ type Canary struct {
 	Window      Duration `yaml:"window"`
 	Interval    Duration `yaml:"interval"`
 	Judge       Judge    `yaml:"judge"`
+	// Smoke and ProductionWatch are described in canary_ext.go; a nil
+	// ProductionWatch takes the default, 0s turns the watch off.
+	Smoke           Smoke     `yaml:"smoke"`
+	ProductionWatch *Duration `yaml:"production_watch"`
 }
 
 // Metrics configures how request and error counters are read.
@@ -166,6 +176,8 @@ type Metrics struct {
 	CodeLabel  string   `yaml:"code_label"`
 	ErrorCodes string   `yaml:"error_codes"`
 	Timeout    Duration `yaml:"timeout"`
+	// Prometheus is used when Source is "prometheus" (canary_ext.go).
+	Prometheus PrometheusSource `yaml:"prometheus"`
 }
 
 // Judge holds the canary judge's thresholds.
@@ -435,6 +447,7 @@ func (c *Config) defaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
+	c.canaryDefaults()
 }
 
 var stageNames = []string{"testservers", "canaries", "production"}
@@ -495,8 +508,8 @@ func (c *Config) check(root *yaml.Node) Problems {
 			}
 		}
 	}
-	if c.Canary.Metrics.Source != "scrape" {
-		add(lineOf(root, "canary", "metrics", "source"), "metrics source %q is not supported (use scrape)", c.Canary.Metrics.Source)
+	if c.Canary.Metrics.Source != "scrape" && c.Canary.Metrics.Source != "prometheus" {
+		add(lineOf(root, "canary", "metrics", "source"), "metrics source %q is not supported (use scrape or prometheus)", c.Canary.Metrics.Source)
 	}
 	if _, err := regexp.Compile(c.Canary.Metrics.ErrorCodes); err != nil {
 		add(lineOf(root, "canary", "metrics", "error_codes"), "error_codes is not a valid regular expression")
@@ -548,6 +561,7 @@ func (c *Config) check(root *yaml.Node) Problems {
 	} else if c.Chat.Console.User == "" {
 		add(lineOf(root, "chat", "console"), "chat.console.user is required: who the lines on standard input are from")
 	}
+	ps = append(ps, c.checkCanary(root)...)
 	return ps
 }
 

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/bot/console"
@@ -45,6 +46,8 @@ commands:
                               a complete sandbox on this machine: an upstream repo,
                               seven hosts, traffic, and the bot on this terminal
   check-config --config FILE  check a configuration; list every problem with its line
+  judge replay [--id N] [--config FILE] [--alpha X --factor X --abs-diff X --min-requests N]
+                              re-run the canary judge over stored verdicts' readings
   version                     print the version
 `
 
@@ -61,6 +64,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "judge":
+		return judgeCommand(args[1:], stdout, stderr)
 	case "run":
 		m := NewMain(stdin, stdout, stderr)
 		if err := m.ParseFlags(args[1:]); err != nil {
@@ -136,6 +141,11 @@ type Main struct {
 	Runner  *deployer.Runner
 	Bot     *bot.Bot
 	Console *console.Console
+	// Smoker runs the stages' smoke checks, and ProductionWatch is how long
+	// production is judged after its sync (0: not at all); the runner's
+	// configuration takes both from here (wire_canary.go builds them).
+	Smoker          deployer.Smoker
+	ProductionWatch time.Duration
 
 	logFile *os.File
 	closers []func() error
@@ -221,21 +231,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			}
 		}
 	}
-	mc := c.Canary.Metrics
-	metrics := judge.NewScrape(judge.ScrapeConfig{Targets: targets, Metric: mc.Metric, CodeLabel: mc.CodeLabel, ErrorCodes: mc.ErrorCodes, Timeout: mc.Timeout.D()})
-	jc := judge.DefaultConfig()
-	jc.Window = c.Canary.Window.D()
-	j := c.Canary.Judge
-	setIf(&jc.Alpha, j.Alpha)
-	setIf(&jc.Factor, j.Factor)
-	setIf(&jc.AbsDiff, j.AbsDiff)
-	setIf(&jc.GrossRate, j.GrossRate)
-	if j.MinRequests > 0 {
-		jc.MinRequests = j.MinRequests
-	}
-	if j.GrossMinRequests > 0 {
-		jc.GrossMinRequests = j.GrossMinRequests
-	}
+	metrics, smoker, watch := canaryParts(c, targets)
+	m.Smoker, m.ProductionWatch = smoker, watch
+	jc := judgeConfig(c)
 
 	dir := &bot.Directory{Deployers: c.Access.Deployers}
 	for _, p := range c.People {
@@ -275,12 +273,6 @@ func explain(v deployer.Verdict) []string {
 		return t[1:]
 	}
 	return t
-}
-
-func setIf(dst *float64, v float64) {
-	if v != 0 {
-		*dst = v
-	}
 }
 
 // Run runs the pipeline and the chat adapters until ctx ends. When the
