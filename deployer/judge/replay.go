@@ -51,8 +51,21 @@ func (r ReplayResult) String() string {
 	if r.Changed() {
 		mark = "CHANGED"
 	}
-	return fmt.Sprintf("%s: stored %s at look %d (%s), replayed %s at look %d (%s) [%s]: %s",
-		head, r.Stored, r.StoredLook, seconds(r.StoredAt), r.Replayed, r.Look, seconds(r.At), mark, r.Verdict.Reason)
+	at := fmt.Sprintf("at look %d (%s)", r.Look, seconds(r.At))
+	if r.Replayed == deployer.Pending {
+		at = fmt.Sprintf("at look %d (%s, where the stored readings end)", r.Look, seconds(r.At))
+	}
+	return fmt.Sprintf("%s: stored %s at look %d (%s), replayed %s %s [%s]: %s",
+		head, r.Stored, r.StoredLook, seconds(r.StoredAt), outcomeWord(r.Replayed), at, mark, r.Verdict.Reason)
+}
+
+// outcomeWord names an outcome for a replay line: a replay that ran out of
+// stored readings before deciding is "undecided", not "pending".
+func outcomeWord(o deployer.Outcome) string {
+	if o == deployer.Pending {
+		return "undecided"
+	}
+	return string(o)
 }
 
 // Replay re-runs the judge, configured by cfg, over every verdict stored
@@ -145,7 +158,7 @@ func ReplaySummary(results []ReplayResult) string {
 		n++
 		if r.Changed() {
 			changed++
-			changes[fmt.Sprintf("%s -> %s", r.Stored, r.Replayed)]++
+			changes[fmt.Sprintf("%s -> %s", r.Stored, outcomeWord(r.Replayed))]++
 		}
 	}
 	s := fmt.Sprintf("replayed %d verdict(s) of %d deployment(s): %d change", n, len(deployments), changed)
