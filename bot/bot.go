@@ -25,6 +25,21 @@ type Message struct {
 	// Reply answers in the place the message came from (channel, thread,
 	// private message). Each element is one line.
 	Reply func(lines ...string)
+	// Refused, when set, receives the answer instead of Reply when the
+	// command was not carried out (unknown, not allowed here, refused to
+	// this sender, or declined), so an adapter can tell an accepted button
+	// press from a refused one and answer the latter privately. When nil,
+	// Handle uses Reply.
+	Refused func(line string)
+}
+
+// refused answers a command that was not carried out.
+func (m Message) refused(line string) {
+	if m.Refused != nil {
+		m.Refused(line)
+		return
+	}
+	m.Reply(line)
 }
 
 // Adapter is one chat network the bot is on.
@@ -202,18 +217,18 @@ func (b *Bot) Handle(m Message) {
 	}
 	cmd, known := commands[name]
 	if !known {
-		m.Reply(fmt.Sprintf("%s: I don't know %q. Try %shelp.", m.Sender.Nick, name, b.Prefix))
+		m.refused(fmt.Sprintf("%s: I don't know %q. Try %shelp.", m.Sender.Nick, name, b.Prefix))
 		return
 	}
 	if m.Private && !cmd.private {
-		m.Reply(fmt.Sprintf("In private I answer only %sstatus and %shelp; say %s%s in the deployment channel.", b.Prefix, b.Prefix, b.Prefix, name))
+		m.refused(fmt.Sprintf("In private I answer only %sstatus and %shelp; say %s%s in the deployment channel.", b.Prefix, b.Prefix, b.Prefix, name))
 		return
 	}
 	if reason := b.refuse(cmd, m.Sender, args); reason != "" {
 		log.Warn("command refused", "reason", reason, "text", m.Text)
 		_ = b.Store.AppendEvent(deployer.Event{Deployment: b.targetID(args), Time: time.Now(), Actor: who, Kind: "refused",
 			Message: fmt.Sprintf("%s%s refused: %s", b.Prefix, name, reason)})
-		m.Reply(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
+		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
 		return
 	}
 	lines, err := cmd.run(b, m, who, args)
@@ -223,7 +238,7 @@ func (b *Bot) Handle(m Message) {
 		} else {
 			log.Info("command declined", "reason", err.Error())
 		}
-		m.Reply(fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err)))
+		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err)))
 		return
 	}
 	if cmd.role != anyone {

@@ -214,6 +214,7 @@ type Person struct {
 // Chat configures the chat adapters.
 type Chat struct {
 	Console *Console `yaml:"console"`
+	Slack   *Slack   `yaml:"slack"`
 }
 
 // Console is the standard-input adapter.
@@ -448,6 +449,7 @@ func (c *Config) defaults() {
 		c.Log.Format = "text"
 	}
 	c.canaryDefaults()
+	c.Chat.Slack.defaults()
 }
 
 var stageNames = []string{"testservers", "canaries", "production"}
@@ -556,12 +558,13 @@ func (c *Config) check(root *yaml.Node) Problems {
 	default:
 		add(lineOf(root, "log", "format"), "log format %q is not text or json", c.Log.Format)
 	}
-	if c.Chat.Console == nil {
-		add(lineOf(root, "chat"), "no chat adapter is configured (chat.console)")
-	} else if c.Chat.Console.User == "" {
+	if c.Chat.Console == nil && c.Chat.Slack == nil {
+		add(lineOf(root, "chat"), "no chat adapter is configured (chat.console or chat.slack)")
+	} else if c.Chat.Console != nil && c.Chat.Console.User == "" {
 		add(lineOf(root, "chat", "console"), "chat.console.user is required: who the lines on standard input are from")
 	}
 	ps = append(ps, c.checkCanary(root)...)
+	ps = append(ps, c.Chat.Slack.check(root)...)
 	return ps
 }
 
@@ -583,4 +586,5 @@ func (c *Config) resolvePaths(dir string) {
 		abs(&c.Source.Git.URL)
 	}
 	abs(&c.Log.File)
+	c.Chat.Slack.resolve(abs)
 }

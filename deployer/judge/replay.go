@@ -95,6 +95,9 @@ func (j *Judge) replay(d *deployer.Deployment, index int, v deployer.Verdict) Re
 	r := ReplayResult{Deployment: d.ID, Index: index, Stage: v.Stage, Stored: v.Outcome}
 	if len(v.Samples) < 2 {
 		r.Err = "no readings were stored with it"
+		if strings.HasPrefix(v.Reason, "smoke checks failed") {
+			r.Err = "a smoke-check verdict has no readings to re-judge"
+		}
 		return r
 	}
 	start, looks := v.Samples[0], v.Samples[1:]

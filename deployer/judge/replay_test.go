@@ -143,9 +143,13 @@ func TestReplayProductionAndSummary(t *testing.T) {
 	if len(d.Verdicts) != 2 || d.Verdicts[1].Outcome != deployer.Pass {
 		t.Fatalf("verdicts %+v", d.Verdicts)
 	}
-	empty := &deployer.Deployment{ID: 6, Verdicts: []deployer.Verdict{{Stage: deployer.Canaries, Outcome: deployer.Fail}}}
+	empty := &deployer.Deployment{ID: 6, Verdicts: []deployer.Verdict{{Stage: deployer.Canaries, Outcome: deployer.Fail},
+		{Stage: deployer.Canaries, Outcome: deployer.Fail, Reason: "smoke checks failed: mw-canary1 GET / answered 500, want 200"}}}
 	rs := append(Replay(Config{}, d), Replay(Config{}, empty)...)
 	rs = append(rs, Replay(Config{GrossRate: 0.001, GrossMinRequests: 1}, d)...)
+	if want := "#6 canaries: stored fail; cannot replay: a smoke-check verdict has no readings to re-judge"; rs[3].String() != want {
+		t.Errorf("smoke verdict: %q, want %q", rs[3].String(), want)
+	}
 	if rs[1].Stage != deployer.Production || rs[1].Changed() || !reflect.DeepEqual(rs[1].Verdict, d.Verdicts[1]) {
 		t.Errorf("production replay: %+v", rs[1])
 	}
@@ -153,7 +157,7 @@ func TestReplayProductionAndSummary(t *testing.T) {
 		t.Errorf("empty verdict: %q", rs[2].String())
 	}
 	got := ReplaySummary(rs)
-	want := "replayed 4 verdict(s) of 2 deployment(s): 2 change (pass -> fail 2); 1 had no stored readings"
+	want := "replayed 4 verdict(s) of 2 deployment(s): 2 change (pass -> fail 2); 2 had no stored readings"
 	if got != want {
 		t.Errorf("summary %q, want %q", got, want)
 	}
