@@ -215,6 +215,7 @@ type Person struct {
 type Chat struct {
 	Console *Console `yaml:"console"`
 	Slack   *Slack   `yaml:"slack"`
+	IRC     *IRC     `yaml:"irc"`
 }
 
 // Console is the standard-input adapter.
@@ -450,6 +451,7 @@ func (c *Config) defaults() {
 	}
 	c.canaryDefaults()
 	c.Chat.Slack.defaults()
+	c.Chat.IRC.defaults(c.Bot.Name)
 }
 
 var stageNames = []string{"testservers", "canaries", "production"}
@@ -558,13 +560,14 @@ func (c *Config) check(root *yaml.Node) Problems {
 	default:
 		add(lineOf(root, "log", "format"), "log format %q is not text or json", c.Log.Format)
 	}
-	if c.Chat.Console == nil && c.Chat.Slack == nil {
-		add(lineOf(root, "chat"), "no chat adapter is configured (chat.console or chat.slack)")
+	if c.Chat.Console == nil && c.Chat.Slack == nil && c.Chat.IRC == nil {
+		add(lineOf(root, "chat"), "no chat adapter is configured (chat.console, chat.slack or chat.irc)")
 	} else if c.Chat.Console != nil && c.Chat.Console.User == "" {
 		add(lineOf(root, "chat", "console"), "chat.console.user is required: who the lines on standard input are from")
 	}
 	ps = append(ps, c.checkCanary(root)...)
 	ps = append(ps, c.Chat.Slack.check(root)...)
+	ps = append(ps, c.Chat.IRC.check(root)...)
 	return ps
 }
 
@@ -587,4 +590,5 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	abs(&c.Log.File)
 	c.Chat.Slack.resolve(abs)
+	c.Chat.IRC.resolvePaths(dir)
 }

@@ -258,6 +258,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.Console = &console.Console{In: m.Stdin, Out: m.Stdout, User: c.Chat.Console.User, BotName: c.Bot.Name}
 		m.Bot.AddAdapter(m.Console)
 	}
+	if err := m.openIRC(); err != nil {
+		return err
+	}
 	if err := m.openSlack(); err != nil {
 		return err
 	}

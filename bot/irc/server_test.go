@@ -1,0 +1,199 @@
+package irc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/internal/testparts"
+)
+
+// runAdapter runs an adapter against a real ngircd until the test ends.
+// Every message it receives is answered with "heard: <text>".
+func runAdapter(t *testing.T, srv *testparts.Ngircd, cfg Config) *Adapter {
+	t.Helper()
+	cfg.Server, cfg.Port = "127.0.0.1", srv.Port
+	if cfg.Nick == "" {
+		cfg.Nick = "deploybot"
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = "#deployments"
+	}
+	if cfg.ReconnectMin == 0 {
+		cfg.ReconnectMin, cfg.ReconnectMax = 100*time.Millisecond, time.Second
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(ctx, func(m bot.Message) { m.Reply("heard: " + m.Text) })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	})
+	return a
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// botLines are the texts the bot said in channel, as user received them.
+func botLines(u *testparts.IRCUser, channel string) []string {
+	var out []string
+	for _, l := range u.Lines() {
+		if l.Nick == "deploybot" && strings.EqualFold(l.Target, channel) {
+			out = append(out, l.Text)
+		}
+	}
+	return out
+}
+
+func TestConversationOverNgircd(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	runAdapter(t, srv, Config{FloodInterval: 0})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+
+	alice.Say("#deployments", "!status")
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "heard: !status")
+	alice.Say("deploybot", "!help")
+	l := alice.AwaitText(10*time.Second, "deploybot", "alice", "heard: !help")
+	if l.Target != "alice" {
+		t.Errorf("a private message was answered in %s", l.Target)
+	}
+	// The mask is what ngircd shows without ident or DNS.
+	if l := alice.Lines()[0]; !strings.HasPrefix(l.Source, "deploybot!~deploybot@127.0.0.1") {
+		t.Errorf("bot's mask as relayed: %q", l.Source)
+	}
+}
+
+func TestLongOutputIsSplitInOrderWithNothingLost(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodInterval: 0})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+
+	var text []string
+	for i := 1; i <= 40; i++ {
+		text = append(text, fmt.Sprintf("line %02d: %s", i, strings.Repeat(fmt.Sprintf("w%02d ", i), 3*i)))
+	}
+	a.Announce(deployer.Notice{Deployment: 7, Kind: deployer.NoticeVerdict, Text: strings.Join(text, "\n")}, []string{"alice"})
+	a.Announce(deployer.Notice{Deployment: 7, Kind: deployer.NoticeInfo, Text: "the end"}, nil)
+	alice.AwaitText(20*time.Second, "deploybot", "#deployments", "[#7] the end")
+
+	var got []string
+	for i, l := range alice.Lines() {
+		if l.Len > 510 {
+			t.Errorf("line %d is %d bytes as relayed (IRC allows 510 + CR LF)", i, l.Len)
+		}
+		if l.Nick != "deploybot" {
+			continue
+		}
+		body, ok := strings.CutPrefix(l.Text, "[#7] ")
+		if len(got) == 0 {
+			body, ok = strings.CutPrefix(l.Text, "alice: [#7] ")
+		}
+		if !ok {
+			t.Errorf("line %d lacks its prefix: %q", i, l.Text)
+		}
+		got = append(got, body)
+	}
+	want := append(text, "the end")
+	if g, w := strings.Join(strings.Fields(strings.Join(got, " ")), " "), strings.Join(strings.Fields(strings.Join(want, " ")), " "); g != w {
+		t.Errorf("text received differs from text sent:\n got %s\nwant %s", g, w)
+	}
+	if len(got) <= len(want) {
+		t.Errorf("%d lines received for %d lines of text: long lines were not split", len(got), len(want))
+	}
+}
+
+func TestLinesQueuedWhileDisconnectedArriveAfterReconnect(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	var reconnects atomic.Int32
+	// The bot waits a second before reconnecting; alice retries every 50ms,
+	// so she is back in the channel before the bot sends what it queued.
+	a := runAdapter(t, srv, Config{FloodInterval: 0, ReconnectMin: time.Second, ReconnectMax: 2 * time.Second,
+		OnReconnect: func() { reconnects.Add(1) }})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	a.Announce(deployer.Notice{Deployment: 1, Kind: deployer.NoticeStarted, Text: "before the outage"}, nil)
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "before the outage")
+
+	srv.Stop()
+	for i := 1; i <= 5; i++ {
+		a.Announce(deployer.Notice{Deployment: 1, Kind: deployer.NoticeProgress, Text: fmt.Sprintf("during the outage %d", i)}, nil)
+	}
+	time.Sleep(200 * time.Millisecond)
+	srv.Start()
+	alice.AwaitText(20*time.Second, "deploybot", "#deployments", "during the outage 5")
+	alice.AwaitPresent(5*time.Second, "deploybot", "#deployments")
+
+	want := "[#1] before the outage|[#1] during the outage 1|[#1] during the outage 2|[#1] during the outage 3|[#1] during the outage 4|[#1] during the outage 5"
+	if got := strings.Join(botLines(alice, "#deployments"), "|"); got != want {
+		t.Errorf("lines received:\n got %s\nwant %s", got, want)
+	}
+	if n := reconnects.Load(); n != 1 {
+		t.Errorf("OnReconnect called %d times, want 1", n)
+	}
+	// The conversation carries on after the reconnect.
+	alice.Say("#deployments", "verified")
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "heard: verified")
+	// Every line is confirmed by the server soon after it arrived.
+	deadline := time.Now().Add(5 * time.Second)
+	for a.queued() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q := a.queued(); q != 0 {
+		t.Errorf("%d lines still queued or unconfirmed 5s after the last one arrived", q)
+	}
+}
+
+func TestFloodControlPacesLines(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodBurst: 2, FloodInterval: 150 * time.Millisecond})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	time.Sleep(400 * time.Millisecond) // let the bucket refill after the join
+	start := time.Now()
+	a.Announce(deployer.Notice{Kind: deployer.NoticeInfo, Text: "1\n2\n3\n4\n5\n6"}, nil)
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "6")
+	took := time.Since(start)
+	// Two lines at once, then four more at 150ms each (PINGs that confirm
+	// delivery take their turn too): at least 600ms.
+	if took < 540*time.Millisecond {
+		t.Errorf("6 lines with a burst of 2 and 150ms pacing arrived in %s", took)
+	}
+	if got := strings.Join(botLines(alice, "#deployments"), " "); got != "1 2 3 4 5 6" {
+		t.Errorf("lines: %s", got)
+	}
+}

@@ -1,0 +1,114 @@
+package irc
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// maxLine is the longest line IRC relays, prefix included, CR LF excluded
+// (RFC 2812: 512 bytes with CR LF).
+const maxLine = 510
+
+// unknownHostLen is what a host name is assumed to take until the server
+// tells the bot its own host: 63 bytes is HOSTLEN on common servers.
+const unknownHostLen = 63
+
+// bodyBudget is how many bytes of text fit in one PRIVMSG to target, as
+// the server relays it to others: ":nick!~user@host PRIVMSG target :text".
+// userLen should count the "~" a server adds to a user name without ident.
+func bodyBudget(nickLen, userLen, hostLen int, target string) int {
+	return maxLine - (1 + nickLen + 1 + userLen + 1 + hostLen + len(" PRIVMSG ") + len(target) + len(" :"))
+}
+
+// minBudget keeps output readable when a server reports absurd lengths.
+const minBudget = 80
+
+// clean makes one line of text safe to send: no CR, LF or NUL (which would
+// end or corrupt the IRC line), and valid UTF-8.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\r', '\n', 0:
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// wrap cuts text into pieces of at most max bytes. It cuts at the last
+// space that leaves a piece at least half full, else at max, never inside
+// a UTF-8 sequence. The space at a cut is dropped (the line break stands
+// for it); nothing else is: joining the pieces with the dropped spaces
+// gives text back.
+func wrap(text string, max int) []string {
+	if max < 1 {
+		max = 1
+	}
+	var out []string
+	for len(text) > max {
+		cut := strings.LastIndexByte(text[:max+1], ' ')
+		if cut >= max/2 && cut > 0 {
+			out = append(out, text[:cut])
+			text = text[cut+1:]
+			continue
+		}
+		cut = max
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		if cut == 0 { // max is smaller than one rune: send the rune whole
+			_, cut = utf8.DecodeRuneInString(text)
+		}
+		out = append(out, text[:cut])
+		text = text[cut:]
+	}
+	if text != "" {
+		out = append(out, text)
+	}
+	return out
+}
+
+// layout turns a message's lines into IRC lines of at most budget bytes.
+// The very first IRC line starts with first (mentions and the deployment
+// tag), every later one with rest (the deployment tag), so each line of a
+// deployment still names it when other output comes in between. Blank
+// lines are left out: IRC refuses empty messages.
+func layout(first, rest string, lines []string, budget int) []string {
+	var out []string
+	for _, l := range lines {
+		l = strings.TrimRight(clean(l), " \t")
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		prefix := rest
+		if len(out) == 0 {
+			prefix = first
+		}
+		for _, piece := range wrap(l, budget-len(prefix)) {
+			if len(out) > 0 {
+				prefix = rest
+			}
+			out = append(out, prefix+piece)
+		}
+	}
+	return out
+}
+
+// truncate shortens s to at most max bytes on a rune boundary, marking the
+// cut with an ellipsis. It is for lines that must stay one line (a `!log`
+// entry split in two would log its tail as a separate, broken entry).
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ell = "…"
+	cut := max - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if cut < 0 {
+		cut = 0
+	}
+	return s[:cut] + ell
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/internal/testparts"
+)
+
+// The IRC end-to-end tests run the real bot (Main.Open/Run on the demo
+// sandbox) with only the IRC adapter, against a real ngircd, and play the
+// people with girc clients. ngircd has no services, so people are known
+// by their masks: nick!~user@127.0.0.1.
+
+const (
+	deployChan = "#deployments"
+	logChan    = "#operations"
+)
+
+// newIRCE2E starts ngircd and the bot on it, configured for IRC only.
+func newIRCE2E(t *testing.T) (*e2e, *testparts.Ngircd) {
+	t.Helper()
+	srv := testparts.StartNgircd(t)
+	e := newE2E(t, testTimings, func(m *Main) {
+		m.Config.Chat.Console = nil
+		m.Config.Chat.IRC = &config.IRC{
+			Server: "127.0.0.1", Port: srv.Port, Nick: "deploybot", User: "deploybot", RealName: "deploybot",
+			Channel: deployChan, LogChannel: logChan,
+			// The test server has no flood limits; pacing would only
+			// slow the 50-line history down.
+			Flood:     config.Flood{Burst: 5, Interval: config.Dur(time.Second), Disable: true},
+			Reconnect: config.Backoff{Min: config.Dur(300 * time.Millisecond), Max: config.Dur(2 * time.Second)},
+		}
+		for i := range m.Config.People {
+			p := &m.Config.People[i]
+			p.Chat = append(p.Chat, fmt.Sprintf("irc:mask:%s!~%s@127.0.0.1", p.Nick, p.Nick))
+		}
+	})
+	return e, srv
+}
+
+// join brings a person into the channels and waits until the bot is there.
+func join(t *testing.T, srv *testparts.Ngircd, nick string, channels ...string) *testparts.IRCUser {
+	t.Helper()
+	u := testparts.JoinIRC(t, srv, nick, channels...)
+	u.AwaitPresent(20*time.Second, "deploybot", deployChan)
+	return u
+}
+
+// checkLineLengths fails for any line longer than IRC allows.
+func checkLineLengths(t *testing.T, u *testparts.IRCUser) {
+	t.Helper()
+	for _, l := range u.Lines() {
+		if l.Len > 510 {
+			t.Errorf("%s received a %d-byte line (IRC allows 510 + CR LF): %.80s...", u.Nick, l.Len, l.Text)
+		}
+	}
+}
+
+func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+
+func TestIRCBackportConversation(t *testing.T) {
+	t.Parallel()
+	e, srv := newIRCE2E(t)
+	alice := join(t, srv, "alice", deployChan, logChan)
+	bob := join(t, srv, "bob", deployChan)
+	const patience = time.Minute
+
+	alice.Say(deployChan, "!backport good-change")
+	alice.AwaitText(patience, "deploybot", deployChan, "alice: queued good-change as #1")
+	// The submitter is pinged by nick, with the choices.
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#1] ", "reply `verified`", "!abort 1")
+	bob.Say(deployChan, "verified")
+	bob.AwaitText(patience, "deploybot", deployChan, "[#1] verified by Bob Submitter")
+	verdict := e.wait(1, patience, deployer.NoticeVerdict)
+	e.wait(1, patience, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateDone || d.Requester != "Alice Deployer" || d.Submitter != "Bob Submitter" {
+		t.Fatalf("deployment ended %s (%s), requester %q, submitter %q", d.State, d.Reason, d.Requester, d.Submitter)
+	}
+	e.expect(all(d.Commit))
+	alice.AwaitText(patience, "deploybot", deployChan, "[#1] "+firstLine(verdict.Text))
+	alice.AwaitText(patience, "deploybot", deployChan, "[#1] done: ")
+
+	// Every notice of the deployment reached the channel, tagged.
+	for _, n := range e.sb.Tap.Notices() {
+		if n.Deployment == 1 {
+			alice.AwaitText(10*time.Second, "deploybot", deployChan, "[#1] "+firstLine(n.Text))
+		}
+	}
+	// The log channel gets one SAL line for the finished deployment.
+	l := alice.AwaitText(10*time.Second, "deploybot", logChan, "!log alice@deploybot Synchronized ", "[#1] (duration ")
+	if !strings.Contains(l.Text, d.Changes[0].Subject) {
+		t.Errorf("!log line without the change's subject %q: %s", d.Changes[0].Subject, l.Text)
+	}
+	var logLines int
+	for _, l := range alice.Lines() {
+		if l.Target == logChan {
+			logLines++
+		}
+	}
+	if logLines != 1 {
+		t.Errorf("%d lines in the log channel, want 1", logLines)
+	}
+	checkLineLengths(t, alice)
+}
+
+func TestIRCRefusesWhoMayNotDeploy(t *testing.T) {
+	t.Parallel()
+	e, srv := newIRCE2E(t)
+	bob := join(t, srv, "bob", deployChan)
+	mallory := join(t, srv, "mallory", deployChan)
+	const patience = 30 * time.Second
+
+	mallory.Say(deployChan, "!backport good-change")
+	mallory.AwaitText(patience, "deploybot", deployChan, "mallory: only deployers may do that")
+	// The submitter of changes is not a deployer either.
+	bob.Say(deployChan, "deploybot: backport good-change")
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: only deployers may do that")
+	// Someone who takes a deployer's nick is not that deployer: the mask
+	// (user name) differs.
+	impostor := testparts.JoinIRCAs(t, srv, "alice", "mallory", deployChan)
+	impostor.Say(deployChan, "!backport good-change")
+	impostor.AwaitText(patience, "deploybot", deployChan, "alice: only deployers may do that")
+	// In private, only status and help are answered.
+	mallory.Say("deploybot", "!backport good-change")
+	mallory.AwaitText(patience, "deploybot", "mallory", "In private I answer only !status and !help")
+	mallory.Say("deploybot", "!status")
+	mallory.AwaitText(patience, "deploybot", "mallory", "nothing is deploying right now")
+
+	if ds, err := e.sb.Main.Store.List(0, 10); err != nil || len(ds) != 0 {
+		t.Errorf("refused requests created deployments: %d, %v", len(ds), err)
+	}
+	evs, err := e.sb.Main.Store.Events(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusedBy []string
+	for _, ev := range evs {
+		if ev.Kind == "refused" {
+			refusedBy = append(refusedBy, ev.Actor)
+		}
+	}
+	want := "irc:mask:mallory!~mallory@127.0.0.1 Bob Submitter irc:mask:alice!~mallory@127.0.0.1"
+	if got := strings.Join(refusedBy, " "); got != want {
+		t.Errorf("refusals recorded for %q, want %q", got, want)
+	}
+}
+
+func TestIRCServerRestartWhileAwaitingVerification(t *testing.T) {
+	t.Parallel()
+	e, srv := newIRCE2E(t)
+	alice := join(t, srv, "alice", deployChan)
+	bob := join(t, srv, "bob", deployChan)
+	const patience = time.Minute
+
+	alice.Say(deployChan, "!backport good-change")
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#1] ", "reply `verified`")
+
+	// The IRC server dies and comes back; the deployment keeps waiting.
+	srv.Stop()
+	time.Sleep(300 * time.Millisecond)
+	if d := e.get(1); d.State != deployer.StateAwaitingVerification {
+		t.Fatalf("during the outage #1 is %s, want awaiting-verification", d.State)
+	}
+	srv.Start()
+	bob.AwaitPresent(30*time.Second, "deploybot", deployChan)
+	bob.Say(deployChan, "verified")
+	bob.AwaitText(patience, "deploybot", deployChan, "[#1] verified by Bob Submitter")
+	e.wait(1, patience, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateDone {
+		t.Fatalf("after the reconnect #1 ended %s: %s", d.State, d.Reason)
+	}
+	e.expect(all(d.Commit))
+	bob.AwaitText(patience, "deploybot", deployChan, "[#1] done: ")
+
+	// The bot told the core it reconnected (bot.Bot.Reconnected).
+	log, err := os.ReadFile(filepath.Join(e.sb.Env.Dir, "deploybot.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `msg="chat reconnected" adapter=irc`) {
+		t.Errorf("the bot's log does not record the IRC reconnect")
+	}
+}
+
+func TestIRCHistoryOf50IsSplitWithNothingLost(t *testing.T) {
+	t.Parallel()
+	e, srv := newIRCE2E(t)
+	alice := join(t, srv, "alice", deployChan)
+	const patience = time.Minute
+
+	// Locked, backports queue without starting, so 50 of them are quick.
+	alice.Say(deployChan, "!lock testing the history")
+	alice.AwaitText(patience, "deploybot", deployChan, "deployments locked by Alice Deployer")
+	refs := func(i int) []string {
+		var rs []string
+		for j := 1; j <= 4; j++ {
+			// Four refs keep alice's own line within one IRC message.
+			rs = append(rs, fmt.Sprintf("r%02d-%d-%s", i, j, strings.Repeat("abcdefghij", 8)))
+		}
+		return rs
+	}
+	for i := 1; i <= 50; i++ {
+		alice.Say(deployChan, "!backport "+strings.Join(refs(i), " "))
+	}
+	alice.AwaitText(patience, "deploybot", deployChan, "as #50")
+	alice.Say(deployChan, "!history 50")
+	last := refs(1)[3]
+	alice.AwaitText(patience, "deploybot", deployChan, last)
+	time.Sleep(200 * time.Millisecond) // anything after the last entry would be a bug
+
+	var got []string
+	for _, l := range alice.Lines() {
+		if l.Nick != "deploybot" || l.Target != deployChan {
+			continue
+		}
+		if strings.HasPrefix(l.Text, "last 50 deployment(s), newest first:") {
+			got = nil
+		}
+		got = append(got, l.Text)
+	}
+	if len(got) == 0 || !strings.HasPrefix(got[0], "last 50 deployment(s), newest first:") {
+		t.Fatalf("no history header among the lines received")
+	}
+	// Each entry is longer than one IRC line, so it was split; joined
+	// back, the entries come newest first, each with all its refs.
+	text := strings.Join(got, " ")
+	pos := 0
+	for i := 50; i >= 1; i-- {
+		entry := fmt.Sprintf("#%d queued: %s, requested by Alice Deployer", i, strings.Join(refs(i), " "))
+		k := strings.Index(text[pos:], entry)
+		if k < 0 {
+			t.Fatalf("history entry #%d missing or out of order; received %d lines:\n%s", i, len(got), strings.Join(got, "\n"))
+		}
+		pos += k + len(entry)
+	}
+	if len(got) <= 51 {
+		t.Errorf("%d lines for 51 lines of history whose entries do not fit one IRC line: nothing was split", len(got))
+	}
+	checkLineLengths(t, alice)
+	if d := e.get(50); d.State != deployer.StateQueued {
+		t.Errorf("#50 is %s, want queued (locked)", d.State)
+	}
+}
