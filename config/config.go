@@ -118,14 +118,18 @@ type Staging struct {
 
 // Source says where changes come from.
 type Source struct {
-	Type string    `yaml:"type"` // "git"
-	Git  GitSource `yaml:"git"`
+	Type   string       `yaml:"type"` // "git" or "gerrit"
+	Git    GitSource    `yaml:"git"`
+	Gerrit GerritSource `yaml:"gerrit"` // config/gerrit.go
 }
 
 // GitSource is an upstream git remote and the branch deployed from it.
 type GitSource struct {
 	URL    string `yaml:"url"`
 	Branch string `yaml:"branch"`
+	// PushReverts lets a rollback push a revert commit to Branch when the
+	// rolled-back commit is still its tip.
+	PushReverts bool `yaml:"push_reverts"`
 }
 
 // Hosts is the fleet, by stage.
@@ -402,6 +406,7 @@ func (c *Config) defaults() {
 	if c.Source.Git.Branch == "" {
 		c.Source.Git.Branch = "main"
 	}
+	c.gerritDefaults()
 	if c.Hosts.Transport == "" {
 		c.Hosts.Transport = "local"
 	}
@@ -463,12 +468,7 @@ func (c *Config) check(root *yaml.Node) Problems {
 	add := func(line int, format string, args ...any) {
 		ps = append(ps, Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
-	if c.Source.Type != "git" {
-		add(lineOf(root, "source", "type"), "source type %q is not supported (use git)", c.Source.Type)
-	}
-	if c.Source.Type == "git" && c.Source.Git.URL == "" {
-		add(lineOf(root, "source", "git"), "source.git.url is required: the upstream repository (URL or local path)")
-	}
+	ps = append(ps, c.checkSource(root)...) // config/gerrit.go
 	if c.Hosts.Transport != "local" {
 		add(lineOf(root, "hosts", "transport"), "host transport %q is not supported (use local)", c.Hosts.Transport)
 	}
@@ -588,6 +588,7 @@ func (c *Config) resolvePaths(dir string) {
 	if u := c.Source.Git.URL; u != "" && !strings.Contains(u, "://") && !strings.Contains(u, "@") {
 		abs(&c.Source.Git.URL)
 	}
+	c.resolveSourcePaths(abs)
 	abs(&c.Log.File)
 	c.Chat.Slack.resolve(abs)
 	c.Chat.IRC.resolvePaths(dir)

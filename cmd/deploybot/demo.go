@@ -62,6 +62,7 @@ people:
 chat:
   console: {user: alice}
 log: {level: {{.LogLevel}}, format: text, file: deploybot.log}
+web: {listen: "127.0.0.1:0"}
 `))
 
 // writeDemoConfig writes the sandbox's configuration file and returns its path.
@@ -133,6 +134,8 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- sb.Main.Runner.Run(runCtx) }()
+		sb.Main.serveWeb(runCtx)
+		fmt.Fprintf(stdout, "dashboard: %s\n\n", sb.Main.dashboardURL())
 		err := playScenario(ctx, sb, stdout)
 		cancel()
 		<-done
@@ -159,6 +162,7 @@ will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as
 Ctrl-C stops the bot; run the same sandbox later with:
   deploybot run --config %s
 `, abs, sb.Env.Upstream, hostList(sb.Env), filepath.Join(abs, "deploybot.log"), filepath.Join(abs, "deploybot.yaml"))
+	fmt.Fprintf(stdout, "\nThe dashboard (live progress, history, canary charts): %s\n\n", sb.Main.dashboardURL())
 	if err := sb.Main.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "deploybot demo:", err)
 		return 1

@@ -218,8 +218,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.closers = append(m.closers, m.Store.Close)
-	if m.Staging, err = gitrepo.Open(c.Staging.Path, gitrepo.Upstream{URL: c.Source.Git.URL, Branch: c.Source.Git.Branch}); err != nil {
+	if m.Staging, err = gitrepo.Open(c.Staging.Path, stagingUpstream(c)); err != nil {
 		return fmt.Errorf("opening the staging repository %s: %w", c.Staging.Path, err)
+	}
+	source, err := m.changeSource(c) // wire_source.go
+	if err != nil {
+		return err
 	}
 	m.Fleet = deployer.Fleet{}
 	targets := map[string]string{}
@@ -249,7 +253,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Parallel:       c.Hosts.Parallel,
 		SyncRetries:    *c.Pipeline.SyncRetries,
 	}, deployer.Deps{
-		Store: m.Store, Source: m.Staging, Staging: m.Staging, Fleet: m.Fleet,
+		Store: m.Store, Source: source, Staging: m.Staging, Fleet: m.Fleet,
 		Metrics: metrics, Judge: judge.New(jc), Announcer: m.Bot, Logger: log,
 		Submitter: dir.Submitter, Explain: explain,
 	})

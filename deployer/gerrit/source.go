@@ -148,6 +148,9 @@ func (s *Source) Prepare(ctx context.Context, req deployer.Request, prevUpstream
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkUnexpected(ctx, req, ws, prevUpstream); err != nil {
+		return nil, err
+	}
 	if err := s.approveAndWait(ctx, req, ws, progress); err != nil {
 		return nil, err
 	}
@@ -158,6 +161,7 @@ func (s *Source) Prepare(ctx context.Context, req deployer.Request, prevUpstream
 	if err != nil {
 		return nil, err
 	}
+	progress(s.summary(ws))
 	log.Info("gerrit changes prepared", "upstream", prep.Upstream, "changes", len(prep.Changes))
 	return prep, nil
 }
@@ -609,6 +613,65 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 		return nil, s.unexpectedError(target, unexpected)
 	}
 	return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+}
+
+// checkUnexpected refuses, before anything is approved, a request that
+// would ship commits already merged but not deployed, unless the request
+// includes them: approving first would merge the change and still not
+// deploy it, adding to the very backlog this check guards against.
+// prepared checks again after the merge, for commits merged meanwhile.
+func (s *Source) checkUnexpected(ctx context.Context, req deployer.Request, ws []*want, prevUpstream string) error {
+	if prevUpstream == "" || req.IncludeUnexpected {
+		return nil
+	}
+	tip, err := s.repo.Baseline(ctx)
+	if err != nil {
+		return err
+	}
+	if tip == prevUpstream {
+		return nil
+	}
+	line, err := s.repo.Range(ctx, prevUpstream, tip)
+	if err != nil {
+		// Upstream was rewritten, or is far ahead: prepared explains
+		// that after the merge if it matters.
+		s.log.Warn("gerrit: listing undeployed commits failed", "err", err)
+		return nil
+	}
+	mine := map[string]bool{}
+	for _, w := range ws {
+		mine[w.info.ChangeID] = true
+		for rev := range w.info.Revisions {
+			mine[rev] = true
+		}
+		mine[w.info.CurrentRevision] = true
+	}
+	var unexpected []gitrepo.UpstreamCommit
+	for _, c := range line {
+		if !mine[c.Hash] && !mine[gitrepo.ChangeIDOf(c.Message)] {
+			unexpected = append(unexpected, c)
+		}
+	}
+	if len(unexpected) == 0 {
+		return nil
+	}
+	return s.unexpectedError(ws[len(ws)-1], unexpected)
+}
+
+// summary is one line naming every requested change with its link and the
+// tasks of its Bug: lines.
+func (s *Source) summary(ws []*want) string {
+	var parts []string
+	for _, w := range ws {
+		part := fmt.Sprintf("change %d (%s) %s", w.info.Number, clip(w.info.Subject), s.Link(w.info.Number))
+		if _, c := w.info.current(); c != nil {
+			if bugs := gitrepo.Bugs(c.Message); len(bugs) > 0 {
+				part += " [" + strings.Join(bugs, ", ") + "]"
+			}
+		}
+		parts = append(parts, part)
+	}
+	return "merged and fetched: " + strings.Join(parts, "; ")
 }
 
 // maxListed caps how many unexpected commits a refusal names.

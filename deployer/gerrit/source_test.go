@@ -292,6 +292,9 @@ func TestBackportOfTwoDependentChanges(t *testing.T) {
 	prog := e.progressText()
 	ia := strings.Index(prog, fmt.Sprintf("voted Code-Review +2 on change %d", a))
 	ib := strings.Index(prog, fmt.Sprintf("voted Code-Review +2 on change %d", b))
+	if !strings.Contains(prog, fmt.Sprintf("merged and fetched: change %d (Add the helper) %s/c/app/+/%d [T100]; change %d (Use the helper) %s/c/app/+/%d [T101, T100]", a, g.URL, a, b, g.URL, b)) {
+		t.Errorf("progress should end naming each change with its link and tasks:\n%s", prog)
+	}
 	if ia < 0 || ib < 0 || ia > ib || !strings.Contains(prog, "for Alice Deployer") {
 		t.Errorf("progress should announce the votes in dependency order, naming the requester:\n%s", prog)
 	}
@@ -359,8 +362,11 @@ func TestUnexpectedCommitsAreListed(t *testing.T) {
 	_, err := e.prepare(prev, false, strconv.Itoa(x))
 	wantError(t, err, deployer.EConflict, fmt.Sprintf("deploying change %d would also ship 1 commit", x),
 		g.Revision(z)[:10]+" Someone else's change (Carol Reviewer, "+g.URL+"/q/"+zID+")", "--include-unexpected")
-	// The change merged meanwhile (it was approved), so asking again with
-	// the flag needs no vote.
+	// Refused before anything was approved: x is not merged behind the
+	// deployer's back.
+	if posts := e.posts(); len(posts) != 0 || g.Status(x) != gerrit.StatusNew {
+		t.Errorf("the refused request touched change %d (%s): %q", x, g.Status(x), posts)
+	}
 	p, err := e.prepare(prev, true, strconv.Itoa(x))
 	if err != nil {
 		t.Fatal(err)

@@ -724,7 +724,7 @@ func (s *Server) revision(w http.ResponseWriter, r *http.Request, c *change, rev
 		}
 		a := s.accounts[s.Username]
 		c.messages = append(c.messages, gerrit.ChangeMessageInfo{ID: s.msgID(), Author: &a, Date: s.now().Format(gerrit.TimeLayout), Message: text, Tag: in.Tag})
-		submit := s.autoSubmit && c.votes[gerrit.CodeReview][s.Username].value == 2 && !s.failedCI(c)
+		submit := s.autoSubmit && in.Labels[gerrit.CodeReview] == 2 && !s.failedCI(c)
 		if submit {
 			if err := s.submit(c); err != nil {
 				s.t.Logf("gerrittest: auto-submit of %d: %v", c.number, err)

@@ -1,0 +1,470 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// Step is one interval of a host's traffic between two good readings: its
+// error rate over [From, To].
+type Step struct {
+	From, To         time.Time
+	Requests, Errors float64
+	Rate             float64
+}
+
+// Series is one host's (or the pooled control hosts') error rate over a
+// verdict's window, interval by interval.
+type Series struct {
+	Host    string
+	Control bool // the pooled production hosts that were not synced
+	Outcome deployer.Outcome
+	Steps   []Step
+	// Requests and Errors add up the steps.
+	Requests, Errors float64
+	// Before is the host's own rate before the sync (nil when unknown).
+	Before *Step
+}
+
+// steps computes a host's per-interval error rates from cumulative
+// counters, the way Prometheus' increase() reads a counter: the traffic
+// between two readings is their difference, and a counter that went down
+// was reset (the process restarted), so the later reading is all new
+// traffic. A reading that failed or lacks the host is skipped; the next
+// good one covers its interval. Intervals without requests have no rate
+// and are left out.
+func steps(samples []deployer.Sample, hosts ...string) []Step {
+	var out []Step
+	prev := map[string]deployer.Counts{}
+	var prevT time.Time
+	havePrev := false
+	for _, s := range samples {
+		var st Step
+		ok := true
+		cur := map[string]deployer.Counts{}
+		for _, h := range hosts {
+			c, found := s.Hosts[h]
+			if !found || c.Err != "" {
+				ok = false
+				break
+			}
+			cur[h] = c
+		}
+		if !ok {
+			continue
+		}
+		if havePrev {
+			for _, h := range hosts {
+				c, p := cur[h], prev[h]
+				if c.Requests < p.Requests || c.Errors < p.Errors {
+					st.Requests += c.Requests
+					st.Errors += c.Errors
+				} else {
+					st.Requests += c.Requests - p.Requests
+					st.Errors += c.Errors - p.Errors
+				}
+			}
+			if st.Requests > 0 {
+				st.From, st.To = prevT, s.Time
+				st.Rate = min(st.Errors/st.Requests, 1)
+				out = append(out, st)
+			}
+		}
+		prev, prevT, havePrev = cur, s.Time, true
+	}
+	return out
+}
+
+// Chart is a verdict drawn as an SVG line chart: each judged host's error
+// rate per interval, the production hosts' rate for comparison, the
+// baseline and the threshold as horizontal lines, and vertical markers at
+// the sync and at the verdict.
+type Chart struct {
+	Verdict   deployer.Verdict
+	Series    []Series
+	Baseline  float64
+	Threshold float64
+	Sync      time.Time // when the judged hosts were synced (zero: unknown)
+	// RolledBack is set when this verdict rolled the deployment back.
+	RolledBack bool
+}
+
+// NewChart prepares the chart of v; sync is when its hosts were synced
+// (zero when unknown) and before, when not nil, the judged hosts' counters
+// read earlier (Deployment.Baseline), which give each its own error rate
+// before the sync.
+func NewChart(v deployer.Verdict, sync time.Time, before *deployer.Sample) *Chart {
+	c := &Chart{Verdict: v, Baseline: v.Baseline.Rate, Sync: sync, RolledBack: v.Outcome == deployer.Fail}
+	judged := map[string]bool{}
+	for _, h := range v.Hosts {
+		judged[h.Host] = true
+		c.Threshold = max(c.Threshold, h.Threshold)
+		s := Series{Host: h.Host, Outcome: h.Outcome, Steps: steps(v.Samples, h.Host)}
+		if before != nil && len(v.Samples) > 0 && before.Time.Before(v.Samples[0].Time) {
+			if b := steps([]deployer.Sample{*before, v.Samples[0]}, h.Host); len(b) == 1 {
+				s.Before = &b[0]
+			}
+		}
+		s.total()
+		c.Series = append(c.Series, s)
+	}
+	// The hosts read alongside but not judged are the control group: the
+	// production hosts still on the old code. They are pooled into one
+	// grey line, so a glance tells a broken change from a bad minute for
+	// everyone.
+	var control []string
+	seen := map[string]bool{}
+	for _, s := range v.Samples {
+		for h := range s.Hosts {
+			if !judged[h] && !seen[h] {
+				seen[h] = true
+				control = append(control, h)
+			}
+		}
+	}
+	slices.Sort(control)
+	if len(control) > 0 {
+		// Pool only hosts read in every sample; a host missing now and
+		// then would make the pooled counter jump.
+		var always []string
+		for _, h := range control {
+			in := true
+			for _, s := range v.Samples {
+				if c, ok := s.Hosts[h]; !ok || c.Err != "" {
+					in = false
+					break
+				}
+			}
+			if in {
+				always = append(always, h)
+			}
+		}
+		if len(always) > 0 {
+			s := Series{Host: strings.Join(always, ", "), Control: true, Steps: steps(v.Samples, always...)}
+			s.total()
+			c.Series = append(c.Series, s)
+		}
+	}
+	return c
+}
+
+func (s *Series) total() {
+	for _, st := range s.Steps {
+		s.Requests += st.Requests
+		s.Errors += st.Errors
+	}
+}
+
+// Rate is the series' error rate over its whole window.
+func (s *Series) Rate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return s.Errors / s.Requests
+}
+
+// Geometry of the drawing, in SVG user units (the SVG scales to its box).
+const (
+	chartW, chartH = 900, 360
+	padL, padR     = 58, 200
+	padT, padB     = 34, 44
+	plotH          = chartH - padT - padB
+	beforeW        = 84 // the panel showing each canary before the sync
+	beforeGap      = 12
+	topInset       = 12
+)
+
+// hostColors are told apart by people with the common colour blindnesses
+// (Okabe-Ito); the control group is grey, the threshold red.
+var hostColors = []string{"#D55E00", "#0072B2", "#CC79A7", "#E69F00", "#009E73", "#56B4E9"}
+
+// hasBefore reports whether any judged host has a pre-sync rate.
+func (c *Chart) hasBefore() bool {
+	for _, s := range c.Series {
+		if s.Before != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// SVG renders the chart. Each judged host is one thick line, its error
+// rate since the sync (what the judge tests), over a faint step line of
+// its rate in each interval between two readings. Every element a reader
+// (or the browser test) looks for carries a class: series and steps (with
+// data-host), control, before, baseline, threshold, marker sync, and
+// marker verdict plus rollback, pass or inconclusive.
+func (c *Chart) SVG() template.HTML {
+	var b strings.Builder
+	t0, t1 := c.Verdict.Start, c.Verdict.End
+	if !c.Sync.IsZero() && c.Sync.Before(t0) {
+		t0 = c.Sync
+	}
+	for _, s := range c.Series {
+		for _, st := range s.Steps {
+			if st.From.Before(t0) {
+				t0 = st.From
+			}
+			if st.To.After(t1) {
+				t1 = st.To
+			}
+		}
+	}
+	span := t1.Sub(t0)
+	if span <= 0 {
+		span = time.Second
+		t1 = t0.Add(span)
+	}
+	ref := t0 // the axis counts seconds from the sync, or from the window start
+	if !c.Sync.IsZero() {
+		ref = c.Sync
+	}
+	judgedN := 0
+	for _, s := range c.Series {
+		if !s.Control {
+			judgedN++
+		}
+	}
+	plotL := padL
+	if c.hasBefore() {
+		plotL += beforeW + beforeGap
+	}
+	plotW := chartW - padR - plotL
+	x := func(t time.Time) float64 {
+		return float64(plotL) + float64(t.Sub(t0))/float64(span)*float64(plotW)
+	}
+	top := c.Threshold
+	for _, s := range c.Series {
+		for _, st := range s.Steps {
+			top = max(top, st.Rate)
+		}
+		if s.Before != nil {
+			top = max(top, s.Before.Rate)
+		}
+	}
+	top = niceCeil(max(top*1.15, c.Baseline*1.15, 0.01))
+	// The top of the scale sits a little below the frame, so that a host
+	// at 100% is not drawn over the frame's edge.
+	y := func(r float64) float64 { return padT + plotH - r/top*(plotH-topInset) }
+
+	title := fmt.Sprintf("%s check: %s", c.Verdict.Stage, c.Verdict.Outcome)
+	fmt.Fprintf(&b, `<svg class="canary-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" aria-label="%s" data-outcome="%s" font-family="system-ui, sans-serif">`,
+		chartW, chartH, esc(title+": error rate per host over time, against the baseline and the threshold"), esc(string(c.Verdict.Outcome)))
+	fmt.Fprintf(&b, `<rect class="plot" x="%d" y="%d" width="%d" height="%d" fill="#fff" stroke="#bbb"/>`, plotL, padT, plotW, plotH)
+
+	// Horizontal grid and the rate axis.
+	for _, tick := range rateTicks(top) {
+		yy := y(tick)
+		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e6e6e6"/>`, padL, plotL+plotW, yy, yy)
+		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%.1f" text-anchor="end" font-size="12" fill="#555">%s</text>`, padL-6, yy+4, pct(tick))
+	}
+	fmt.Fprintf(&b, `<text x="14" y="%d" font-size="12" fill="#333" transform="rotate(-90 14 %d)" text-anchor="middle">error rate</text>`, padT+plotH/2, padT+plotH/2)
+
+	// Before the sync: each canary's own rate over the time it was
+	// measured, in a panel of its own (that time may be minutes long).
+	if c.hasBefore() {
+		fmt.Fprintf(&b, `<rect class="before-panel" x="%d" y="%d" width="%d" height="%d" fill="#fafafa" stroke="#bbb"/>`, padL, padT, beforeW, plotH)
+		var d time.Duration
+		ci := 0
+		for _, s := range c.Series {
+			if s.Control {
+				continue
+			}
+			color := hostColors[ci%len(hostColors)]
+			ci++
+			if s.Before == nil {
+				continue
+			}
+			d = max(d, s.Before.To.Sub(s.Before.From))
+			yy := y(s.Before.Rate)
+			fmt.Fprintf(&b, `<line class="before" data-host="%s" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="%d"><title>%s</title></line>`,
+				esc(s.Host), padL+6, padL+beforeW-6, yy, yy, color, 3+2*(judgedN-ci),
+				esc(fmt.Sprintf("%s before the sync: %s (%.0f of %.0f requests)", s.Host, pct(s.Before.Rate), s.Before.Errors, s.Before.Requests)))
+		}
+		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="middle" font-size="12" fill="#555">before</text>`, padL+beforeW/2, padT+plotH+16)
+		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="middle" font-size="11" fill="#777">%s</text>`, padL+beforeW/2, padT+plotH+30, d.Round(time.Second))
+	}
+
+	// Time axis: seconds since the sync.
+	step := timeStep(span)
+	first := ref.Add(time.Duration(math.Ceil(float64(t0.Sub(ref))/float64(step))) * step)
+	for t := first; !t.After(t1); t = t.Add(step) {
+		xx := x(t)
+		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#f0f0f0"/>`, xx, xx, padT, padT+plotH)
+		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle" font-size="12" fill="#555">%s</text>`, xx, padT+plotH+16, relSeconds(t.Sub(ref)))
+	}
+	axis := "seconds since the window opened"
+	if !c.Sync.IsZero() {
+		axis = "seconds since the sync"
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" fill="#333" text-anchor="middle">%s</text>`, plotL+plotW/2, chartH-6, axis)
+
+	// Baseline and threshold across the plot, labelled at its right end;
+	// labels are kept apart when the two lines nearly coincide.
+	yb, yt := y(c.Baseline), y(c.Threshold)
+	lb, lt := yb+4, yt+4
+	if lb-lt < 14 {
+		mid := (lb + lt) / 2
+		lt, lb = mid-7, mid+7
+	}
+	fmt.Fprintf(&b, `<line class="baseline" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#2b7a3d" stroke-width="2"><title>%s</title></line>`,
+		plotL, plotL+plotW, yb, yb, esc("baseline "+pct(c.Baseline)+": "+c.Verdict.Baseline.Source))
+	fmt.Fprintf(&b, `<text class="baseline-label" x="%d" y="%.1f" font-size="12" fill="#2b7a3d">baseline %s</text>`, plotL+plotW+6, lb, pct(c.Baseline))
+	fmt.Fprintf(&b, `<line class="threshold" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#c0392b" stroke-width="2" stroke-dasharray="8 4"><title>%s</title></line>`,
+		plotL, plotL+plotW, yt, yt, esc("threshold "+pct(c.Threshold)+": a host significantly above it fails"))
+	fmt.Fprintf(&b, `<text class="threshold-label" x="%d" y="%.1f" font-size="12" fill="#c0392b">threshold %s</text>`, plotL+plotW+6, lt, pct(c.Threshold))
+
+	// The series. Wider lines are drawn first, so that hosts on the same
+	// rate stay visible one inside the other.
+	legendY := padT + 44
+	ci := 0
+	for _, s := range c.Series {
+		color, label, note := "#888", "production", "not synced, "
+		width := 2.0
+		if !s.Control {
+			color, label, note = hostColors[ci%len(hostColors)], s.Host, ""
+			width = 3 + 2*float64(judgedN-1-ci)
+			ci++
+		}
+		var steps, cum []string
+		var n, k float64
+		for i, st := range s.Steps {
+			steps = append(steps, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", x(st.From), y(st.Rate), x(st.To), y(st.Rate)))
+			n, k = n+st.Requests, k+st.Errors
+			if i == 0 {
+				cum = append(cum, fmt.Sprintf("%.1f,%.1f", x(st.From), y(k/n)))
+			}
+			cum = append(cum, fmt.Sprintf("%.1f,%.1f", x(st.To), y(k/n)))
+		}
+		summary := fmt.Sprintf("%s: %s errors (%.0f of %.0f requests) since the sync", label, pct(s.Rate()), s.Errors, s.Requests)
+		if s.Control {
+			summary = fmt.Sprintf("production hosts not synced (%s): %s errors (%.0f of %.0f requests)", s.Host, pct(s.Rate()), s.Errors, s.Requests)
+		} else if s.Outcome != "" {
+			summary += ", " + string(s.Outcome)
+		}
+		class := "series"
+		dash := ""
+		if s.Control {
+			class, dash = "control", ` stroke-dasharray="5 4"`
+		} else {
+			fmt.Fprintf(&b, `<polyline class="steps" data-host="%s" points="%s" fill="none" stroke="%s" stroke-opacity="0.35" stroke-width="1.5"/>`,
+				esc(s.Host), strings.Join(steps, " "), color)
+		}
+		fmt.Fprintf(&b, `<polyline class="%s" data-host="%s" data-rate="%.4f" points="%s" fill="none" stroke="%s" stroke-width="%.0f" stroke-linejoin="round"%s><title>%s</title></polyline>`,
+			class, esc(s.Host), s.Rate(), strings.Join(cum, " "), color, width, dash, esc(summary))
+		// Legend, right of the plot.
+		ly := legendY
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="%.0f"%s/>`, plotL+plotW+6, plotL+plotW+26, ly, ly, color, min(width, 4), dash)
+		fmt.Fprintf(&b, `<text class="legend" x="%d" y="%d" font-size="12" fill="#222">%s</text>`, plotL+plotW+30, ly+4, esc(label))
+		fmt.Fprintf(&b, `<text class="legend" x="%d" y="%d" font-size="11" fill="#555">%s%s of %.0f%s</text>`, plotL+plotW+30, ly+18, note, pct(s.Rate()), s.Requests, outcomeNote(s))
+		legendY += 38
+	}
+	fmt.Fprintf(&b, `<text class="legend-note" x="%d" y="%d" font-size="10.5" fill="#777">thick: since the sync</text>`, plotL+plotW+6, legendY)
+	fmt.Fprintf(&b, `<text class="legend-note" x="%d" y="%d" font-size="10.5" fill="#777">faint: each reading</text>`, plotL+plotW+6, legendY+14)
+
+	// Markers: the sync, and the verdict.
+	if !c.Sync.IsZero() {
+		xs := x(c.Sync)
+		fmt.Fprintf(&b, `<line class="marker sync" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#333" stroke-width="1.5" stroke-dasharray="4 3"><title>%s</title></line>`,
+			xs, xs, padT-6, padT+plotH, esc(fmt.Sprintf("%s synced at %s", c.Verdict.Stage, c.Sync.UTC().Format("15:04:05.0"))))
+		fmt.Fprintf(&b, `<text class="marker-label" x="%.1f" y="%d" font-size="12" fill="#333" text-anchor="start">%s synced</text>`, xs+3, padT-10, esc(string(c.Verdict.Stage)))
+	}
+	vclass, vlabel, vcolor := "inconclusive", "inconclusive", "#b8860b"
+	switch c.Verdict.Outcome {
+	case deployer.Fail:
+		vclass, vlabel, vcolor = "rollback", "failed: rolled back", "#c0392b"
+	case deployer.Pass:
+		vclass, vlabel, vcolor = "pass", "passed", "#2b7a3d"
+	}
+	xv := x(c.Verdict.End)
+	fmt.Fprintf(&b, `<line class="marker verdict %s" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-width="3"><title>%s</title></line>`,
+		vclass, xv, xv, padT-6, padT+plotH, vcolor, esc(fmt.Sprintf("%s at %s: %s", vlabel, c.Verdict.End.UTC().Format("15:04:05.0"), c.Verdict.Reason)))
+	fmt.Fprintf(&b, `<text class="marker-label verdict-label" x="%.1f" y="%d" font-size="13" font-weight="bold" fill="%s" text-anchor="end">%s</text>`, xv-4, padT-10, vcolor, vlabel)
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+func outcomeNote(s Series) string {
+	if s.Control || s.Outcome == "" {
+		return ""
+	}
+	return ", " + string(s.Outcome)
+}
+
+// esc escapes text for SVG content and attributes.
+func esc(s string) string { return template.HTMLEscapeString(s) }
+
+// niceCeil rounds a rate up to 1, 2, 2.5 or 5 times a power of ten, at
+// most 100%.
+func niceCeil(v float64) float64 {
+	if v >= 1 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if v <= m*p*(1+1e-9) {
+			return min(m*p, 1)
+		}
+	}
+	return 1
+}
+
+// rateTicks returns evenly spaced rates from 0 to top (a niceCeil value):
+// 4 intervals for a top of 2×10^k, 5 for 1, 2.5 and 5×10^k.
+func rateTicks(top float64) []float64 {
+	m := top / math.Pow(10, math.Floor(math.Log10(top)+1e-9))
+	n := 5
+	if math.Abs(m-2) < 1e-6 {
+		n = 4
+	}
+	out := make([]float64, 0, n+1)
+	for i := 0; i <= n; i++ {
+		out = append(out, top*float64(i)/float64(n))
+	}
+	return out
+}
+
+// timeStep picks a tick spacing that gives at most about 8 ticks.
+func timeStep(span time.Duration) time.Duration {
+	for _, s := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+		15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute} {
+		if span/s <= 8 {
+			return s
+		}
+	}
+	return 30 * time.Minute
+}
+
+func relSeconds(d time.Duration) string {
+	s := d.Seconds()
+	if math.Abs(s) < 1e-9 {
+		return "0s"
+	}
+	v := fmt.Sprintf("%.1f", s)
+	v = strings.TrimSuffix(v, ".0")
+	if s > 0 {
+		return "+" + v + "s"
+	}
+	return v + "s"
+}
+
+// pct writes a rate as a percentage with as many decimals as small rates
+// need.
+func pct(r float64) string {
+	p := r * 100
+	switch {
+	case p == 0:
+		return "0%"
+	case p >= 10:
+		return fmt.Sprintf("%.0f%%", p)
+	case p >= 1:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", p), ".0") + "%"
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", p), "0"), ".") + "%"
+}
