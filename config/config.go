@@ -94,6 +94,7 @@ type Config struct {
 	People   []Person `yaml:"people"`
 	Chat     Chat     `yaml:"chat"`
 	Log      Log      `yaml:"log"`
+	Web      Web      `yaml:"web"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -454,6 +455,7 @@ func (c *Config) defaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
+	c.Web.defaults()
 	c.canaryDefaults()
 	c.Chat.Slack.defaults()
 	c.Chat.IRC.defaults(c.Bot.Name)
@@ -566,6 +568,7 @@ func (c *Config) check(root *yaml.Node) Problems {
 		add(lineOf(root, "chat", "console"), "chat.console.user is required: who the lines on standard input are from")
 	}
 	ps = append(ps, c.checkCanary(root)...)
+	ps = append(ps, c.Web.check(root)...)
 	ps = append(ps, c.Chat.Slack.check(root)...)
 	ps = append(ps, c.Chat.IRC.check(root)...)
 	return ps
@@ -590,6 +593,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	c.resolveSourcePaths(abs)
 	abs(&c.Log.File)
+	abs(&c.Web.TokenFile)
 	c.Chat.Slack.resolve(abs)
 	c.Chat.IRC.resolvePaths(dir)
 }

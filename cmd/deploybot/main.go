@@ -29,6 +29,7 @@ import (
 	"github.com/deploybot/deploybot/deployer/hosts"
 	"github.com/deploybot/deploybot/deployer/judge"
 	"github.com/deploybot/deploybot/store"
+	"github.com/deploybot/deploybot/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -141,6 +142,8 @@ type Main struct {
 	Runner  *deployer.Runner
 	Bot     *bot.Bot
 	Console *console.Console
+	// Web is the dashboard (nil when web.listen is off).
+	Web *web.Server
 	// Smoker runs the stages' smoke checks, and ProductionWatch is how long
 	// production is judged after its sync (0: not at all); the runner's
 	// configuration takes both from here (wire_canary.go builds them).
@@ -258,6 +261,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Submitter: dir.Submitter, Explain: explain,
 	})
 	m.Bot.Runner = m.Runner
+	if err = m.openWeb(); err != nil {
+		return err
+	}
 	if c.Chat.Console != nil {
 		m.Console = &console.Console{In: m.Stdin, Out: m.Stdout, User: c.Chat.Console.User, BotName: c.Bot.Name}
 		m.Bot.AddAdapter(m.Console)
@@ -300,6 +306,7 @@ func (m *Main) Run(ctx context.Context) error {
 		errc <- err
 		cancel()
 	}()
+	m.serveWeb(ctx)
 	go m.Bot.Run(ctx)
 	<-ctx.Done()
 	return <-errc
