@@ -1,8 +1,11 @@
 // Package judge decides whether the hosts that just received a change are
 // failing: it reads request and error counters (Scrape: each host's
-// Prometheus-format metrics page) and compares every synced host's error rate
-// with a baseline, sample by sample, with an exact binomial test and an
-// effect-size floor (Judge). Table renders a verdict for chat.
+// Prometheus-format metrics page; Prometheus: PromQL over a Prometheus
+// server's API) and compares every synced host's error rate with a baseline,
+// sample by sample, with an exact binomial test and an effect-size floor
+// (Judge). Table renders a verdict for chat; Replay re-judges the readings
+// stored with past verdicts under other thresholds; Smoke runs the HTTP
+// smoke checks a freshly synced stage must pass.
 //
 // What it replaces: scap's canary gate counts errors (>= 10 in 20 s) with no
 // baseline and no traffic normalisation, so a quiet canary at 89% errors can
