@@ -212,7 +212,16 @@ func New(cfg Config) (*Adapter, error) {
 	h.Add(girc.PONG, a.onPong)
 	h.Add(girc.DISCONNECTED, a.onDisconnected)
 	h.Add(girc.ERROR, func(_ *girc.Client, e girc.Event) {
-		a.log.Warn("irc server error", "server", a.cfg.Server, "text", e.Last())
+		// The server closes every connection with ERROR, ours on QUIT too.
+		level := slog.LevelWarn
+		if a.ctxDone != nil {
+			select {
+			case <-a.ctxDone:
+				level = slog.LevelInfo
+			default:
+			}
+		}
+		a.log.Log(context.Background(), level, "irc server closed the connection", "server", a.cfg.Server, "text", e.Last())
 	})
 	for _, code := range []string{girc.ERR_BANNEDFROMCHAN, girc.ERR_INVITEONLYCHAN, girc.ERR_BADCHANNELKEY,
 		girc.ERR_CHANNELISFULL, "477" /* need a registered nick */, girc.ERR_NOSUCHCHANNEL} {

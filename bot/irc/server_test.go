@@ -19,7 +19,10 @@ import (
 // Every message it receives is answered with "heard: <text>".
 func runAdapter(t *testing.T, srv *testparts.Ngircd, cfg Config) *Adapter {
 	t.Helper()
-	cfg.Server, cfg.Port = "127.0.0.1", srv.Port
+	cfg.Server = "127.0.0.1"
+	if cfg.Port == 0 {
+		cfg.Port = srv.Port
+	}
 	if cfg.Nick == "" {
 		cfg.Nick = "deploybot"
 	}
@@ -195,5 +198,46 @@ func TestFloodControlPacesLines(t *testing.T) {
 	}
 	if got := strings.Join(botLines(alice, "#deployments"), " "); got != "1 2 3 4 5 6" {
 		t.Errorf("lines: %s", got)
+	}
+}
+
+func TestLinesInFlightWhenTheServerDiesAreSentAgain(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodBurst: 1, FloodInterval: 25 * time.Millisecond,
+		ReconnectMin: time.Second, ReconnectMax: 2 * time.Second})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	var text []string
+	for i := 1; i <= 40; i++ {
+		text = append(text, fmt.Sprintf("step %02d", i))
+	}
+	a.Announce(deployer.Notice{Deployment: 9, Kind: deployer.NoticeProgress, Text: strings.Join(text, "\n")}, nil)
+	// In the middle of the output the server hangs, then dies: what the
+	// bot wrote meanwhile was never read, let alone relayed.
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "step 10")
+	srv.Freeze()
+	time.Sleep(200 * time.Millisecond)
+	srv.Stop()
+	time.Sleep(100 * time.Millisecond)
+	srv.Start()
+	alice.AwaitText(30*time.Second, "deploybot", "#deployments", "step 40")
+
+	// Every line arrived; lines the server may not have relayed were sent
+	// again, so a line may come twice, but never out of order.
+	seen := map[string]bool{}
+	var order []string
+	for _, l := range botLines(alice, "#deployments") {
+		body := strings.TrimPrefix(l, "[#9] ")
+		if !seen[body] {
+			seen[body] = true
+			order = append(order, body)
+		}
+	}
+	if got, want := strings.Join(order, ","), strings.Join(text, ","); got != want {
+		t.Errorf("lines in order of first arrival:\n got %s\nwant %s", got, want)
+	}
+	if n := len(botLines(alice, "#deployments")); n > 40 {
+		t.Logf("%d lines were received twice (sent before the crash, unconfirmed)", n-40)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,6 +143,18 @@ func (n *Ngircd) Stop() {
 	_ = n.cmd.Process.Kill()
 	<-n.waitc
 	n.cmd, n.waitc = nil, nil
+}
+
+// Freeze stops the server process (SIGSTOP) without closing anything:
+// clients can still write into their connections, but nothing is read or
+// relayed. A Stop after it loses whatever was written meanwhile, as a
+// server that hangs and then dies would.
+func (n *Ngircd) Freeze() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGSTOP)
+	}
 }
 
 // Log returns what the server wrote so far, for failure messages.
