@@ -415,3 +415,44 @@ func TestWaitsForPeopleWhenNotApproving(t *testing.T) {
 		t.Errorf("progress = %q", e.progressText())
 	}
 }
+
+func TestDependsOnOrdersTheRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true})
+	g := e.g
+	prev, _ := e.src.Baseline(context.Background())
+	a := g.Upload("carol", "", map[string]string{"schema.sql": "v2"}, "Schema change")
+	aID := strings.TrimSpace(strings.TrimPrefix(lastLine(g.CommitMessage(a)), "Change-Id:"))
+	b := g.Upload("bob", "", map[string]string{"index.php": "uses v2"}, "Use the new schema", "Depends-On: "+aID)
+	p, err := e.prepare(prev, false, strconv.Itoa(b), strconv.Itoa(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 2 || p.Changes[0].ID != strconv.Itoa(a) || p.Changes[1].ID != strconv.Itoa(b) {
+		t.Fatalf("changes = %+v, want a (the dependency) before b", p.Changes)
+	}
+	// b sat on the old tip: Gerrit rebased it onto a when it merged.
+	if p.Upstream != g.Tip() || p.Changes[1].Commit != g.Tip() {
+		t.Errorf("upstream %s, b merged as %s, tip %s", p.Upstream, p.Changes[1].Commit, g.Tip())
+	}
+	// A Depends-On on a merged change is satisfied.
+	c := g.Upload("bob", "", map[string]string{"more.php": "1"}, "More", "Depends-On: "+aID)
+	if _, err := e.prepare(p.Upstream, false, strconv.Itoa(c)); err != nil {
+		t.Errorf("a merged Depends-On was not accepted: %v", err)
+	}
+}
+
+func TestOutdatedPatchSetLinkIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true})
+	n := e.g.Upload("bob", "", map[string]string{"a": "1"}, "A change")
+	e.g.NewPatchSet(n, map[string]string{"a": "2"})
+	_, err := e.prepare("", false, fmt.Sprintf("%s/c/app/+/%d/1", e.g.URL, n))
+	wantError(t, err, deployer.EInvalid, fmt.Sprintf("you linked patch set 1 of change %d, but its current patch set is 2", n))
+	if len(e.posts()) != 0 {
+		t.Errorf("posted: %q", e.posts())
+	}
+	if _, err := e.prepare("", false, fmt.Sprintf("%s/c/app/+/%d/2", e.g.URL, n)); err != nil {
+		t.Errorf("the current patch set's link: %v", err)
+	}
+}
