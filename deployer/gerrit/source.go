@@ -198,9 +198,9 @@ func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
 			ws = append(ws, &want{ref: r})
 		}
 	}
-	if len(ps) > 0 {
-		return nil, ps.err()
-	}
+	// Every ref that parsed is looked up, and every change found is
+	// checked, so that one answer lists everything to fix.
+	var found []*want
 	for _, w := range ws {
 		ci, err := s.api.change(ctx, w.ref.Number)
 		switch {
@@ -211,12 +211,11 @@ func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
 			return nil, s.internal("looking up a change", err, w.ref.Number)
 		}
 		w.info = ci
-		s.checkOne(ctx, w, seen, &ps)
+		if s.checkOne(ctx, w, &ps) {
+			found = append(found, w)
+		}
 	}
-	if len(ps) > 0 {
-		return nil, ps.err()
-	}
-	if err := s.checkDeps(ctx, ws, seen, &ps); err != nil {
+	if err := s.checkDeps(ctx, found, seen, &ps); err != nil {
 		return nil, err
 	}
 	if len(ps) > 0 {
@@ -225,20 +224,22 @@ func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
 	return dependencyOrder(ws), nil
 }
 
-// checkOne adds the problems one change has on its own.
-func (s *Source) checkOne(ctx context.Context, w *want, requested map[int]bool, ps *problems) {
+// checkOne adds the problems one change has on its own. It reports
+// whether its dependencies are worth checking (not for a change of
+// another branch, or an abandoned one).
+func (s *Source) checkOne(ctx context.Context, w *want, ps *problems) bool {
 	ci := w.info
 	name := fmt.Sprintf("change %d (%s)", ci.Number, clip(ci.Subject))
 	if ci.Project != s.cfg.Project || ci.Branch != s.cfg.Branch {
 		ps.add("%s is for %s branch %s; I deploy %s branch %s", name, ci.Project, ci.Branch, s.cfg.Project, s.cfg.Branch)
-		return
+		return false
 	}
 	switch ci.Status {
 	case StatusAbandoned:
 		ps.add("%s is abandoned; restore it first", name)
-		return
+		return false
 	case StatusMerged:
-		return
+		return true
 	}
 	if ci.WorkInProgress {
 		ps.add("%s is a work in progress; mark it ready first", name)
@@ -253,6 +254,7 @@ func (s *Source) checkOne(ctx context.Context, w *want, requested map[int]bool, 
 	} else if !ok {
 		ps.add("%s has a merge conflict with %s; rebase it first", name, s.cfg.Branch)
 	}
+	return true
 }
 
 // checkDeps adds dependency problems: an unmerged parent in the relation

@@ -132,26 +132,22 @@ func TestValidationReportsEveryProblemAtOnce(t *testing.T) {
 	g.SetTopic(topicB, "feature")
 
 	refs := []string{"999", strconv.Itoa(abandoned), strconv.Itoa(wip), strconv.Itoa(elsewhere), strconv.Itoa(conflicting),
-		strconv.Itoa(child), strconv.Itoa(dependent), strconv.Itoa(topicA)}
+		strconv.Itoa(child), strconv.Itoa(dependent), strconv.Itoa(topicA), "I0123456789abcdef0123456789abcdef01234567"}
 	_, err := e.prepare("", false, refs...)
 	msg := wantError(t, err, deployer.EInvalid,
+		"I0123456789a… is a Change-Id",
 		"change 999 was not found",
 		fmt.Sprintf("change %d (Abandoned idea) is abandoned; restore it first", abandoned),
 		fmt.Sprintf("change %d (Half done) is a work in progress; mark it ready first", wip),
 		fmt.Sprintf("change %d (For another branch) is for app branch wmf/1.45; I deploy app branch main", elsewhere),
 		fmt.Sprintf("change %d (Bob's edit) has a merge conflict with main", conflicting),
-	)
-	// Dependencies are checked once every change was found: the request
-	// without the missing and broken ones shows those.
-	if strings.Contains(msg, "is based on") {
-		t.Errorf("dependency problems reported before the changes themselves were fine: %q", msg)
-	}
-	_, err = e.prepare("", false, strconv.Itoa(child), strconv.Itoa(dependent), strconv.Itoa(topicA))
-	wantError(t, err, deployer.EInvalid,
 		fmt.Sprintf("change %d is based on change %d (Parent in a chain), which is not merged; add it to the request (!backport %d %d)", child, parent, parent, child),
 		fmt.Sprintf("change %d depends on change %d (Needed elsewhere), which is not merged", dependent, other),
 		fmt.Sprintf("submitting change %d would also submit change %d (Topic part B)", topicA, topicB),
 	)
+	if n := strings.Count(msg, "; "); n < 8 {
+		t.Errorf("want 9 problems separated by '; ', got %d separators: %q", n, msg)
+	}
 	if p := e.posts(); len(p) != 0 {
 		t.Errorf("validation touched Gerrit: %q", p)
 	}
