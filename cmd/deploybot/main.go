@@ -118,7 +118,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		n += len(hs)
 	}
 	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, source %s %s (%s), %d deployer(s)\n",
-		*path, n, c.Source.Type, c.Source.Git.URL, c.Source.Git.Branch, len(c.Access.Deployers))
+		*path, n, c.Source.Type, stagingUpstream(c).URL, stagingUpstream(c).Branch, len(c.Access.Deployers))
 	return 0
 }
 

@@ -303,6 +303,11 @@ func TestBackportOfTwoDependentChanges(t *testing.T) {
 			t.Errorf("change %d has no +2 naming the requester: %+v", n, g.Messages(n))
 		}
 	}
+	for _, r := range g.Requests() {
+		if _, path, _ := strings.Cut(r, " "); !strings.HasPrefix(path, "/a/changes/") {
+			t.Errorf("%s: an authenticated source must call under /a/", r)
+		}
+	}
 	// The staging repo holds the merged commit: it can be staged.
 	if !e.repo.HasCommit(p.Upstream) {
 		t.Error("the upstream commit was not fetched")
