@@ -457,3 +457,26 @@ func TestOutdatedPatchSetLinkIsRefused(t *testing.T) {
 		t.Errorf("the current patch set's link: %v", err)
 	}
 }
+
+// TestMergedBeforeTheVote: someone submits the change between the bot's
+// validation and its vote; Gerrit refuses the vote (409) and the bot
+// carries on with the merged change.
+func TestMergedBeforeTheVote(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{})
+	n := e.g.Upload("bob", "", map[string]string{"a": "1"}, "A change")
+	e.g.BeforeReview = func(num int) {
+		e.g.Vote(num, "carol", gerrit.CodeReview, 2)
+		if err := e.g.Submit(num); err != nil {
+			t.Error(err)
+		}
+	}
+	prev, _ := e.src.Baseline(context.Background())
+	p, err := e.prepare(prev, false, strconv.Itoa(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Upstream != e.g.Tip() || e.g.VoteOf(n, e.g.Username, gerrit.CodeReview) != 0 {
+		t.Errorf("upstream %s (tip %s), bot's vote %d", p.Upstream, e.g.Tip(), e.g.VoteOf(n, e.g.Username, gerrit.CodeReview))
+	}
+}

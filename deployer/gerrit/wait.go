@@ -44,7 +44,17 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 			err := s.api.review(ctx, w.info.Number, p.revision, ReviewInput{Message: msg, Labels: map[string]int{CodeReview: 2}, Tag: reviewTag})
 			switch {
 			case statusOf(err) == http.StatusConflict:
+				// The change moved on since validation: merged by someone
+				// else (fine), or a new patch set (not what was checked).
+				if ci, gerr := s.api.change(ctx, w.info.Number); gerr == nil && ci.Status == StatusMerged {
+					w.info = ci
+					continue
+				}
+				s.log.Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
 				return deployer.Errorf(deployer.EConflict, "%s changed while I was approving it (a new patch set?); nothing was deployed. Look at %s and run the backport again", name, s.Link(w.info.Number))
+			case statusOf(err) == http.StatusForbidden:
+				s.log.Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
+				return deployer.Errorf(deployer.EForbidden, "Gerrit does not let the bot vote Code-Review +2 on %s; ask a Gerrit admin, or set source.gerrit.approve to false and have it approved by hand", name)
 			case err != nil:
 				return s.internal("voting Code-Review +2", err, w.info.Number)
 			}

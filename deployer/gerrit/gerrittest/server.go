@@ -60,6 +60,10 @@ type Server struct {
 	// OnReview, when set, runs after a review is stored, outside the lock
 	// (it may call the Server's methods).
 	OnReview func(n int, in gerrit.ReviewInput)
+	// BeforeReview, when set, runs when a review arrives, before it is
+	// looked at, outside the lock: a test's way to change the change
+	// under the bot's feet.
+	BeforeReview func(n int)
 
 	t          testing.TB
 	autoSubmit bool
@@ -697,6 +701,9 @@ func (s *Server) revision(w http.ResponseWriter, r *http.Request, c *change, rev
 		var in gerrit.ReviewInput
 		if !readJSON(w, r, &in) {
 			return
+		}
+		if s.BeforeReview != nil {
+			s.BeforeReview(c.number)
 		}
 		s.mu.Lock()
 		if len(in.Labels) > 0 && ps != len(c.patchSets) {
