@@ -88,6 +88,29 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := sb.Tap.Wait(ctx, 1, time.Minute, deployer.NoticeVerify); err != nil {
 		t.Fatal(err)
 	}
+	// While it waits for bob, the front page follows it live: its script
+	// replaces the live part with each server-sent event and counts them.
+	live, err := chromium.Eval(ctx, sb.Main.dashboardURL(), `new Promise(done => {
+		const page = () => document.documentElement.outerHTML;
+		const poll = setInterval(() => {
+			if (document.getElementById("live").dataset.updates) {
+				clearInterval(poll);
+				done(page());
+			}
+		}, 50);
+		setTimeout(() => done(page()), 10000);
+	})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`<div id="live" data-updates="\d+">`).MatchString(live) {
+		t.Error("the front page received no live update in the browser")
+	}
+	for _, want := range []string{`id="active" data-id="1" data-state="awaiting-verification"`, `id="seconds-left"`, "test it on the testservers"} {
+		if !strings.Contains(live, want) {
+			t.Errorf("the live front page lacks %q", want)
+		}
+	}
 	sb.say("bob", "verified")
 	n, err := sb.Tap.Wait(ctx, 1, time.Minute, deployer.NoticeRolledBack, deployer.NoticeDone, deployer.NoticeFailed)
 	if err != nil {
@@ -155,8 +178,6 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 
-	// The front page follows the bot live: its script replaces the live
-	// part with each server-sent event and marks it.
 	front, err := chromium.DumpDOM(ctx, sb.Main.dashboardURL())
 	if err != nil {
 		t.Fatal(err)
