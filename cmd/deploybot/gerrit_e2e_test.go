@@ -194,3 +194,48 @@ func TestGerritBackportRollbackAndRevert(t *testing.T) {
 	}
 	gs.expect(all(d5.Commit))
 }
+
+// TestGerritBackportOfTwoDependentChanges ships a relation chain of two
+// new changes in one deployment through the real bot: asked for child
+// first, approved and merged parent first, staged as one commit, on every
+// host with both changes' files.
+func TestGerritBackportOfTwoDependentChanges(t *testing.T) {
+	t.Parallel()
+	gs := newGerritSandbox(t)
+	g := gs.g
+	parent := g.Upload("bob", "", map[string]string{"docs/search.md": "# Search\n\nComing soon.\n"}, "Document search", "Bug: T1001")
+	child := g.Upload("bob", g.Revision(parent), map[string]string{"docs/index.md": "- [Search](search.md)\n"}, "Link the search docs", "Bug: T1002")
+
+	gs.say("alice", fmt.Sprintf("!backport %d %s/c/app/+/%d", child, g.URL, parent))
+	gs.wait(1, time.Minute, append(finished, deployer.NoticeVerify)...)
+	gs.say("bob", "verified")
+	gs.wait(1, 2*time.Minute, finished...)
+	d := gs.get(1)
+	if d.State != deployer.StateDone {
+		t.Fatalf("ended %s: %s\n%s", d.State, d.Reason, gs.noticeText(1))
+	}
+	if len(d.Changes) != 2 || d.Changes[0].ID != strconv.Itoa(parent) || d.Changes[1].ID != strconv.Itoa(child) {
+		t.Fatalf("changes %+v, want parent then child", d.Changes)
+	}
+	if d.Upstream != g.Tip() || d.Upstream != g.Revision(child) {
+		t.Errorf("shipped %.10s, want the child's merged commit %.10s", d.Upstream, g.Revision(child))
+	}
+	text := gs.noticeText(1)
+	for _, want := range []string{
+		fmt.Sprintf("voted Code-Review +2 on change %d", parent),
+		fmt.Sprintf("voted Code-Review +2 on change %d", child),
+		fmt.Sprintf("change %d (Document search) %s/c/app/+/%d [T1001]", parent, g.URL, parent),
+		fmt.Sprintf("change %d (Link the search docs) %s/c/app/+/%d [T1002]", child, g.URL, child),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the channel did not see %q:\n%s", want, text)
+		}
+	}
+	if strings.Index(text, fmt.Sprintf("on change %d", parent)) > strings.Index(text, fmt.Sprintf("on change %d", child)) {
+		t.Errorf("the child was approved before its parent:\n%s", text)
+	}
+	if len(d.Files) != 2 || d.Files[0] != "docs/index.md" || d.Files[1] != "docs/search.md" {
+		t.Errorf("files %v, want both changes' files", d.Files)
+	}
+	gs.expect(all(d.Commit))
+}
