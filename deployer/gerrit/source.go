@@ -430,6 +430,9 @@ func dependencyOrder(ws []*want) []*want {
 // internal logs err in full and returns it for the pipeline, which shows
 // "internal error" in chat.
 func (s *Source) internal(doing string, err error, change int) error {
+	if errors.Is(err, context.Canceled) {
+		return err // the step was interrupted (!cancel, shutdown): nothing failed
+	}
 	s.log.Error("gerrit: "+doing+" failed", "change", change, "err", err)
 	switch statusOf(err) {
 	case http.StatusUnauthorized, http.StatusForbidden:

@@ -2,6 +2,7 @@ package gerrit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -478,5 +479,23 @@ func TestMergedBeforeTheVote(t *testing.T) {
 	}
 	if p.Upstream != e.g.Tip() || e.g.VoteOf(n, e.g.Username, gerrit.CodeReview) != 0 {
 		t.Errorf("upstream %s (tip %s), bot's vote %d", p.Upstream, e.g.Tip(), e.g.VoteOf(n, e.g.Username, gerrit.CodeReview))
+	}
+}
+
+// TestWaitEndsWithItsContext: !cancel during a long wait for a merge
+// interrupts Prepare's context, and the wait ends at once.
+func TestWaitEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{}, func(c *gerrit.Config) { c.MergeTimeout = time.Minute })
+	n := e.g.Upload("bob", "", map[string]string{"a": "1"}, "Never merges")
+	ctx, cancel := context.WithCancel(context.Background())
+	e.g.OnReview = func(int, gerrit.ReviewInput) { time.AfterFunc(50*time.Millisecond, cancel) }
+	start := time.Now()
+	_, err := e.src.Prepare(ctx, deployer.Request{Refs: []string{strconv.Itoa(n)}, Requester: "Alice Deployer"}, "", nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the wait took %s to notice the cancellation", took)
 	}
 }
