@@ -293,3 +293,25 @@ func TestPacerPacesAfterTheBurst(t *testing.T) {
 		t.Errorf("8 lines with a burst of 3 at 40ms took %s, want at least 180ms", d)
 	}
 }
+
+func TestIdentityFromExtendedJoinAndAccountNotify(t *testing.T) {
+	msg := ":deployer1!d@h PRIVMSG #deployments :!status"
+	join := girc.ParseEvent(":deployer1!d@h JOIN #deployments deployer1 :Dee Ployer")
+	// The server told the bot the account when deployer1 joined.
+	a := newTestAdapter(t, "extended-join", "account-notify")
+	a.client.RunHandlers(join)
+	if m, ok := feed(t, a, msg); !ok || strings.Join(m.Sender.Keys, " ") != "irc:account:deployer1 irc:mask:deployer1!d@h" {
+		t.Errorf("after an extended join: %+v", m.Sender)
+	}
+	// deployer1 logs out: account-notify says so.
+	a.client.RunHandlers(girc.ParseEvent(":deployer1!d@h ACCOUNT *"))
+	if m, ok := feed(t, a, msg); !ok || strings.Join(m.Sender.Keys, " ") != "irc:mask:deployer1!d@h" {
+		t.Errorf("after logging out: %+v", m.Sender)
+	}
+	// A server that offers neither capability is not believed.
+	b := newTestAdapter(t)
+	b.client.RunHandlers(join)
+	if m, ok := feed(t, b, msg); !ok || strings.Join(m.Sender.Keys, " ") != "irc:mask:deployer1!d@h" {
+		t.Errorf("without extended-join or account-notify: %+v", m.Sender)
+	}
+}

@@ -65,6 +65,8 @@ func checkLineLengths(t *testing.T, u *testparts.IRCUser) {
 
 func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 
+// TestIRCBackportConversation plays the demo's scenario over IRC: a good
+// change goes everywhere, a bad one is rolled back from the canaries.
 func TestIRCBackportConversation(t *testing.T) {
 	t.Parallel()
 	e, srv := newIRCE2E(t)
@@ -108,7 +110,30 @@ func TestIRCBackportConversation(t *testing.T) {
 	if logLines != 1 {
 		t.Errorf("%d lines in the log channel, want 1", logLines)
 	}
+
+	// The second half of the demo's scenario: a bad change is caught on
+	// the canaries and rolled back, and the channel is told why.
+	alice.Say(deployChan, "deploybot: backport bad-change")
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#2] ", "reply `verified`")
+	bob.Say(deployChan, "verified")
+	e.wait(2, patience, finished...)
+	bad := e.get(2)
+	if bad.State != deployer.StateRolledBack || len(bad.Verdicts) == 0 || bad.Verdicts[len(bad.Verdicts)-1].Outcome != deployer.Fail {
+		t.Fatalf("the bad change ended %s (%s), want rolled back on a failing verdict", bad.State, bad.Reason)
+	}
+	for _, h := range e.sb.Main.Fleet[deployer.Production] {
+		for _, touched := range bad.Touched {
+			if touched == h.Name() {
+				t.Errorf("production host %s received the bad change", touched)
+			}
+		}
+	}
+	e.expect(all(d.Commit))
+	bob.AwaitText(patience, "deploybot", deployChan, "[#2] rolled back ", "canary check failed", "Restored 3 host(s)")
+	// The reason may be cut to keep the entry on one line.
+	alice.AwaitText(10*time.Second, "deploybot", logChan, "!log alice@deploybot Rolled back ", "[#2]: "+bad.Reason[:20])
 	checkLineLengths(t, alice)
+	checkLineLengths(t, bob)
 }
 
 func TestIRCRefusesWhoMayNotDeploy(t *testing.T) {
