@@ -661,9 +661,17 @@ func (p *pipeline) watch(ctx context.Context, stage Stage, judged, control []str
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			s = Sample{Time: p.r.Now(), Hosts: map[string]Counts{}}
+			// Keep the source's own reason per host when it gave one.
+			if s.Hosts == nil {
+				s.Hosts = map[string]Counts{}
+			}
+			if s.Time.IsZero() {
+				s.Time = p.r.Now()
+			}
 			for _, h := range hosts {
-				s.Hosts[h] = Counts{Err: "metrics source unreachable"}
+				if c, ok := s.Hosts[h]; !ok || c.Err == "" {
+					s.Hosts[h] = Counts{Err: "metrics source unreachable: " + short(err.Error())}
+				}
 			}
 		}
 		samples = append(samples, s)
@@ -793,7 +801,13 @@ func (p *pipeline) checkProduction(ctx context.Context) error {
 	if err != nil || v == nil {
 		return err
 	}
-	p.announceVerdict(*v, NoticeVerdict, "", nil)
+	tail := ""
+	if v.Outcome == Inconclusive {
+		// Production already serves the change; there is nothing to
+		// promote. Say so, and how to undo it if the doubt is real.
+		tail = fmt.Sprintf("; the deployment is done, but if in doubt: !rollback %d", p.d.ID)
+	}
+	p.announceVerdict(*v, NoticeVerdict, tail, nil)
 	return p.finish()
 }
 

@@ -23,12 +23,12 @@ import (
 // demoTimings are the pipeline's timings in the demo: short enough to
 // watch, long enough for the judge to see traffic.
 type demoTimings struct {
-	VerifyTimeout, PromoteTimeout, BaselineMin, Window, Interval time.Duration
-	MinRequests                                                  int
+	VerifyTimeout, PromoteTimeout, BaselineMin, Window, Interval, ProductionWatch time.Duration
+	MinRequests                                                                   int
 }
 
 var interactiveTimings = demoTimings{VerifyTimeout: 10 * time.Minute, PromoteTimeout: 5 * time.Minute,
-	BaselineMin: 5 * time.Second, Window: 20 * time.Second, Interval: time.Second, MinRequests: 100}
+	BaselineMin: 5 * time.Second, Window: 20 * time.Second, Interval: time.Second, ProductionWatch: 10 * time.Second, MinRequests: 100}
 
 var demoConfig = template.Must(template.New("demo").Parse(`# Written by deploybot demo. Run the same sandbox again with:
 #   deploybot run --config {{.Dir}}/deploybot.yaml
@@ -53,6 +53,7 @@ canary:
   baseline_min: {{.T.BaselineMin}}
   window: {{.T.Window}}
   interval: {{.T.Interval}}
+  production_watch: {{.T.ProductionWatch}}
   judge: {min_requests: {{.T.MinRequests}}}
 access:
   deployers: [Alice Deployer]

@@ -16,7 +16,7 @@ import (
 // testTimings keep each end-to-end deployment to a few seconds while the
 // judge still sees real traffic (20 requests/s per host).
 var testTimings = demoTimings{VerifyTimeout: time.Minute, PromoteTimeout: time.Minute,
-	BaselineMin: time.Second, Window: 4 * time.Second, Interval: 250 * time.Millisecond, MinRequests: 40}
+	BaselineMin: time.Second, Window: 4 * time.Second, Interval: 250 * time.Millisecond, ProductionWatch: 2 * time.Second, MinRequests: 40}
 
 // syncBuffer is an io.Writer safe for the console adapter's goroutines.
 type syncBuffer struct {
@@ -198,8 +198,12 @@ func TestGoodBackportReachesEveryHost(t *testing.T) {
 	if d.Base != base || d.Submitter != "Bob Submitter" || d.Requester != "Alice Deployer" {
 		t.Errorf("deployment: base %.10s (want %.10s), submitter %q, requester %q", d.Base, base, d.Submitter, d.Requester)
 	}
-	if len(d.Verdicts) != 1 || d.Verdicts[0].Outcome != deployer.Pass {
-		t.Errorf("verdicts: %+v", d.Verdicts)
+	if len(d.Verdicts) != 2 || d.Verdicts[0].Stage != deployer.Canaries || d.Verdicts[0].Outcome != deployer.Pass ||
+		d.Verdicts[1].Stage != deployer.Production || d.Verdicts[1].Outcome != deployer.Pass {
+		for _, v := range d.Verdicts {
+			t.Errorf("verdict: %s %s: %s", v.Stage, v.Outcome, v.Reason)
+		}
+		t.Errorf("want a passing canary check and a passing production watch")
 	}
 	if got := strings.Join(d.Files, ","); got != "config/app.json,index.html" {
 		t.Errorf("files changed: %s", got)
@@ -226,7 +230,7 @@ func TestGoodBackportReachesEveryHost(t *testing.T) {
 			states = append(states, string(ev.To))
 		}
 	}
-	want := "queued preparing syncing-testservers awaiting-verification syncing-canaries checking-canaries syncing-production done"
+	want := "queued preparing syncing-testservers awaiting-verification syncing-canaries checking-canaries syncing-production checking-production done"
 	if got := strings.Join(states, " "); got != want {
 		t.Errorf("timeline states:\n got %s\nwant %s", got, want)
 	}
@@ -577,8 +581,8 @@ func TestInconclusiveVerdictAsksDeployers(t *testing.T) {
 	e.wait(1, time.Minute, deployer.NoticeDone)
 	good := e.get(1)
 	e.expect(all(good.Commit))
-	if v := good.Verdicts; len(v) != 1 || v[0].Outcome != deployer.Inconclusive {
-		t.Errorf("verdicts: %+v", v)
+	if v := good.Verdicts; len(v) == 0 || v[0].Stage != deployer.Canaries || v[0].Outcome != deployer.Inconclusive {
+		t.Errorf("first verdict: want an inconclusive canary check, got %d verdicts", len(v))
 	}
 }
 

@@ -26,7 +26,6 @@ import (
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/deployer/gitrepo"
-	"github.com/deploybot/deploybot/deployer/hosts"
 	"github.com/deploybot/deploybot/deployer/judge"
 	"github.com/deploybot/deploybot/store"
 	"github.com/deploybot/deploybot/web"
@@ -142,6 +141,9 @@ type Main struct {
 	Runner  *deployer.Runner
 	Bot     *bot.Bot
 	Console *console.Console
+	// Pool depools and repools hosts with the configured commands (nil
+	// when no stage has any); wire_hosts.go builds it with the Fleet.
+	Pool deployer.Pool
 	// Web is the dashboard (nil when web.listen is off).
 	Web *web.Server
 	// Smoker runs the stages' smoke checks, and ProductionWatch is how long
@@ -228,11 +230,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.Fleet = deployer.Fleet{}
+	if err = m.openHosts(); err != nil { // wire_hosts.go
+		return err
+	}
 	targets := map[string]string{}
 	for _, stage := range deployer.Stages {
 		for _, h := range c.Hosts.Stages[string(stage)] {
-			m.Fleet[stage] = append(m.Fleet[stage], hosts.NewLocal(h.Name, h.Root))
 			if h.Metrics != "" {
 				targets[h.Name] = h.Metrics
 			}
@@ -255,10 +258,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		SampleInterval: c.Canary.Interval.D(),
 		Parallel:       c.Hosts.Parallel,
 		SyncRetries:    *c.Pipeline.SyncRetries,
+		// The runner's side of hosts.max_failed_hosts and canary.production_watch.
+		ProductionWatch:     m.ProductionWatch,
+		MaxFailedProduction: c.Hosts.MaxFailed,
 	}, deployer.Deps{
 		Store: m.Store, Source: source, Staging: m.Staging, Fleet: m.Fleet,
 		Metrics: metrics, Judge: judge.New(jc), Announcer: m.Bot, Logger: log,
 		Submitter: dir.Submitter, Explain: explain,
+		Smoker: m.Smoker, Pool: m.Pool,
 	})
 	m.Bot.Runner = m.Runner
 	if err = m.openWeb(); err != nil {
