@@ -95,6 +95,8 @@ type Adapter struct {
 	// caps reports whether the server enabled an IRCv3 capability; tests
 	// replace it to feed lines a server with accounts would send.
 	caps func(name string) bool
+	// regainEvery is regainEvery, per adapter so tests can shorten it.
+	regainEvery time.Duration
 
 	in      chan bot.Message
 	stopped chan struct{}   // closed when Run ends
@@ -108,6 +110,7 @@ type Adapter struct {
 	joined      map[string]bool // lower-cased channels we are in
 	connections int             // registrations so far
 	reported    bool            // the reconnect of this connection was reported
+	tryNick     string          // the nick last asked for while registering
 
 	queues   map[string][]string // target -> lines waiting, in order
 	targets  []string            // targets in round-robin order
@@ -201,6 +204,8 @@ func New(cfg Config) (*Adapter, error) {
 		changed: make(chan struct{}), joined: map[string]bool{}, queues: map[string][]string{},
 	}
 	a.caps = a.client.HasCapability
+	a.regainEvery = regainEvery
+	a.client.Config.HandleNickCollide = a.onNickCollide
 	h := a.client.Handlers
 	h.Add(girc.INITIALIZED, a.onInitialized)
 	h.Add(girc.RPL_WELCOME, a.onWelcome)
@@ -384,6 +389,56 @@ func (a *Adapter) onWelcome(c *girc.Client, e girc.Event) {
 	a.mu.Unlock()
 	a.log.Info("irc connected", "server", a.addr(), "nick", param(e, 0), "connection", n)
 	a.join()
+	if !strings.EqualFold(param(e, 0), a.cfg.Nick) {
+		go a.regainNick(n)
+	}
+}
+
+// regainEvery is how often the bot asks for its configured nick back
+// while it has another one: after a reconnect, the server may still hold
+// the old connection under the nick until it times out.
+var regainEvery = 30 * time.Second
+
+// regainNick asks for the configured nick every regainEvery while
+// connection conn lasts and the bot goes by another nick.
+func (a *Adapter) regainNick(conn int) {
+	t := time.NewTicker(a.regainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stopped:
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		done := !a.registered || a.connections != conn || strings.EqualFold(a.nick, a.cfg.Nick)
+		a.mu.Unlock()
+		if done {
+			return
+		}
+		a.client.Cmd.Nick(a.cfg.Nick)
+	}
+}
+
+// onNickCollide picks the nick to try when the server says ours is taken.
+// While registering it adds an underscore each time (girc would retry the
+// same nick forever); once registered it keeps the nick the bot has, so a
+// refused attempt to regain the configured nick changes nothing.
+func (a *Adapter) onNickCollide(string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.registered {
+		return ""
+	}
+	if a.tryNick == "" {
+		a.tryNick = a.cfg.Nick
+	}
+	if len(a.tryNick) < 30 {
+		a.tryNick += "_"
+	} else {
+		a.tryNick = a.cfg.Nick[:min(len(a.cfg.Nick), 24)] + strconv.Itoa(rand.IntN(100000))
+	}
+	return a.tryNick
 }
 
 // join joins the channels the bot is not in yet.
@@ -465,6 +520,7 @@ func (a *Adapter) onNick(c *girc.Client, e girc.Event) {
 		a.mu.Lock()
 		a.nick = e.Params[0]
 		a.mu.Unlock()
+		a.log.Info("irc nick changed", "nick", e.Params[0])
 	}
 }
 
@@ -473,6 +529,7 @@ func (a *Adapter) onNick(c *girc.Client, e girc.Event) {
 func (a *Adapter) onDisconnected(c *girc.Client, e girc.Event) {
 	a.mu.Lock()
 	a.registered = false
+	a.tryNick = ""
 	a.joined = map[string]bool{}
 	back := a.inflight
 	a.inflight = nil

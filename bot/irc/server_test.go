@@ -17,7 +17,7 @@ import (
 
 // runAdapter runs an adapter against a real ngircd until the test ends.
 // Every message it receives is answered with "heard: <text>".
-func runAdapter(t *testing.T, srv *testparts.Ngircd, cfg Config) *Adapter {
+func runAdapter(t *testing.T, srv *testparts.Ngircd, cfg Config, prepare ...func(*Adapter)) *Adapter {
 	t.Helper()
 	cfg.Server = "127.0.0.1"
 	if cfg.Port == 0 {
@@ -39,6 +39,9 @@ func runAdapter(t *testing.T, srv *testparts.Ngircd, cfg Config) *Adapter {
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range prepare {
+		f(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -240,4 +243,25 @@ func TestLinesInFlightWhenTheServerDiesAreSentAgain(t *testing.T) {
 	if n := len(botLines(alice, "#deployments")); n > 40 {
 		t.Logf("%d lines were received twice (sent before the crash, unconfirmed)", n-40)
 	}
+}
+
+func TestTakenNickIsRegained(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	squatter := testparts.JoinIRC(t, srv, "deploybot", "#deployments")
+	runAdapter(t, srv, Config{FloodInterval: 0}, func(a *Adapter) { a.regainEvery = 100 * time.Millisecond })
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot_", "#deployments")
+	// Addressed by the nick it has, the bot reads it as addressed by name.
+	alice.Say("#deployments", "deploybot_: status")
+	alice.AwaitText(10*time.Second, "deploybot_", "#deployments", "heard: deploybot: status")
+	// Attempts to regain the nick while it is taken change nothing...
+	time.Sleep(300 * time.Millisecond)
+	alice.AwaitPresent(time.Second, "deploybot_", "#deployments")
+	// ...and once it is free, the bot takes it back.
+	squatter.Close()
+	alice.AwaitGone(10*time.Second, "deploybot_", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	alice.Say("#deployments", "deploybot: status")
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "heard: deploybot: status")
 }

@@ -97,6 +97,19 @@ func JoinIRCAs(t testing.TB, n *Ngircd, nick, user string, channels ...string) *
 			})
 		}
 	})
+	u.c.Handlers.Add(girc.NICK, func(c *girc.Client, e girc.Event) {
+		if e.Source == nil || len(e.Params) == 0 {
+			return
+		}
+		u.update(func() {
+			for ch, nicks := range u.present {
+				if nicks[strings.ToLower(e.Source.Name)] {
+					u.setPresent(ch, e.Source.Name, false)
+					u.setPresent(ch, e.Params[0], true)
+				}
+			}
+		})
+	})
 	u.c.Handlers.Add(girc.DISCONNECTED, func(c *girc.Client, e girc.Event) {
 		u.update(func() {
 			u.joined = map[string]bool{}
@@ -207,6 +220,17 @@ func (u *IRCUser) AwaitPresent(timeout time.Duration, nick, channel string) {
 		return
 	}
 	u.t.Fatalf("%s: %s did not appear in %s within %s", u.Nick, nick, channel, timeout)
+}
+
+// AwaitGone waits until nick is no longer in channel as the user sees it
+// (it left, quit or changed its nick), and fails the test otherwise.
+func (u *IRCUser) AwaitGone(timeout time.Duration, nick, channel string) {
+	u.t.Helper()
+	ch := strings.ToLower(channel)
+	if u.wait(timeout, func() bool { return u.joined[ch] && !u.present[ch][strings.ToLower(nick)] }) {
+		return
+	}
+	u.t.Fatalf("%s: %s was still in %s after %s", u.Nick, nick, channel, timeout)
 }
 
 // Say sends text to target (a channel or a nick) once the user is in its
