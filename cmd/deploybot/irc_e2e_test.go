@@ -275,3 +275,21 @@ func TestIRCHistoryOf50IsSplitWithNothingLost(t *testing.T) {
 		t.Errorf("#50 is %s, want queued (locked)", d.State)
 	}
 }
+
+func TestIRCMissingSASLPasswordStopsTheStart(t *testing.T) {
+	t.Parallel()
+	out := &syncBuffer{}
+	sb, err := startSandbox(t.Context(), t.TempDir(), testTimings, "info", strings.NewReader(""), out, out, func(m *Main) {
+		m.Config.Chat.IRC = &config.IRC{Server: "irc.example.org", Port: 6697, TLS: true, Nick: "deploybot", User: "deploybot",
+			Channel: deployChan, Flood: config.Flood{Burst: 5, Interval: config.Dur(time.Second)},
+			SASL: &config.SASL{Mechanism: "PLAIN", User: "deploybot", PasswordEnv: "DEPLOYBOT_TEST_IRC_PASSWORD_UNSET"}}
+	})
+	if err == nil {
+		sb.Close()
+		t.Fatal("the bot opened without its IRC password")
+	}
+	want := "chat.irc.sasl.password_env: the environment variable DEPLOYBOT_TEST_IRC_PASSWORD_UNSET is not set or empty"
+	if err.Error() != want {
+		t.Errorf("error:\n got %s\nwant %s", err, want)
+	}
+}
