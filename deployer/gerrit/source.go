@@ -251,9 +251,21 @@ func (s *Source) checkOne(ctx context.Context, w *want, ps *problems) bool {
 	ok, err := s.api.mergeable(ctx, ci.Number, "current")
 	if err != nil {
 		s.log.Warn("gerrit: mergeable check failed", "change", ci.Number, "err", err)
-	} else if !ok {
+	} else if !ok && !s.mergedMeanwhile(ctx, w) {
 		ps.add("%s has a merge conflict with %s; rebase it first", name, s.cfg.Branch)
 	}
+	return true
+}
+
+// mergedMeanwhile reports whether a change that Gerrit calls unmergeable
+// has in fact just merged (a closed change is not "mergeable" either), and
+// if so records its merged state.
+func (s *Source) mergedMeanwhile(ctx context.Context, w *want) bool {
+	ci, err := s.api.change(ctx, w.info.Number)
+	if err != nil || ci.Status != StatusMerged {
+		return false
+	}
+	w.info = ci
 	return true
 }
 

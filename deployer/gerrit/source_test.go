@@ -200,7 +200,13 @@ func TestWaitStopsAndExplains(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, gerrittest.Options{}, func(c *gerrit.Config) { c.MergeTimeout = 300 * time.Millisecond })
+			// Only the timeout case may wait out the timeout; the others
+			// must stop long before theirs.
+			timeout := 10 * time.Second
+			if tc.name == "timeout" {
+				timeout = 300 * time.Millisecond
+			}
+			e := newEnv(t, gerrittest.Options{}, func(c *gerrit.Config) { c.MergeTimeout = timeout })
 			n := e.g.Upload("bob", "", map[string]string{"a": "1"}, "A change")
 			e.g.OnReview = func(num int, in gerrit.ReviewInput) {
 				if in.Labels[gerrit.CodeReview] == 2 {
@@ -211,8 +217,8 @@ func TestWaitStopsAndExplains(t *testing.T) {
 			start := time.Now()
 			_, err := e.prepare(before, false, strconv.Itoa(n))
 			wantError(t, err, deployer.EConflict, append(tc.want, "change "+strconv.Itoa(n))...)
-			if took := time.Since(start); tc.name != "timeout" && took > 250*time.Millisecond {
-				t.Errorf("stopping took %s; it should stop at the first poll that sees the problem", took)
+			if took := time.Since(start); tc.name != "timeout" && took > timeout/2 {
+				t.Errorf("stopping took %s; it should stop at the first poll that sees the problem, not wait out %s", took, timeout)
 			}
 			if got := e.g.VoteOf(n, e.g.Username, gerrit.CodeReview); got != 2 {
 				t.Errorf("the bot's vote = %d, want +2 (it approves before waiting)", got)
@@ -396,7 +402,20 @@ func TestWaitsForPeopleWhenNotApproving(t *testing.T) {
 	e := newEnv(t, gerrittest.Options{}, func(c *gerrit.Config) { c.Approve = false })
 	x := e.g.Upload("bob", "", map[string]string{"x": "1"}, "Needs a human")
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		// Carol approves once the bot is waiting: after its first poll
+		// (the second lookup of the change; the first was validation).
+		lookup := fmt.Sprintf("GET /a/changes/%d", x)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			n := 0
+			for _, r := range e.g.Requests() {
+				if r == lookup {
+					n++
+				}
+			}
+			if n >= 2 {
+				break
+			}
+		}
 		e.g.Vote(x, "carol", gerrit.CodeReview, 2)
 		if err := e.g.Submit(x); err != nil {
 			t.Error(err)

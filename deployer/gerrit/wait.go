@@ -163,6 +163,9 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 	if err != nil {
 		s.log.Warn("gerrit: mergeable check failed", "change", n, "err", err)
 	} else if !ok {
+		if s.mergedMeanwhile(ctx, p.w) {
+			return true, nil
+		}
 		return false, deployer.Errorf(deployer.EConflict, "%s can no longer merge (a conflict with %s); nothing was deployed. Rebase it, then run the backport again",
 			name, s.cfg.Branch)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/internal/testparts"
 )
 
 // revertFixture is upstream main: c0 - c1 - c2, with c0 deployed before
@@ -25,6 +26,7 @@ type revertFixture struct {
 
 func newRevertFixture(t *testing.T, push bool) *revertFixture {
 	t.Helper()
+	testparts.Need(t, "git", "git") // go-git fetches and pushes through git-upload-pack and git-receive-pack
 	f := &revertFixture{u: newUpstream(t)}
 	f.c0 = f.u.commit(tree{"index.php": reg("0"), "keep": reg("k")}, "Initial", "Alice")
 	f.c1 = f.u.commit(tree{"index.php": reg("1"), "keep": reg("k")}, "First change", "Bob", f.c0)
@@ -196,7 +198,7 @@ func TestRevertUpstreamExplainsWhenItMayNotPush(t *testing.T) {
 // main checked out, as the demo's is: git refuses, and the bot says so.
 func TestRevertUpstreamToACheckedOutBranch(t *testing.T) {
 	t.Parallel()
-	requireGit(t)
+	testparts.Need(t, "git", "git")
 	dir := filepath.Join(t.TempDir(), "work")
 	repo, err := git.PlainInit(dir, false)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -174,9 +175,29 @@ func (s *Server) tip() plumbing.Hash {
 }
 
 func (s *Server) setBranch(h plumbing.Hash) {
-	if err := s.repo.Storer.SetReference(plumbing.NewHashReference(plumbing.NewBranchReferenceName(s.Branch), h)); err != nil {
+	if err := s.setRef(plumbing.NewBranchReferenceName(s.Branch), h); err != nil {
 		s.t.Errorf("gerrittest: %v", err)
 	}
+}
+
+// setRef points ref at h the way git and Gerrit do: a lock file renamed
+// over the ref, so a fetch running at the same moment (git-upload-pack in
+// the bot's staging repo) sees the old value or the new one, never an
+// empty file. go-git's own ref writes truncate in place.
+func (s *Server) setRef(ref plumbing.ReferenceName, h plumbing.Hash) error {
+	gitDir := s.Dir
+	if fi, err := os.Stat(filepath.Join(s.Dir, ".git")); err == nil && fi.IsDir() {
+		gitDir = filepath.Join(s.Dir, ".git")
+	}
+	path := filepath.Join(gitDir, filepath.FromSlash(ref.String()))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	lock := path + ".lock"
+	if err := os.WriteFile(lock, []byte(h.String()+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(lock, path)
 }
 
 // Commit writes a commit on parent ("" for none) whose tree is parent's
@@ -333,7 +354,7 @@ func changeID(n int) string {
 func (s *Server) addPatchSet(c *change, h plumbing.Hash) {
 	c.patchSets = append(c.patchSets, h)
 	ref := plumbing.ReferenceName(fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, len(c.patchSets)))
-	if err := s.repo.Storer.SetReference(plumbing.NewHashReference(ref, h)); err != nil {
+	if err := s.setRef(ref, h); err != nil {
 		s.t.Errorf("gerrittest: %v", err)
 	}
 }
