@@ -67,7 +67,7 @@ type Source struct {
 	api  *client
 	repo *gitrepo.Repo
 	log  *slog.Logger
-	// now and sleep are the clock; tests may replace them.
+	// now is the clock the merge wait measures its timeout with.
 	now func() time.Time
 }
 
