@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -399,7 +400,7 @@ func (a *Adapter) press(cb slackgo.InteractionCallback, handle func(bot.Message)
 		if channel == "" {
 			channel = cb.Channel.ID
 		}
-		a.log.Info("slack button pressed", "user", cb.User.ID, "value", act.Value)
+		a.log.Info("slack button pressed", "deployment", deploymentOf(act.Value), "user", cb.User.ID, "value", act.Value)
 		ans := newAnswer()
 		a.enqueue(func(ctx context.Context) {
 			<-ans.done
@@ -410,6 +411,17 @@ func (a *Adapter) press(cb slackgo.InteractionCallback, handle func(bot.Message)
 			handle(ans.message(bot.Message{Sender: sender(cb.User.ID), Text: a.command(act.Value)}))
 		}()
 	}
+}
+
+// deploymentOf is the deployment a button's command names (its last
+// word), for the log.
+func deploymentOf(value string) int64 {
+	f := strings.Fields(value)
+	if len(f) == 0 {
+		return 0
+	}
+	id, _ := strconv.ParseInt(strings.TrimPrefix(f[len(f)-1], "#"), 10, 64)
+	return id
 }
 
 // pressed answers a press once the bot core has: a refusal goes only to

@@ -13,6 +13,7 @@ import (
 	"github.com/deploybot/deploybot/bot/slack/slackfake"
 	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/internal/testparts"
 )
 
 // slackTimings are the pipeline's timings for the Slack end-to-end tests.
@@ -34,7 +35,7 @@ type slackE2E struct {
 	logs *syncBuffer
 }
 
-func newSlackE2E(t *testing.T) *slackE2E {
+func newSlackE2E(t *testing.T, configure ...func(*Main)) *slackE2E {
 	t.Helper()
 	fake := slackfake.New(t, slackApp, slackBot)
 	dir := t.TempDir()
@@ -57,6 +58,9 @@ func newSlackE2E(t *testing.T) *slackE2E {
 				m.Config.People[i].Chat = append(p.Chat, "slack:U02BOB")
 				m.Config.People[i].Slack = "U02BOB"
 			}
+		}
+		for _, f := range configure {
+			f(m)
 		}
 	})
 	t.Cleanup(func() {
@@ -350,5 +354,97 @@ func TestSlackDuplicatesAndDroppedSocket(t *testing.T) {
 	}
 	if n := f.Connections(); n != 2 {
 		t.Errorf("%d socket connections, want 2", n)
+	}
+}
+
+// TestSlackAndIRCTogether runs one bot on Slack and IRC (a real ngircd)
+// at once: the deployment is announced in both, the Slack prompt is
+// answered from IRC, and Slack replaces its buttons with that answer.
+func TestSlackAndIRCTogether(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	s := newSlackE2E(t, func(m *Main) {
+		m.Config.Chat.IRC = &config.IRC{
+			Server: "127.0.0.1", Port: srv.Port, Nick: "deploybot", User: "deploybot", RealName: "deploybot",
+			Channel: deployChan, LogChannel: logChan,
+			Flood:     config.Flood{Burst: 5, Interval: config.Dur(time.Second), Disable: true},
+			Reconnect: config.Backoff{Min: config.Dur(300 * time.Millisecond), Max: config.Dur(2 * time.Second)},
+		}
+		for i := range m.Config.People {
+			p := &m.Config.People[i]
+			p.Chat = append(p.Chat, fmt.Sprintf("irc:mask:%s!~%s@127.0.0.1", p.Nick, p.Nick))
+		}
+	})
+	bob := join(t, srv, "bob", deployChan)
+
+	s.slackSay("U01ALICE", "!backport good-change")
+	prompt := s.prompt(1)
+	if !strings.Contains(prompt.Text, "<@U02BOB>") {
+		t.Errorf("Slack prompt does not mention bob by his Slack id: %q", prompt.Text)
+	}
+	bob.AwaitText(slackWait, "deploybot", deployChan, "bob: [#1] ", "reply `verified`")
+	bob.Say(deployChan, "verified")
+	closed := s.call(0, "Slack prompt closed by the IRC answer", func(c slackfake.Call) bool {
+		return c.Method == "chat.update" && c.TS == prompt.TS
+	})
+	if len(closed.Buttons()) != 0 || !strings.Contains(closed.BlockText(), "answered: verified by Bob Submitter") {
+		t.Errorf("Slack prompt after the IRC answer: %q, buttons %v", closed.BlockText(), buttonsOf(closed))
+	}
+	s.wait(1, slackWait, finished...)
+	d := s.get(1)
+	if d.State != deployer.StateDone {
+		t.Fatalf("#1 ended %s (%s)", d.State, d.Reason)
+	}
+	s.expect(all(d.Commit))
+	bob.AwaitText(slackWait, "deploybot", deployChan, "[#1] done:")
+	s.call(0, "done in Slack", func(c slackfake.Call) bool { return strings.HasPrefix(c.Text, "[#1] done:") && c.Broadcast() })
+	// A late press in Slack, after IRC answered, is declined in private.
+	s.press("U02BOB", prompt, "verified 1")
+	eph := s.call(0, "late press declined", func(c slackfake.Call) bool { return c.Method == "chat.postEphemeral" })
+	if eph.User != "U02BOB" || !strings.Contains(eph.Text, "not waiting for verification") {
+		t.Errorf("late press answered to %q: %q", eph.User, eph.Text)
+	}
+}
+
+// TestSlackPromoteButtons makes the canary check inconclusive (it asks for
+// more requests than the window can see): the verdict carries Promote and
+// Roll back, the submitter's Promote is refused in private (deployers
+// only), a deployer's is accepted and the deployment goes on to done.
+func TestSlackPromoteButtons(t *testing.T) {
+	t.Parallel()
+	s := newSlackE2E(t, func(m *Main) { m.Config.Canary.Judge.MinRequests = 1000000 })
+	s.slackSay("U01ALICE", "!backport good-change")
+	s.press("U02BOB", s.prompt(1), "verified 1")
+	promote := s.call(0, "promote prompt", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && hasButton(c, "!promote 1")
+	})
+	if got := strings.Join(buttonsOf(promote), ","); got != "Promote=!promote 1,Roll back=!rollback 1" {
+		t.Errorf("promote prompt buttons: %s", got)
+	}
+	if !strings.Contains(promote.BlockText(), "INCONCLUSIVE") || !strings.Contains(promote.BlockText(), "```") {
+		t.Errorf("promote prompt without the verdict and its table: %q", promote.BlockText())
+	}
+	s.press("U02BOB", promote, "!promote 1")
+	eph := s.call(0, "refusal", func(c slackfake.Call) bool { return c.Method == "chat.postEphemeral" })
+	if eph.User != "U02BOB" || !strings.Contains(eph.Text, "only deployers may do that") {
+		t.Errorf("refusal to %q: %q", eph.User, eph.Text)
+	}
+	if d := s.get(1); d.State != deployer.StateAwaitingPromotion {
+		t.Fatalf("after a refused Promote #1 is %s", d.State)
+	}
+	s.press("U01ALICE", promote, "!promote 1")
+	closed := s.call(0, "promote prompt answered", func(c slackfake.Call) bool { return c.Method == "chat.update" && c.TS == promote.TS })
+	if len(closed.Buttons()) != 0 || !strings.Contains(closed.BlockText(), "<@U01ALICE> pressed *Promote*") {
+		t.Errorf("answered promote prompt: %q", closed.BlockText())
+	}
+	s.wait(1, slackWait, finished...)
+	d := s.get(1)
+	if d.State != deployer.StateDone {
+		t.Fatalf("#1 ended %s (%s)", d.State, d.Reason)
+	}
+	s.expect(all(d.Commit))
+	final := s.finalRoot(s.root(1), deployer.StateDone)
+	if !strings.Contains(final.BlockText(), "verdict: inconclusive") {
+		t.Errorf("final root: %q", final.BlockText())
 	}
 }
