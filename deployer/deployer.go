@@ -258,6 +258,9 @@ type Request struct {
 	Refs              []string
 	IncludeUnexpected bool
 	Requester         string
+	// Deployment is the id of the deployment being prepared, for the
+	// source's log lines (0 when there is none yet).
+	Deployment int64
 }
 
 // Prepared is a validated request: the upstream commit to deploy and the

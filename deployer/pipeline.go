@@ -207,7 +207,7 @@ func (p *pipeline) prepare(ctx context.Context) error {
 		}
 	}
 	sctx, done := p.interruptible(ctx)
-	prep, err := r.Source.Prepare(sctx, Request{Refs: p.d.Refs, IncludeUnexpected: p.d.IncludeUnexpected, Requester: p.d.Requester},
+	prep, err := r.Source.Prepare(sctx, Request{Refs: p.d.Refs, IncludeUnexpected: p.d.IncludeUnexpected, Requester: p.d.Requester, Deployment: p.d.ID},
 		p.d.PrevUpstream, func(line string) { p.say(NoticeProgress, line) })
 	done()
 	if s := p.takeSignal(sigAbort, sigRollback); s != nil {
