@@ -150,10 +150,20 @@ func (a *Adapter) popLocked() (sent, bool) {
 		a.seq++
 		s := sent{target: t, text: line, seq: a.seq}
 		a.inflight = append(a.inflight, s)
+		if len(a.inflight) > maxInflight {
+			// The server does not answer our PINGs (something in
+			// between answers them, or nothing does): stop keeping
+			// lines that would all be sent again after a reconnect.
+			a.inflight = a.inflight[len(a.inflight)-maxInflight:]
+		}
 		return s, true
 	}
 	return sent{}, false
 }
+
+// maxInflight bounds the lines kept for sending again, in case a server
+// never confirms them.
+const maxInflight = 200
 
 // sendLoop sends queued lines, paced, until ctx ends. When nothing more
 // can be sent, or after ackEvery lines, it asks the server to confirm what
