@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,8 +70,10 @@ type SSH struct {
 	auth   []ssh.AuthMethod
 	signer ssh.Signer
 
-	// syncMu serialises syncs of this host within the process.
+	// syncMu serialises syncs of this host within the process, and guards
+	// known: the host's state as the last sync left it (nil: read it).
 	syncMu sync.Mutex
+	known  *remoteState
 
 	connMu sync.Mutex
 	client *ssh.Client
@@ -483,9 +487,11 @@ func (h *SSH) Run(ctx context.Context, argv []string) ([]byte, error) {
 // remoteState is what the probe script reports.
 type remoteState struct {
 	active  string // "a", "b" or "" (no current)
+	target  string // current's text as read ("" when there is none)
 	markers [2]*Marker
 	merrs   [2]error
-	fps     [2]string // recorded fingerprints, "" when absent
+	mtexts  [2]string // the markers' text as read, without the final newline
+	tokens  [2]string // fingerprint tokens, "" when absent
 }
 
 func slotIndex(s string) int {
@@ -495,7 +501,15 @@ func slotIndex(s string) int {
 	return 0
 }
 
-var hexFP = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var hexToken = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// newToken returns a fresh fingerprint token: it names one completed write
+// of a slot, so a sync planned on an older reading of the host is refused.
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 func (h *SSH) probe(ctx context.Context, create bool) (*remoteState, error) {
 	mode := "look"
@@ -520,6 +534,7 @@ func (h *SSH) probe(ctx context.Context, create bool) (*remoteState, error) {
 	case cur == "X":
 		return nil, &OpError{Host: h.name, Op: "read", Path: currentLink, Err: errors.New("not a symlink")}
 	case strings.HasPrefix(cur, "L"):
+		st.target = cur[1:]
 		switch path.Clean(cur[1:]) {
 		case slotDir("a"):
 			st.active = "a"
@@ -534,6 +549,7 @@ func (h *SSH) probe(ctx context.Context, create bool) (*remoteState, error) {
 	for i, s := range []string{"a", "b"} {
 		m, fp := fields[1+2*i], fields[2+2*i]
 		if strings.HasPrefix(m, "M") {
+			st.mtexts[i] = strings.TrimRight(m[1:], "\n")
 			var mk Marker
 			if err := json.Unmarshal([]byte(m[1:]), &mk); err != nil {
 				st.merrs[i] = opError(h.name, "read marker", markerPath(s), err)
@@ -541,8 +557,8 @@ func (h *SSH) probe(ctx context.Context, create bool) (*remoteState, error) {
 				st.markers[i] = &mk
 			}
 		}
-		if strings.HasPrefix(fp, "F") && hexFP.MatchString(strings.TrimSpace(fp[1:])) {
-			st.fps[i] = strings.TrimSpace(fp[1:])
+		if strings.HasPrefix(fp, "F") && hexToken.MatchString(strings.TrimSpace(fp[1:])) {
+			st.tokens[i] = strings.TrimSpace(fp[1:])
 		}
 	}
 	return st, nil
@@ -619,25 +635,58 @@ func (h *SSH) SyncReport(ctx context.Context, commit string, src deployer.TreeSo
 }
 
 func (h *SSH) sync(ctx context.Context, commit string, src deployer.TreeSource) (SSHSyncResult, error) {
-	var res SSHSyncResult
 	if !commitName.MatchString(commit) {
-		return res, &OpError{Host: h.name, Op: "sync", Err: fmt.Errorf("%q is not a commit name", commit)}
+		return SSHSyncResult{}, &OpError{Host: h.name, Op: "sync", Err: fmt.Errorf("%q is not a commit name", commit)}
 	}
-	st, err := h.probe(ctx, true)
-	if err != nil {
+	// The host's state as this process left it saves reading it again;
+	// the scripts check it (exit status 4 when it changed), and then the
+	// host is read and the sync planned once more.
+	st, cached := h.known, true
+	for {
+		if st == nil {
+			var err error
+			if st, err = h.probe(ctx, true); err != nil {
+				return SSHSyncResult{}, err
+			}
+			cached = false
+		}
+		res, next, err := h.attempt(ctx, st, commit, src)
+		h.known = next
+		if exitStatus(err) == 4 && cached {
+			st = nil
+			continue
+		}
+		if exitStatus(err) == 4 {
+			err = &OpError{Host: h.name, Op: "sync", Err: errors.New("the host's slots changed while the sync was planned; is another deploybot syncing it?")}
+		}
 		return res, err
 	}
+}
+
+// attempt plans and runs one sync against the host state st. It returns
+// the host's state afterwards when it is known (nil otherwise).
+func (h *SSH) attempt(ctx context.Context, st *remoteState, commit string, src deployer.TreeSource) (SSHSyncResult, *remoteState, error) {
+	var res SSHSyncResult
 	if st.active != "" && st.markers[slotIndex(st.active)].Holds(commit) {
 		res.Action, res.Slot = SyncNone, st.active
-		return res, nil
+		return res, st, nil
 	}
 	slot := "a"
 	if st.active == "a" {
 		slot = "b"
 	}
 	i := slotIndex(slot)
-	m, merr, fp := st.markers[i], st.merrs[i], st.fps[i]
+	m, merr, token := st.markers[i], st.merrs[i], st.tokens[i]
 	res.Slot = slot
+	flipped := func(token string, marker *Marker) *remoteState {
+		next := *st
+		next.active, next.target = slot, slotDir(slot)
+		if marker != nil {
+			text, _ := json.Marshal(marker)
+			next.markers[i], next.merrs[i], next.mtexts[i], next.tokens[i] = marker, nil, string(text), token
+		}
+		return &next
+	}
 
 	var reason string
 	switch {
@@ -645,18 +694,18 @@ func (h *SSH) sync(ctx context.Context, commit string, src deployer.TreeSource) 
 		reason = fmt.Sprintf("slot %s's marker is unreadable", slot)
 	case m == nil:
 		reason = fmt.Sprintf("slot %s has no marker, so its contents are unknown", slot)
-	case fp == "":
+	case token == "":
 		reason = fmt.Sprintf("slot %s has no fingerprint (a sync into it was interrupted), so its contents are unknown", slot)
 	case m.Holds(commit):
 		// A rollback: the slot holds the commit already, so only current
 		// moves, once the slot is shown unchanged since it was written.
-		err := h.run(ctx, shellCommand(flipScript, h.cfg.Root, slot, fp), nil, nil)
+		err := h.run(ctx, shellCommand(flipScript, h.cfg.Root, slot, token, st.target, st.mtexts[i]), nil, nil)
 		if err == nil {
 			res.Action = SyncFlip
-			return res, nil
+			return res, flipped(token, nil), nil
 		}
 		if exitStatus(err) != 3 {
-			return res, h.scriptError("flip", err)
+			return res, nil, h.scriptError("flip", err)
 		}
 		reason = driftReason(slot)
 	}
@@ -665,19 +714,24 @@ func (h *SSH) sync(ctx context.Context, commit string, src deployer.TreeSource) 
 	if reason == "" {
 		// The slot is as the bot left it: plan as Local does.
 		core := &slotHost{name: h.name}
+		var err error
 		changes, reason, err = core.plan(ctx, slot, m, nil, commit, src)
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		if reason == "" {
 			pending, err := json.Marshal(withPending(m, commit))
 			if err != nil {
-				return res, err
+				return res, nil, err
 			}
 			res.Action = SyncIncremental
-			err = h.send(ctx, &res, slot, fp, string(pending), commit, changes, false)
-			if exitStatus(err) != 3 {
-				return res, err
+			next := newToken()
+			err = h.send(ctx, &res, st, slot, token, next, string(pending), commit, changes, false)
+			switch {
+			case err == nil:
+				return res, flipped(next, &Marker{Commit: commit}), nil
+			case exitStatus(err) != 3:
+				return res, nil, err
 			}
 			reason = driftReason(slot)
 			changes = nil
@@ -685,17 +739,22 @@ func (h *SSH) sync(ctx context.Context, commit string, src deployer.TreeSource) 
 	}
 	if changes == nil {
 		// plan lists every file itself when it gives the reason.
+		var err error
 		if changes, err = src.Diff(ctx, "", commit); err != nil {
-			return res, opError(h.name, "list the files of "+commit, "", err)
+			return res, nil, opError(h.name, "list the files of "+commit, "", err)
 		}
 		for _, c := range changes {
 			if err := checkPath(c.Path); err != nil {
-				return res, opError(h.name, "plan", c.Path, err)
+				return res, nil, opError(h.name, "plan", c.Path, err)
 			}
 		}
 	}
 	res.Action, res.Reason = SyncRebuild, reason
-	return res, h.send(ctx, &res, slot, "-", "-", commit, changes, true)
+	next := newToken()
+	if err := h.send(ctx, &res, st, slot, "-", next, "-", commit, changes, true); err != nil {
+		return res, nil, err
+	}
+	return res, flipped(next, &Marker{Commit: commit}), nil
 }
 
 func driftReason(slot string) string {
@@ -726,7 +785,7 @@ func (h *SSH) scriptError(op string, err error) error {
 
 // send streams changes into slot and flips to it (syncScript). With full
 // the slot is emptied first and changes is every file of the commit.
-func (h *SSH) send(ctx context.Context, res *SSHSyncResult, slot, fp, pending, commit string, changes []deployer.FileChange, full bool) error {
+func (h *SSH) send(ctx context.Context, res *SSHSyncResult, st *remoteState, slot, token, next, pending, commit string, changes []deployer.FileChange, full bool) error {
 	var dels bytes.Buffer
 	deleted := 0
 	if !full {
@@ -758,10 +817,11 @@ func (h *SSH) send(ctx context.Context, res *SSHSyncResult, slot, fp, pending, c
 		written = n
 		return err
 	}
-	cmd := shellCommand(syncScript, h.cfg.Root, slot, fp, pending, string(final), strconv.Itoa(dels.Len()), mode)
+	cmd := shellCommand(syncScript, h.cfg.Root, slot, token, pending, string(final), strconv.Itoa(dels.Len()), mode,
+		next, st.target, st.mtexts[slotIndex(slot)])
 	err = h.run(ctx, cmd, feed, nil)
 	res.Written, res.Deleted, res.Bytes = written, deleted, sent
-	if err != nil && exitStatus(err) != 3 {
+	if st := exitStatus(err); err != nil && st != 3 && st != 4 {
 		return h.scriptError("sync", err)
 	}
 	return err

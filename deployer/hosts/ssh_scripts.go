@@ -5,34 +5,51 @@ import "strings"
 // The remote side of the ssh transport is these fixed POSIX sh scripts,
 // run as `sh -c SCRIPT deploybot ARG...`. Nothing a person types ever
 // reaches them: the arguments are the host root (from the configuration),
-// a slot name ("a" or "b"), a mode word, hexadecimal fingerprints, marker
+// a slot name ("a" or "b"), a mode word, hexadecimal fingerprint tokens, marker
 // JSON built from validated commit names, and byte counts; every one is
 // single-quoted by shellQuote. Paths travel only in the data stream on
 // standard input (a tar archive, and a NUL-separated list of deletions read
 // by xargs -0), so a path with spaces, quotes, newlines or a leading dash
 // is never parsed by a shell.
 //
-// A host needs sh, GNU coreutils (head, sha256sum, sync, mv -T), GNU
-// findutils (find -printf, xargs -0) and GNU tar: Debian and its
-// derivatives have them all in a base install.
+// A host needs sh, GNU coreutils (head -c, sync -f, mv -T), GNU findutils
+// (find -newercm, xargs -0) and GNU tar: Debian and its derivatives have
+// them all in a base install.
 
 // scriptLib is shared by the scripts below.
 //
-// fp prints the fingerprint of a slot: a SHA-256 of its listing, one
-// record per entry with its path, type, mode, size, ctime and symlink
-// target. Every write into a file, chmod, rename or new entry changes the
-// ctime of the entry or of its directory, and ctime cannot be set back
-// from user space, so a slot that still has the fingerprint recorded when
-// the bot finished writing it holds what the bot wrote. It costs one
-// stat(2) per entry and never reads a file's contents.
+// unchanged succeeds when nothing in a slot changed since the bot finished
+// writing it, which is when it wrote the slot's fingerprint file
+// (slots/<slot>.fp, outside the slot). Any write into a file, chmod,
+// rename, new or removed entry gives the entry or its directory a new
+// ctime, and ctime cannot be set back from user space, so one entry with
+// a ctime newer than the fingerprint file's modification time means the
+// slot drifted. It costs one stat(2) per entry of the slot, never reads a
+// file's contents, and stops at the first changed entry. (A change within
+// the same clock tick as the bot's own last write, a few milliseconds, is
+// not seen.)
+//
+// expect checks that current and the slot's marker are what the bot
+// planned with ($1: current's target, "" for none; $2: the marker's text,
+// "" for none), and that current does not point at the slot to be
+// written. Exit status 4 means the host changed meanwhile: nothing was
+// written and the bot reads the host again.
 //
 // flip points current at a slot with one rename(2) (mv -T never moves into
 // a directory the way plain mv would), then makes it durable.
 //
 // setmarker replaces a marker file durably: write, fsync, rename, fsync.
 const scriptLib = `
-fp() {
-	{ find "slots/$1" -mindepth 1 -printf '%P\0%y %m %s %C@ %l\0' || echo find-failed; } | sha256sum | cut -c1-64
+unchanged() {
+	[ -f "slots/$1.fp" ] && [ "$(cat "slots/$1.fp")" = "$2" ] || return 1
+	changed=$(find "slots/$1" -newercm "slots/$1.fp" -print -quit) || return 1
+	[ -z "$changed" ]
+}
+expect() {
+	cur=$(readlink current 2>/dev/null) || cur=
+	[ "$cur" = "$2" ] || exit 4
+	case $cur in "slots/$1" | "slots/$1/") exit 4 ;; esac
+	[ "$(cat "slots/$1.state" 2>/dev/null)" = "$3" ] || exit 4
 }
 flip() {
 	t=current.tmp.$$
@@ -51,13 +68,13 @@ setmarker() {
 
 // probeScript prints what the bot needs to plan a sync, NUL-separated:
 // current's target (prefixed L; N when there is none, X when it is not a
-// symlink), then for slot a and slot b the marker and the recorded
-// fingerprint (prefixed M and F; "-" when absent). With $2 = create it
-// first creates the root and the slot layout, refusing a slots directory
-// that is a symlink or a file.
+// symlink), then for slot a and slot b the marker and the fingerprint
+// token (prefixed M and F; "-" when absent). With $2 = create it first
+// creates the root and the slot layout, refusing a slots directory that is
+// a symlink or a file.
 //
 // Arguments: root, create|look.
-const probeScript = scriptLib + `
+const probeScript = `
 root=$1
 if [ "$2" = create ]; then
 	mkdir -p -- "$root" || exit 10
@@ -88,15 +105,15 @@ done
 `
 
 // flipScript flips current to a slot that already holds the wanted commit
-// (a rollback), after checking that the slot still has the fingerprint it
-// had when it was written. Exit status 3 means it does not: nothing was
-// changed.
+// (a rollback), once the slot is shown unchanged since it was written.
+// Exit status 3 means it changed: nothing was done.
 //
-// Arguments: root, slot, wanted fingerprint.
+// Arguments: root, slot, fingerprint token, current's expected target,
+// the slot's expected marker.
 const flipScript = scriptLib + `
 cd -- "$1" || exit 10
-[ "$(cat "slots/$2.fp" 2>/dev/null)" = "$3" ] || exit 3
-[ "$(fp "$2")" = "$3" ] || exit 3
+expect "$2" "$4" "$5"
+unchanged "$2" "$3" || exit 3
 flip "$2"
 `
 
@@ -106,25 +123,28 @@ flip "$2"
 // then a tar archive of the files to write (every parent directory has its
 // own entry ahead of the files under it).
 //
-// In mode incr it first checks the slot's fingerprint against $3 and exits
-// 3, having changed nothing, when the slot drifted. It then removes the
-// fingerprint and writes marker $4 (the old commit with the new one
-// pending), so that an interruption from here on leaves a slot the next
-// sync rebuilds. In mode full it removes the marker and empties the slot.
-// Then: deletions (never through a symlink: every parent of a path must be
-// a real directory, else the path cannot be in the slot), parents left
-// empty are removed, the archive is extracted with exact modes, the
-// filesystem is flushed, the new fingerprint is recorded, marker $5 (the
-// commit, clean) is written last, and current flips.
+// It first checks that the host is as planned (expect). In mode incr it
+// then checks that the slot is unchanged since the bot wrote it, with
+// token $3, and exits 3, having changed nothing, when it drifted; then it
+// removes the fingerprint and writes marker $4 (the old commit with the
+// new one pending), so that an interruption from here on leaves a slot
+// the next sync rebuilds. In mode full it removes the marker and empties
+// the slot. Then: deletions (never through a symlink: every parent of a
+// path must be a real directory, else the path cannot be in the slot),
+// parents left empty are removed, the archive is extracted with exact
+// modes, the filesystem is flushed, the fingerprint file is written with
+// the new token $8, marker $5 (the commit, clean) is written last, and
+// current flips.
 //
-// Arguments: root, slot, fingerprint, pending marker, final marker,
-// deletion list length, incr|full.
+// Arguments: root, slot, token, pending marker, final marker, deletion
+// list length, incr|full, new token, current's expected target, the
+// slot's expected marker.
 var syncScript = scriptLib + `
 cd -- "$1" || exit 10
 s=$2
+expect "$s" "$9" "${10}"
 if [ "$7" = incr ]; then
-	[ "$(cat "slots/$s.fp" 2>/dev/null)" = "$3" ] || exit 3
-	[ "$(fp "$s")" = "$3" ] || exit 3
+	unchanged "$s" "$3" || exit 3
 	rm -f -- "slots/$s.fp"
 	setmarker "$s" "$4"
 else
@@ -138,7 +158,7 @@ if [ "$6" -gt 0 ]; then
 fi
 (cd -- "slots/$s" && tar -x -m -p --no-same-owner -f -) || exit 14
 sync -f -- "slots/$s" 2>/dev/null || sync
-fp "$s" >"slots/$s.fp.tmp" || exit 15
+printf '%s\n' "$8" >"slots/$s.fp.tmp" || exit 15
 mv -f -- "slots/$s.fp.tmp" "slots/$s.fp" || exit 15
 setmarker "$s" "$5"
 flip "$s"

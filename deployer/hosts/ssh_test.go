@@ -403,3 +403,37 @@ func TestSSHCommandTimeout(t *testing.T) {
 		t.Errorf("Run = %q, %v; want each argument as is", out, err)
 	}
 }
+
+// The bot remembers each host's slots between syncs; a host changed
+// behind its back (here: current flipped by hand) is read again before
+// anything is written, and the slot being served is never written.
+func TestSSHHostChangedBehindTheBotsBack(t *testing.T) {
+	t.Parallel()
+	d := testparts.StartSSHD(t)
+	c1 := bigTree(20)
+	c2 := c1.with(tree{"dir00/file000.php": file("c2\n")})
+	c3 := c2.with(tree{"dir01/file001.php": file("c3\n")})
+	src, commits := gitCommits(t, c1, c2, c3)
+	h := sshHost(t, d, "web1")
+	syncSSH(t, h, src, commits[0])
+	syncSSH(t, h, src, commits[1])
+	// An operator rolls back by hand: current -> slots/a (c1).
+	cur := filepath.Join(h.Root(), "current")
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("slots/a", cur); err != nil {
+		t.Fatal(err)
+	}
+	before := identities(t, filepath.Join(h.Root(), "slots", "a"))
+	r := syncSSH(t, h, src, commits[2])
+	if r.Action != SyncIncremental || r.Slot != "b" || r.Written != 1 {
+		t.Errorf("sync after the hand flip: %+v; want one file written into b", r)
+	}
+	after := identities(t, filepath.Join(h.Root(), "slots", "a"))
+	for p, id := range before {
+		if after[p] != id {
+			t.Errorf("%s in slot a, which was being served, was rewritten", p)
+		}
+	}
+}
