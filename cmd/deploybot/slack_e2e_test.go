@@ -31,8 +31,9 @@ const (
 // (U01ALICE, a deployer) and bob (U02BOB, who wrote the changes) there.
 type slackE2E struct {
 	*e2e
-	fake *slackfake.Server
-	logs *syncBuffer
+	fake      *slackfake.Server
+	logs      *syncBuffer
+	configure func(*Main) // what newSlackE2E did to the configuration, for restarts
 }
 
 func newSlackE2E(t *testing.T, configure ...func(*Main)) *slackE2E {
@@ -46,7 +47,7 @@ func newSlackE2E(t *testing.T, configure ...func(*Main)) *slackE2E {
 		}
 	}
 	logs := &syncBuffer{}
-	e := newE2E(t, slackTimings, func(m *Main) {
+	setup := func(m *Main) {
 		m.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		m.Config.Chat.Slack = &config.Slack{AppTokenFile: appFile, BotTokenFile: botFile, Channel: slackChannel, APIURL: fake.APIURL()}
 		for i, p := range m.Config.People {
@@ -62,7 +63,8 @@ func newSlackE2E(t *testing.T, configure ...func(*Main)) *slackE2E {
 		for _, f := range configure {
 			f(m)
 		}
-	})
+	}
+	e := newE2E(t, slackTimings, setup)
 	t.Cleanup(func() {
 		// SLACK_DUMP=1 shows what the bot said in Slack even when the test passes.
 		if t.Failed() || os.Getenv("SLACK_DUMP") != "" {
@@ -73,7 +75,7 @@ func newSlackE2E(t *testing.T, configure ...func(*Main)) *slackE2E {
 	if err := fake.WaitConnections(1, slackWait); err != nil {
 		t.Fatal(err)
 	}
-	return &slackE2E{e2e: e, fake: fake, logs: logs}
+	return &slackE2E{e2e: e, fake: fake, logs: logs, configure: setup}
 }
 
 func dumpCalls(calls []slackfake.Call) string {
@@ -446,5 +448,40 @@ func TestSlackPromoteButtons(t *testing.T) {
 	final := s.finalRoot(s.root(1), deployer.StateDone)
 	if !strings.Contains(final.BlockText(), "verdict: inconclusive") {
 		t.Errorf("final root: %q", final.BlockText())
+	}
+}
+
+// TestSlackRestartDuringVerification restarts the bot while it waits for
+// verification. The message-to-deployment map was in memory, so the
+// resumed deployment gets a new root message; the prompt posted before the
+// restart still works, and its buttons are replaced.
+func TestSlackRestartDuringVerification(t *testing.T) {
+	t.Parallel()
+	s := newSlackE2E(t)
+	s.slackSay("U01ALICE", "!backport good-change")
+	before := s.prompt(1)
+	oldRoot := s.root(1)
+	s.restart(s.configure)
+	if err := s.fake.WaitConnections(2, slackWait); err != nil {
+		t.Fatal(err)
+	}
+	resumed := s.call(0, "resumed notice", func(c slackfake.Call) bool { return strings.Contains(c.Text, "resuming after a restart") })
+	if resumed.Thread == oldRoot.TS || resumed.Thread == "" {
+		t.Errorf("the resumed deployment's notice went to thread %q (old root %q), want a new root", resumed.Thread, oldRoot.TS)
+	}
+	s.press("U02BOB", before, "verified 1")
+	closed := s.call(0, "old prompt answered", func(c slackfake.Call) bool { return c.Method == "chat.update" && c.TS == before.TS })
+	if len(closed.Buttons()) != 0 || !strings.Contains(closed.BlockText(), "<@U02BOB> pressed *Verified*") || !strings.Contains(closed.BlockText(), "test it there") {
+		t.Errorf("old prompt after the press: %q, buttons %v", closed.BlockText(), buttonsOf(closed))
+	}
+	s.wait(1, slackWait, finished...)
+	d := s.get(1)
+	if d.State != deployer.StateDone {
+		t.Fatalf("#1 ended %s (%s)", d.State, d.Reason)
+	}
+	s.expect(all(d.Commit))
+	done := s.call(0, "done", func(c slackfake.Call) bool { return strings.HasPrefix(c.Text, "[#1] done:") })
+	if done.Thread != resumed.Thread {
+		t.Errorf("done went to thread %q, the resumed root is %q", done.Thread, resumed.Thread)
 	}
 }
