@@ -291,7 +291,8 @@ func firstLineOf(s string) string {
 // (the same envelope twice, then a retry under a new envelope id) and
 // drops the socket while the deployment waits for verification: the
 // command is acted on once, the bot reconnects, and the prompt posted
-// before the drop still completes the deployment.
+// before the drop still completes the deployment, which the root's Roll
+// back button then undoes.
 func TestSlackDuplicatesAndDroppedSocket(t *testing.T) {
 	t.Parallel()
 	s := newSlackE2E(t)
@@ -356,6 +357,19 @@ func TestSlackDuplicatesAndDroppedSocket(t *testing.T) {
 	}
 	if n := f.Connections(); n != 2 {
 		t.Errorf("%d socket connections, want 2", n)
+	}
+
+	// The finished root's Roll back button undoes the deployment.
+	finalRoot := s.finalRoot(root, deployer.StateDone)
+	s.press("U01ALICE", finalRoot, "!rollback 1")
+	s.wait(1, slackWait, deployer.NoticeRolledBack)
+	if d := s.get(1); d.State != deployer.StateRolledBack {
+		t.Fatalf("after Roll back #1 is %s (%s)", d.State, d.Reason)
+	}
+	s.expect(all(d.Base))
+	rolled := s.finalRoot(root, deployer.StateRolledBack)
+	if len(rolled.Buttons()) != 0 || !strings.Contains(rolled.BlockText(), "<@U01ALICE> pressed *Roll back*") {
+		t.Errorf("rolled-back root: %q, buttons %v", rolled.BlockText(), buttonsOf(rolled))
 	}
 }
 
