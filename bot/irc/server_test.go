@@ -153,6 +153,8 @@ func TestLinesQueuedWhileDisconnectedArriveAfterReconnect(t *testing.T) {
 	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
 	a.Announce(deployer.Notice{Deployment: 1, Kind: deployer.NoticeStarted, Text: "before the outage"}, nil)
 	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "before the outage")
+	// Once the server confirmed it, that line is never sent again.
+	waitConfirmed(t, a)
 
 	srv.Stop()
 	for i := 1; i <= 5; i++ {
@@ -174,12 +176,18 @@ func TestLinesQueuedWhileDisconnectedArriveAfterReconnect(t *testing.T) {
 	alice.Say("#deployments", "verified")
 	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "heard: verified")
 	// Every line is confirmed by the server soon after it arrived.
+	waitConfirmed(t, a)
+}
+
+// waitConfirmed waits until the server confirmed every line sent.
+func waitConfirmed(t *testing.T, a *Adapter) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for a.queued() != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if q := a.queued(); q != 0 {
-		t.Errorf("%d lines still queued or unconfirmed 5s after the last one arrived", q)
+		t.Errorf("%d lines still queued or unconfirmed after 5s", q)
 	}
 }
 
