@@ -268,16 +268,24 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
 		return
 	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		return
+	}
+	s.mu.Lock()
+	if s.clients >= s.opt.MaxLive {
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "too many live pages are open; the page itself still works, reload it for news", http.StatusServiceUnavailable)
+		return
+	}
+	s.clients++
+	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	s.mu.Lock()
-	s.clients++
-	s.mu.Unlock()
+	fl.Flush()
 	defer func() {
 		s.mu.Lock()
 		s.clients--
@@ -287,6 +295,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var sent []byte
+	var lastErr string
 	lastWrite := time.Now()
 	for {
 		wake := s.wake()
@@ -295,8 +304,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Error("dashboard live update failed", "err", err)
-		} else if !bytes.Equal(msg, sent) {
+			// Once per distinct failure, not once a second per page.
+			if err.Error() != lastErr {
+				s.log.Error("dashboard live update failed", "err", err)
+				lastErr = err.Error()
+			}
+		} else if lastErr = ""; !bytes.Equal(msg, sent) {
 			if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", msg); err != nil {
 				return
 			}

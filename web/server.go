@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +58,10 @@ type Options struct {
 	ChangeURL string
 	// PageSize is the history's page length (default 25).
 	PageSize int
-	Logger   *slog.Logger
+	// MaxLive bounds the live-update streams open at once (default 64);
+	// each costs a goroutine and a status read a second.
+	MaxLive int
+	Logger  *slog.Logger
 	// Now is the clock (tests may replace it); time.Now by default.
 	Now func() time.Time
 }
@@ -95,6 +99,9 @@ func New(opt Options) *Server {
 	}
 	if opt.PageSize <= 0 {
 		opt.PageSize = 25
+	}
+	if opt.MaxLive <= 0 {
+		opt.MaxLive = 64
 	}
 	s := &Server{
 		opt:      opt,
@@ -217,7 +224,17 @@ func (s *Server) URL() string {
 	if s.opt.BaseURL != "" {
 		return strings.TrimSuffix(s.opt.BaseURL, "/")
 	}
-	return "http://" + s.Addr()
+	addr := s.Addr()
+	// Bound to every interface: 0.0.0.0 is no address to give people, the
+	// machine's name is the best guess (base_url says it exactly).
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			if name, err := os.Hostname(); err == nil && name != "" {
+				addr = net.JoinHostPort(name, port)
+			}
+		}
+	}
+	return "http://" + addr
 }
 
 // Link is the page of deployment id, for bot.Bot.Link.

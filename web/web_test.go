@@ -7,8 +7,10 @@ import (
 	"encoding/xml"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -721,4 +723,67 @@ func TestChartBefore(t *testing.T) {
 		t.Errorf("the window starts at x %.1f, want %d, right of the before panel", got, padL+beforeW+beforeGap)
 	}
 	mustContain(t, "the chart", string(NewChart(v, time.Time{}, &before).SVG()), ">before</text>", ">1m30s</text>", "seconds since the window opened")
+}
+
+// TestLiveLimit: past MaxLive open streams, /events says so at once rather
+// than holding another goroutine; a closed stream frees its place.
+func TestLiveLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Options{MaxLive: 1})
+	ts := httptest.NewServer(f.srv)
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/events", nil)
+	first, err := ts.Client().Do(req)
+	if err != nil || first.StatusCode != 200 {
+		t.Fatalf("first stream: %v %v", err, first)
+	}
+	second, err := ts.Client().Get(ts.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(second.Body)
+	second.Body.Close()
+	if second.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "too many live pages are open") {
+		t.Errorf("second stream: %d %q", second.StatusCode, body)
+	}
+	cancel()
+	first.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := ts.Client().Head(ts.URL + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		f.srv.mu.Lock()
+		n := f.srv.clients
+		f.srv.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still counted after the only one closed", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestURLOnEveryInterface: a dashboard bound to 0.0.0.0 links with the
+// machine's name, not with an address nobody can open.
+func TestURLOnEveryInterface(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Store: newFixture(t, Options{}).st, Token: "0123456789abcdef0123"})
+	if err := s.Listen("0.0.0.0:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	name, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(s.Addr())
+	if want := "http://" + net.JoinHostPort(name, port) + "/deployments/9"; s.Link(9) != want {
+		t.Errorf("Link = %q, want %q", s.Link(9), want)
+	}
 }
