@@ -278,19 +278,20 @@ func TestDisconnectPutsUnconfirmedLinesBackInOrder(t *testing.T) {
 }
 
 func TestPacerPacesAfterTheBurst(t *testing.T) {
-	p := pacer{burst: 3, interval: 40 * time.Millisecond, tokens: 3, last: time.Now()}
+	p := pacer{burst: 3, interval: 100 * time.Millisecond, tokens: 3, last: time.Now()}
 	start := time.Now()
 	for i := 0; i < 3; i++ {
 		p.wait(t.Context())
 	}
-	if d := time.Since(start); d > 30*time.Millisecond {
+	// Paced from the first line, the burst would take 200ms.
+	if d := time.Since(start); d > 150*time.Millisecond {
 		t.Errorf("the burst took %s", d)
 	}
 	for i := 0; i < 5; i++ {
 		p.wait(t.Context())
 	}
-	if d := time.Since(start); d < 5*40*time.Millisecond*9/10 {
-		t.Errorf("8 lines with a burst of 3 at 40ms took %s, want at least 180ms", d)
+	if d := time.Since(start); d < 5*100*time.Millisecond*9/10 {
+		t.Errorf("8 lines with a burst of 3 at 100ms took %s, want at least 450ms", d)
 	}
 }
 
