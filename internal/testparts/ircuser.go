@@ -40,6 +40,7 @@ type IRCLine struct {
 	Len int
 }
 
+// String shows the line as a chat client would, for failure messages.
 func (l IRCLine) String() string { return fmt.Sprintf("%s <%s> %s", l.Target, l.Nick, l.Text) }
 
 // JoinIRC connects a person called nick (user name nick too) to the server
