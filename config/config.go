@@ -135,15 +135,20 @@ type GitSource struct {
 
 // Hosts is the fleet, by stage.
 type Hosts struct {
-	Transport string              `yaml:"transport"` // "local"
+	Transport string              `yaml:"transport"` // "local" or "ssh"
 	Parallel  int                 `yaml:"parallel"`
 	Stages    map[string][]HostCf `yaml:"stages"`
+	// SSH, MaxFailedHosts and StageOptions: config/hosts_ssh.go.
+	SSH            SSH                     `yaml:"ssh"`
+	MaxFailedHosts string                  `yaml:"max_failed_hosts"`
+	StageOptions   map[string]StageOptions `yaml:"stage_options"`
 }
 
 // HostCf is one host.
 type HostCf struct {
 	Name    string `yaml:"name"`
 	Root    string `yaml:"root"`    // local: the directory holding slots/ and current
+	Address string `yaml:"address"` // ssh: host or host:port (default: the name)
 	Metrics string `yaml:"metrics"` // URL of its Prometheus text-format metrics
 	Line    int    `yaml:"-"`
 
@@ -190,9 +195,9 @@ type Judge struct {
 	Alpha            float64 `yaml:"alpha"`
 	Factor           float64 `yaml:"factor"`
 	AbsDiff          float64 `yaml:"abs_diff"`
-	MinRequests      float64 `yaml:"min_requests"`
+	MinRequests      int     `yaml:"min_requests"`
 	GrossRate        float64 `yaml:"gross_rate"`
-	GrossMinRequests float64 `yaml:"gross_min_requests"`
+	GrossMinRequests int     `yaml:"gross_min_requests"`
 }
 
 // Access lists who may deploy.
@@ -414,6 +419,7 @@ func (c *Config) defaults() {
 	if c.Hosts.Parallel == 0 {
 		c.Hosts.Parallel = 10
 	}
+	c.defaultsHosts()
 	if c.Pipeline.VerifyTimeout.D() == 0 {
 		c.Pipeline.VerifyTimeout = Dur(15 * time.Minute)
 	}
@@ -456,9 +462,9 @@ func (c *Config) defaults() {
 		c.Log.Format = "text"
 	}
 	c.Web.defaults()
-	c.canaryDefaults()
 	c.Chat.Slack.defaults()
 	c.Chat.IRC.defaults(c.Bot.Name)
+	c.canaryDefaults()
 }
 
 var stageNames = []string{"testservers", "canaries", "production"}
@@ -471,9 +477,7 @@ func (c *Config) check(root *yaml.Node) Problems {
 		ps = append(ps, Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	ps = append(ps, c.checkSource(root)...) // config/gerrit.go
-	if c.Hosts.Transport != "local" {
-		add(lineOf(root, "hosts", "transport"), "host transport %q is not supported (use local)", c.Hosts.Transport)
-	}
+	ps = append(ps, c.checkHosts(root)...)
 	if c.Hosts.Parallel < 1 {
 		add(lineOf(root, "hosts", "parallel"), "hosts.parallel must be at least 1")
 	}
@@ -567,10 +571,10 @@ func (c *Config) check(root *yaml.Node) Problems {
 	} else if c.Chat.Console != nil && c.Chat.Console.User == "" {
 		add(lineOf(root, "chat", "console"), "chat.console.user is required: who the lines on standard input are from")
 	}
-	ps = append(ps, c.checkCanary(root)...)
 	ps = append(ps, c.Web.check(root)...)
 	ps = append(ps, c.Chat.Slack.check(root)...)
 	ps = append(ps, c.Chat.IRC.check(root)...)
+	ps = append(ps, c.checkCanary(root)...)
 	return ps
 }
 
@@ -585,7 +589,9 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Staging.Path)
 	for _, hs := range c.Hosts.Stages {
 		for i := range hs {
-			abs(&hs[i].Root)
+			if c.Hosts.Transport != "ssh" { // an ssh host's root is on the host
+				abs(&hs[i].Root)
+			}
 		}
 	}
 	if u := c.Source.Git.URL; u != "" && !strings.Contains(u, "://") && !strings.Contains(u, "@") {
@@ -593,7 +599,8 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	c.resolveSourcePaths(abs)
 	abs(&c.Log.File)
-	abs(&c.Web.TokenFile)
+	c.resolveHostsPaths(dir)
 	c.Chat.Slack.resolve(abs)
 	c.Chat.IRC.resolvePaths(dir)
+	abs(&c.Web.TokenFile)
 }
