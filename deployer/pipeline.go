@@ -466,7 +466,7 @@ func (p *pipeline) syncTestservers(ctx context.Context) error {
 	p.r.Announcer.Announce(Notice{
 		Deployment: p.d.ID, Kind: NoticeVerify, State: p.d.State,
 		Mention: []string{p.d.Submitter},
-		Choices: []string{"verified", fmt.Sprintf("!abort %d", p.d.ID)},
+		Choices: []string{fmt.Sprintf("verified %d", p.d.ID), fmt.Sprintf("!abort %d", p.d.ID)},
 		Text: fmt.Sprintf("%s is on %s, test it there and reply `verified`, or `!abort %d` (waiting %s)",
 			p.d.Title(), strings.Join(hostNames(p.r.Fleet[Testservers]), ", "), p.d.ID, timeout),
 	})
@@ -523,7 +523,7 @@ func (p *pipeline) awaitVerification(ctx context.Context) error {
 	s, err := p.wait(ctx, p.d.Deadline, remind, func() error {
 		left := p.d.Deadline.Sub(p.r.Now()).Round(time.Second)
 		p.r.Announcer.Announce(Notice{Deployment: p.d.ID, Kind: NoticeReminder, State: p.d.State, Mention: []string{p.d.Submitter},
-			Choices: []string{"verified", fmt.Sprintf("!abort %d", p.d.ID)},
+			Choices: []string{fmt.Sprintf("verified %d", p.d.ID), fmt.Sprintf("!abort %d", p.d.ID)},
 			Text:    fmt.Sprintf("reminder: %s is waiting for you to test it on %s; reply `verified` or `!abort %d` (%s left, then it is rolled back)", p.d.Title(), strings.Join(hostNames(p.r.Fleet[Testservers]), ", "), p.d.ID, left)})
 		return p.update(func(d *Deployment) { d.Reminded = true })
 	}, sigVerify, sigAbort, sigRollback)
