@@ -441,10 +441,7 @@ func union(a, b []string) []string {
 }
 
 func (p *pipeline) syncTestservers(ctx context.Context) error {
-	if rb, err := p.syncStage(ctx, Testservers); rb || err != nil {
-		return err
-	}
-	if rb, err := p.smoke(ctx, Testservers); rb || err != nil {
+	if rb, err := p.syncAndSmoke(ctx, Testservers); rb || err != nil {
 		return err
 	}
 	// The canaries' counters now are the start of their pre-sync baseline,
@@ -572,19 +569,11 @@ func (p *pipeline) syncCanaries(ctx context.Context) error {
 				}
 			}
 		}
-		start, err := p.r.Metrics.Read(ctx, append(append([]string{}, judged...), control...))
-		if err != nil {
-			start = Sample{Time: p.r.Now(), Hosts: map[string]Counts{}}
-			p.log.Warn("reading counters before the canary sync failed", "err", err)
-		}
-		if err := p.update(func(d *Deployment) { d.WindowStart = &start }); err != nil {
+		if err := p.readStart(ctx, append(append([]string{}, judged...), control...), Canaries, func(d *Deployment, s *Sample) { d.WindowStart = s }); err != nil {
 			return err
 		}
 	}
-	if rb, err := p.syncStage(ctx, Canaries); rb || err != nil {
-		return err
-	}
-	if rb, err := p.smoke(ctx, Canaries); rb || err != nil {
+	if rb, err := p.syncAndSmoke(ctx, Canaries); rb || err != nil {
 		return err
 	}
 	if err := p.to(StateCheckingCanaries, bot, "canaries synced", nil); err != nil {
@@ -715,6 +704,15 @@ func (p *pipeline) verdictRollback(v Verdict) error {
 	return nil
 }
 
+// syncAndSmoke syncs a stage, then runs its smoke checks. It returns
+// rolledBack=true when either moved the deployment to rolling-back.
+func (p *pipeline) syncAndSmoke(ctx context.Context, stage Stage) (rolledBack bool, err error) {
+	if rb, err := p.syncStage(ctx, stage); rb || err != nil {
+		return rb, err
+	}
+	return p.smoke(ctx, stage)
+}
+
 // smoke runs the stage's smoke checks, if any are configured, and rolls
 // back on a failure. It returns rolledBack=true when it did.
 func (p *pipeline) smoke(ctx context.Context, stage Stage) (rolledBack bool, err error) {
@@ -760,23 +758,27 @@ func (p *pipeline) awaitPromotion(ctx context.Context) error {
 	}
 }
 
+// readStart reads the counters a watch starts from, just before a
+// stage's sync, and stores them with set. An unreadable source gives an
+// empty sample: the judge then finds no data, which is never a pass.
+func (p *pipeline) readStart(ctx context.Context, hosts []string, stage Stage, set func(*Deployment, *Sample)) error {
+	start, err := p.r.Metrics.Read(ctx, hosts)
+	if err != nil {
+		start = Sample{Time: p.r.Now(), Hosts: map[string]Counts{}}
+		p.log.Warn("reading counters before a sync failed", "stage", stage, "err", err)
+	}
+	return p.update(func(d *Deployment) { set(d, &start) })
+}
+
 func (p *pipeline) syncProduction(ctx context.Context) error {
 	prod := hostNames(p.r.Fleet[Production])
 	watch := p.r.cfg.ProductionWatch
 	if watch > 0 && p.d.ProdStart == nil {
-		start, err := p.r.Metrics.Read(ctx, prod)
-		if err != nil {
-			start = Sample{Time: p.r.Now(), Hosts: map[string]Counts{}}
-			p.log.Warn("reading production counters before its sync failed", "err", err)
-		}
-		if err := p.update(func(d *Deployment) { d.ProdStart = &start }); err != nil {
+		if err := p.readStart(ctx, prod, Production, func(d *Deployment, s *Sample) { d.ProdStart = s }); err != nil {
 			return err
 		}
 	}
-	if rb, err := p.syncStage(ctx, Production); rb || err != nil {
-		return err
-	}
-	if rb, err := p.smoke(ctx, Production); rb || err != nil {
+	if rb, err := p.syncAndSmoke(ctx, Production); rb || err != nil {
 		return err
 	}
 	if watch <= 0 {
