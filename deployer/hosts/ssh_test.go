@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -435,5 +436,49 @@ func TestSSHHostChangedBehindTheBotsBack(t *testing.T) {
 		if after[p] != id {
 			t.Errorf("%s in slot a, which was being served, was rewritten", p)
 		}
+	}
+}
+
+// Logging in with the keys of a real ssh-agent instead of a key file.
+func TestSSHAgentAuth(t *testing.T) {
+	d := testparts.StartSSHD(t)
+	agentBin := testparts.Need(t, "ssh-agent", "openssh-client")
+	addBin := testparts.Need(t, "ssh-add", "openssh-client")
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agentCmd := exec.Command(agentBin, "-D", "-a", sock)
+	if err := agentCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agentCmd.Process.Kill(); agentCmd.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ssh-agent did not create its socket")
+		}
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")})
+	newHost := func() *SSH {
+		h, err := NewSSH("web1", SSHConfig{Address: d.Addr, User: d.User, Root: filepath.Join(t.TempDir(), "web1"), UseAgent: true, KnownHosts: d.KnownHosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	// An empty agent: the login is refused, and says so.
+	if err := newHost().Sync(context.Background(), commits[0], src); err == nil || !strings.Contains(err.Error(), "host web1: ssh to "+d.Addr) {
+		t.Fatalf("with an empty agent: %v", err)
+	}
+	if out, err := exec.Command(addBin, d.KeyFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	syncSSH(t, newHost(), src, commits[0])
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if _, err := NewSSH("web1", SSHConfig{Address: d.Addr, User: d.User, Root: "/srv/x", UseAgent: true, KnownHosts: d.KnownHosts}); err == nil || !strings.Contains(err.Error(), "SSH_AUTH_SOCK is not") {
+		t.Errorf("use_agent without SSH_AUTH_SOCK: %v", err)
 	}
 }
