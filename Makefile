@@ -35,7 +35,7 @@ vet:
 # The four figures of README "Hosts over ssh", measured side by side in one
 # run against rsync -a --delete and a real sshd on 127.0.0.1, printed as a
 # table of medians (DEPLOYBOT_BENCH_RUNS runs each, default 5). The first
-# run builds a 50,000-file git repository and caches it in $$TMPDIR.
+# run builds a 50,000-file git repository and caches it in $TMPDIR.
 bench: bench-judge
 	$(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 60m ./deployer/hosts
 
