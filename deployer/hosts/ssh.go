@@ -68,7 +68,6 @@ type SSH struct {
 	cfg    SSHConfig
 	addr   string
 	auth   []ssh.AuthMethod
-	signer ssh.Signer
 
 	// syncMu serialises syncs of this host within the process, and guards
 	// known: the host's state as the last sync left it (nil: read it).
@@ -136,7 +135,6 @@ func NewSSH(name string, cfg SSHConfig) (*SSH, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host %s: the ssh key %s cannot be used: %v", name, cfg.KeyFile, err)
 		}
-		h.signer = signer
 		h.auth = append(h.auth, ssh.PublicKeys(signer))
 	}
 	if len(h.auth) == 0 && !cfg.UseAgent {
@@ -183,7 +181,11 @@ func (e *HostKeyError) Error() string {
 	if e.Changed {
 		return fmt.Sprintf("host %s (%s): its ssh host key does not match the one in %s; the host may have been reinstalled, or someone is intercepting the connection: check, then replace the entry", e.Host, e.Addr, e.KnownHosts)
 	}
-	return fmt.Sprintf("host %s (%s): its ssh host key is not in %s; check it and add it (ssh-keyscan -p PORT HOST >> %s)", e.Host, e.Addr, e.KnownHosts, e.KnownHosts)
+	host, port, err := net.SplitHostPort(e.Addr)
+	if err != nil {
+		host, port = e.Addr, "22"
+	}
+	return fmt.Sprintf("host %s (%s): its ssh host key is not in %s; check it and add it (ssh-keyscan -p %s %s >> %s)", e.Host, e.Addr, e.KnownHosts, port, host, e.KnownHosts)
 }
 
 // conn returns the host's connection, dialling it when there is none.
