@@ -64,10 +64,10 @@ type SSHConfig struct {
 // (ssh_scripts.go); it holds one connection, dialled on first use and
 // again after a failure, for every sync, read and hook of the host.
 type SSH struct {
-	name   string
-	cfg    SSHConfig
-	addr   string
-	auth   []ssh.AuthMethod
+	name string
+	cfg  SSHConfig
+	addr string
+	auth []ssh.AuthMethod
 
 	// syncMu serialises syncs of this host within the process, and guards
 	// known: the host's state as the last sync left it (nil: read it).
