@@ -372,7 +372,7 @@ func BenchmarkFleet(b *testing.B) {
 	if remoteHost.known.active == "a" {
 		inactive = "b"
 	}
-	slotPath := filepath.Join(remoteHost.Root(), "slots", inactive)
+	token := remoteHost.known.tokens[slotIndex(inactive)]
 	for range runs {
 		start := time.Now()
 		if _, err := remoteHost.Run(ctx, []string{"true"}); err != nil {
@@ -380,8 +380,9 @@ func BenchmarkFleet(b *testing.B) {
 		}
 		shell = append(shell, time.Since(start))
 		start = time.Now()
-		if out, err := remoteHost.Run(ctx, []string{"find", slotPath, "-newercm", slotPath + ".fp", "-print", "-quit"}); err != nil || len(out) > 0 {
-			b.Fatalf("slot check: %q, %v", out, err)
+		// The sync script's own check, run alone.
+		if err := remoteHost.run(ctx, shellCommand(scriptLib+`cd -- "$1" && unchanged "$2" "$3"`, remoteHost.Root(), inactive, token), nil, nil); err != nil {
+			b.Fatalf("slot check: %v", err)
 		}
 		check = append(check, time.Since(start))
 	}

@@ -24,8 +24,9 @@ import "strings"
 // rename, new or removed entry gives the entry or its directory a new
 // ctime, and ctime cannot be set back from user space, so one entry with
 // a ctime newer than the fingerprint file's modification time means the
-// slot drifted. It costs one stat(2) per entry of the slot, never reads a
-// file's contents, and stops at the first changed entry. (A change within
+// slot drifted. It costs one stat(2) per entry of the slot, spread over
+// one find per CPU (a batch of top-level entries each), never reads a
+// file's contents, and each find stops at the first changed entry. (A change within
 // the same clock tick as the bot's own last write, a few milliseconds, is
 // not seen.)
 //
@@ -42,8 +43,15 @@ import "strings"
 const scriptLib = `
 unchanged() {
 	[ -f "slots/$1.fp" ] && [ "$(cat "slots/$1.fp")" = "$2" ] || return 1
-	changed=$(find "slots/$1" -newercm "slots/$1.fp" -print -quit) || return 1
-	[ -z "$changed" ]
+	find "slots/$1" -mindepth 1 -maxdepth 1 -print0 >"slots/$1.top" || return 1
+	changed=$(
+		find "slots/$1" -maxdepth 0 -newercm "slots/$1.fp" -print &&
+			xargs -0 -r -P "$(nproc 2>/dev/null || echo 2)" -n 32 \
+				sh -c 'find "$@" -newercm "$0" -print -quit' "slots/$1.fp" <"slots/$1.top"
+	)
+	ok=$?
+	rm -f -- "slots/$1.top"
+	[ $ok = 0 ] && [ -z "$changed" ]
 }
 expect() {
 	cur=$(readlink current 2>/dev/null) || cur=
