@@ -482,3 +482,42 @@ func TestSSHAgentAuth(t *testing.T) {
 		t.Errorf("use_agent without SSH_AUTH_SOCK: %v", err)
 	}
 }
+
+// A host that hangs without closing the connection is noticed by the
+// keepalive, which drops the connection; the next command dials again.
+func TestSSHKeepaliveDropsAHungConnection(t *testing.T) {
+	t.Parallel()
+	d := testparts.StartSSHD(t)
+	h := sshHost(t, d, "web1")
+	h.cfg.Keepalive = 200 * time.Millisecond
+	if _, err := h.Run(context.Background(), []string{"true"}); err != nil {
+		t.Fatal(err)
+	}
+	h.connMu.Lock()
+	first := h.client
+	h.connMu.Unlock()
+	d.Freeze()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.connMu.Lock()
+		c := h.client
+		h.connMu.Unlock()
+		if c == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.Thaw()
+			t.Fatal("the hung connection was not dropped within 5s (keepalive every 200ms)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Thaw()
+	if out, err := h.Run(context.Background(), []string{"echo", "back"}); err != nil || string(out) != "back\n" {
+		t.Fatalf("after the drop: %q, %v", out, err)
+	}
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.client == nil || h.client == first {
+		t.Error("the command did not run on a new connection")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -192,6 +193,24 @@ func (s *SSHD) Stop() {
 		}
 	}
 	s.cmd = nil
+}
+
+// Freeze stops (SIGSTOP) every session process sshd runs, and Thaw
+// resumes them: a host that hangs without closing its connections.
+func (s *SSHD) Freeze() { s.signalSessions(syscall.SIGSTOP) }
+
+// Thaw resumes the sessions Freeze stopped.
+func (s *SSHD) Thaw() { s.signalSessions(syscall.SIGCONT) }
+
+func (s *SSHD) signalSessions(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	for _, pid := range descendants(s.cmd.Process.Pid) {
+		syscall.Kill(pid, sig)
+	}
 }
 
 // Restart starts sshd again on the same port with the same keys, after
