@@ -23,7 +23,8 @@ type Hook struct {
 	Argv []string
 	// Timeout bounds one run (default 30s).
 	Timeout time.Duration
-	// Logger receives a line per run; nil discards.
+	// Logger receives a line per run; nil discards. A logger the context
+	// carries (deployer.WithLogger) is used instead.
 	Logger *slog.Logger
 }
 
@@ -82,6 +83,7 @@ func (h *Hooked) RunHook(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = deployer.LoggerFrom(ctx, log)
 	var oe *OpError
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -2,8 +2,11 @@ package hosts
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,4 +92,48 @@ func TestHookOnALocalHost(t *testing.T) {
 	if WithHook(l, Hook{}) != deployer.Host(l) {
 		t.Error("an empty hook should leave the host as it is")
 	}
+}
+
+// The lines a sync and its hook log carry the deployment's id when the
+// runner's logger comes with the context.
+func TestSyncAndHookLogTheDeployment(t *testing.T) {
+	t.Parallel()
+	d := testparts.StartSSHD(t)
+	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")})
+	var buf syncBuffer
+	ctx := deployer.WithLogger(context.Background(), slog.New(slog.NewTextHandler(&buf, nil)).With("deployment", 42))
+	h := WithHook(sshHost(t, d, "web1"), Hook{Argv: []string{"true"}})
+	if err := h.Sync(ctx, commits[0], src); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var msgs []string
+	for _, l := range lines {
+		if !strings.Contains(l, "deployment=42") || !strings.Contains(l, "host=web1") {
+			t.Errorf("line without deployment=42 and host=web1: %s", l)
+		}
+		if strings.Contains(l, `msg="synced by rebuilding the slot in full"`) || strings.Contains(l, `msg="hook ran"`) {
+			msgs = append(msgs, l)
+		}
+	}
+	if len(msgs) != 2 {
+		t.Errorf("want a sync line and a hook line, got:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

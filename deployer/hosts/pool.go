@@ -24,7 +24,8 @@ type PoolCommands struct {
 // CommandPool implements deployer.Pool with configured commands, chosen by
 // the stage each host belongs to.
 type CommandPool struct {
-	// Logger receives a line per command; nil discards.
+	// Logger receives a line per command; nil discards. A logger the
+	// context carries (deployer.WithLogger) is used instead.
 	Logger *slog.Logger
 
 	stage    map[string]deployer.Stage
@@ -89,6 +90,7 @@ func (p *CommandPool) run(ctx context.Context, host, what string) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = deployer.LoggerFrom(ctx, log)
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	start := time.Now()

@@ -50,7 +50,8 @@ type SSHConfig struct {
 	CommandTimeout time.Duration
 	Keepalive      time.Duration
 	// Logger receives one line per sync and per connection event; nil
-	// discards.
+	// discards. For a sync, a logger the context carries
+	// (deployer.WithLogger, with the deployment's id) is used instead.
 	Logger *slog.Logger
 	// Rebuilt, when set, is called when a sync had to rewrite the slot in
 	// full, with the reason (a drifted slot, an interrupted sync, a host
@@ -621,16 +622,17 @@ func (h *SSH) SyncReport(ctx context.Context, commit string, src deployer.TreeSo
 	res, err := h.sync(ctx, commit, src)
 	attrs := []any{"host", h.name, "commit", commit, "action", res.Action, "slot", res.Slot,
 		"written", res.Written, "deleted", res.Deleted, "bytes", res.Bytes, "took", time.Since(start)}
+	log := deployer.LoggerFrom(ctx, h.logger())
 	switch {
 	case err != nil:
-		h.logger().Error("sync failed", append(attrs, "err", err)...)
+		log.Error("sync failed", append(attrs, "err", err)...)
 	case res.Action == SyncRebuild:
-		h.logger().Warn("synced by rebuilding the slot in full", append(attrs, "reason", res.Reason)...)
+		log.Warn("synced by rebuilding the slot in full", append(attrs, "reason", res.Reason)...)
 		if h.cfg.Rebuilt != nil {
 			h.cfg.Rebuilt(h.name, res.Reason)
 		}
 	default:
-		h.logger().Info("synced", attrs...)
+		log.Info("synced", attrs...)
 	}
 	return res, err
 }
