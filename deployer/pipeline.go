@@ -830,6 +830,7 @@ func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]strin
 	if p.r.Pool == nil || len(failed) == 0 {
 		return nil, nil
 	}
+	ctx = WithLogger(ctx, p.log)
 	var done, lines []string
 	for _, h := range sortedKeys(failed) {
 		if err := p.r.Pool.Depool(ctx, h); err != nil {

@@ -536,6 +536,9 @@ func hostNames(hs []Host) []string {
 // retrying each failure cfg.SyncRetries times. It returns the hosts that
 // failed with why, and checks what each host serves afterwards.
 func (r *Runner) syncHosts(ctx context.Context, log *slog.Logger, hosts []Host, commit string) map[string]error {
+	// Hosts, hooks and pools log through ctx's logger, so their lines
+	// about this deployment carry its id too.
+	ctx = WithLogger(ctx, log)
 	var (
 		mu     sync.Mutex
 		failed = map[string]error{}

@@ -375,6 +375,9 @@ func (sb *sandbox) checkFleet(ctx context.Context, want string, out io.Writer) e
 			errs = append(errs, fmt.Errorf("%s serves %.10s, want %.10s", h.Name(), cur, want))
 			continue
 		}
+		if hk, ok := h.(interface{ Unwrap() deployer.Host }); ok {
+			h = hk.Unwrap()
+		}
 		if l, ok := h.(*hosts.Local); ok {
 			if err := hosts.VerifyHost(ctx, l, sb.Main.Staging); err != nil {
 				errs = append(errs, err)

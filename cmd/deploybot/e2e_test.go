@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/deployer/hosts"
 )
@@ -148,6 +151,9 @@ func (e *e2e) expect(byStage map[deployer.Stage]string) {
 			if cur != want {
 				e.t.Errorf("%s (%s) serves %.10s, want %.10s", h.Name(), stage, cur, want)
 				continue
+			}
+			if hk, ok := h.(interface{ Unwrap() deployer.Host }); ok {
+				h = hk.Unwrap()
 			}
 			if err := hosts.VerifyHost(ctx, h.(*hosts.Local), e.sb.Main.Staging); err != nil {
 				e.t.Errorf("%s: tree differs from its commit: %v", h.Name(), err)
@@ -609,4 +615,161 @@ func TestUnansweredInconclusiveVerdictRollsBack(t *testing.T) {
 		t.Errorf("announcement: %s", n.Text)
 	}
 	e.expect(all(base))
+}
+
+// flaky is a host whose syncs fail while failOn says so: a full disk, a
+// dead machine. failOn may be changed between deployments (the host is
+// mended).
+type flaky struct {
+	deployer.Host
+	mu     sync.Mutex
+	failOn func(commit string) bool
+}
+
+func (f *flaky) Sync(ctx context.Context, commit string, src deployer.TreeSource) error {
+	f.mu.Lock()
+	fail := f.failOn != nil && f.failOn(commit)
+	f.mu.Unlock()
+	if fail {
+		return errors.New("no space left on device")
+	}
+	return f.Host.Sync(ctx, commit, src)
+}
+
+// Unwrap gives the real host, for the tree checks.
+func (f *flaky) Unwrap() deployer.Host { return f.Host }
+
+func (f *flaky) mend() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failOn = nil
+}
+
+// breakHost replaces the named host of the running bot's fleet with a
+// flaky one (the runner shares the Fleet's slices).
+func (e *e2e) breakHost(name string, failOn func(commit string) bool) *flaky {
+	e.t.Helper()
+	for _, hs := range e.sb.Main.Fleet {
+		for i, h := range hs {
+			if h.Name() == name {
+				f := &flaky{Host: h, failOn: failOn}
+				hs[i] = f
+				return f
+			}
+		}
+	}
+	e.t.Fatalf("no host %s", name)
+	return nil
+}
+
+func TestProductionToleratesMaxFailedHosts(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings, func(m *Main) { m.Config.Hosts.MaxFailedHosts = "1" })
+	base := e.head()
+	forward := func(c string) bool { return c != base }
+	e.breakHost("mw1004", forward)
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	e.wait(1, time.Minute, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateDone {
+		t.Fatalf("one failed production host within max_failed_hosts=1: ended %s: %s", d.State, d.Reason)
+	}
+	if note := d.FailedHosts["mw1004"]; !strings.Contains(note, "no space left on device") || !strings.Contains(note, "left on the previous commit") {
+		t.Errorf("failed host note: %q", note)
+	}
+	if !strings.Contains(e.out.String(), "1 production host(s) failed to sync, within max_failed_hosts (1): mw1004 (no space left on device)") {
+		t.Errorf("the failed host was not reported by name:\n%s", e.out.String())
+	}
+	// Every host serves a commit the store knows: the new one, or the base.
+	e.expect(map[deployer.Stage]string{deployer.Testservers: d.Commit, deployer.Canaries: d.Commit})
+	for _, h := range e.sb.Main.Fleet[deployer.Production] {
+		want := d.Commit
+		if h.Name() == "mw1004" {
+			want = base
+		}
+		if cur, err := h.Current(context.Background()); err != nil || cur != want {
+			t.Errorf("%s serves %.10s (%v), want %.10s", h.Name(), cur, err, want)
+		}
+	}
+}
+
+func TestProductionOverMaxFailedHostsRollsBackTheFleet(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings, func(m *Main) { m.Config.Hosts.MaxFailedHosts = "1" })
+	base := e.head()
+	forward := func(c string) bool { return c != base }
+	e.breakHost("mw1003", forward)
+	e.breakHost("mw1004", forward)
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	n := e.wait(1, time.Minute, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, "(more than the 1 allowed)") {
+		t.Fatalf("two failed production hosts with max_failed_hosts=1: ended %s: %q", d.State, d.Reason)
+	}
+	if d.Blame {
+		t.Error("hosts failing to sync must not blame the change")
+	}
+	if !strings.Contains(n.Text, "Restored 7 host(s)") {
+		t.Errorf("announcement: %s", n.Text)
+	}
+	e.expect(all(base))
+}
+
+func TestUnrestorableHostIsDepooledAndRepooled(t *testing.T) {
+	t.Parallel()
+	pooled := t.TempDir()
+	e := newE2E(t, testTimings, func(m *Main) {
+		m.Config.Hosts.StageOptions = map[string]config.StageOptions{"canaries": {
+			Depool: []string{"touch", filepath.Join(pooled, "depooled-{host}")},
+			Repool: []string{"rm", "-f", filepath.Join(pooled, "depooled-{host}")},
+		}}
+	})
+	base := e.head()
+	broken := e.breakHost("mw-canary1002", func(c string) bool { return c == base })
+	e.say("alice", "!backport bad-change --include-unexpected")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	n := e.wait(1, time.Minute, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateRolledBack || strings.Join(d.Depooled, ",") != "mw-canary1002" {
+		t.Fatalf("ended %s, depooled %v: %s", d.State, d.Depooled, n.Text)
+	}
+	for _, want := range []string{"COULD NOT RESTORE: mw-canary1002 (no space left on device)", "Depooled mw-canary1002 so it takes no traffic"} {
+		if !strings.Contains(n.Text, want) {
+			t.Errorf("announcement lacks %q:\n%s", want, n.Text)
+		}
+	}
+	marker := filepath.Join(pooled, "depooled-mw-canary1002")
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the depool command did not run: %v", err)
+	}
+	e.say("anyone", "!status")
+	if !strings.Contains(e.out.String(), "depooled: mw-canary1002 (by #1)") {
+		t.Errorf("!status does not show the depooled host:\n%s", e.out.String())
+	}
+	// Still broken: repooling is refused, and it stays out.
+	e.say("alice", "!repool mw-canary1002")
+	if !strings.Contains(e.out.String(), "does not serve the deployed commit") {
+		t.Errorf("repool of a broken host was not refused:\n%s", e.out.String())
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("a broken host was repooled")
+	}
+	// Mended: repool syncs it to the deployed commit, then puts it back.
+	broken.mend()
+	e.say("alice", "!repool mw-canary1002")
+	if !strings.Contains(e.out.String(), "repooled mw-canary1002: it serves the deployed commit again") {
+		t.Errorf("repool after mending:\n%s", e.out.String())
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("the repool command did not run: %v", err)
+	}
+	e.expect(all(base))
+	if dp, _ := e.sb.Main.Runner.Depooled(); len(dp) != 0 {
+		t.Errorf("still depooled: %v", dp)
+	}
 }

@@ -30,6 +30,14 @@ func (m *Main) openHosts() error {
 					KeyFile: s.KeyFile, UseAgent: s.UseAgent, KnownHosts: s.KnownHosts,
 					ConnectTimeout: s.ConnectTimeout.D(), CommandTimeout: s.CommandTimeout.D(), Keepalive: s.Keepalive.D(),
 					Logger: m.Logger,
+					// A slot that did not hold what it claimed was rebuilt
+					// in full: the channel is told, not only the log.
+					Rebuilt: func(host, reason string) {
+						if m.Bot != nil {
+							m.Bot.Announce(deployer.Notice{Kind: deployer.NoticeInfo,
+								Text: host + ": its inactive slot did not hold what it claimed (" + reason + "), so it was rebuilt in full"})
+						}
+					},
 				})
 				if err != nil {
 					return err
