@@ -37,7 +37,7 @@ type Config struct {
 	// failures: the chance that some look crosses is far more than one look's.
 	// The looks are strongly correlated (each adds a second of traffic to what
 	// came before), so the inflation is well under the Bonferroni bound of
-	// 60 x Alpha. Measured with TestMeasureWorstCase (60 one-second looks,
+	// 60 x Alpha. Measured with BenchmarkAlphaWorstCase (60 one-second looks,
 	// 20 req/s, 0.5% baseline from 4 production hosts and the canaries' own
 	// last minute), at 0.001 per look:
 	//   - a host exactly at the threshold, the worst case a host may be in
