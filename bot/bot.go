@@ -212,6 +212,10 @@ func (b *Bot) Handle(m Message) {
 	}
 	who := b.Dir.Identity(m.Sender)
 	log := b.Log.With("adapter", m.Sender.Adapter, "who", who, "command", name)
+	if id := argID(args); id > 0 {
+		// Every line about a deployment carries its id.
+		log = log.With("deployment", id)
+	}
 	if name == "verify" {
 		name = "verified"
 	}
@@ -296,6 +300,16 @@ func (b *Bot) target(args []string) (*deployer.Deployment, error) {
 		return nil, deployer.Errorf(deployer.ENotFound, "nothing is deploying right now; name the deployment (e.g. #12)")
 	}
 	return d, nil
+}
+
+// argID is the deployment id a command's arguments name, or 0.
+func argID(args []string) int64 {
+	for _, a := range args {
+		if id, ok := parseID(a); ok {
+			return id
+		}
+	}
+	return 0
 }
 
 func parseID(s string) (int64, bool) {
