@@ -212,7 +212,7 @@ func (b *Bot) Handle(m Message) {
 	}
 	who := b.Dir.Identity(m.Sender)
 	log := b.Log.With("adapter", m.Sender.Adapter, "who", who, "command", name)
-	if id := argID(args); id > 0 {
+	if id := argID(args); id > 0 && name != "history" {
 		// Every line about a deployment carries its id.
 		log = log.With("deployment", id)
 	}
