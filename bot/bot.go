@@ -160,8 +160,8 @@ var commands map[string]command
 func init() {
 	commands = map[string]command{
 		"backport": {deployerOnly, "!backport <ref> [<ref>...] [--include-unexpected]", "deploy a change: a commit id or a branch upstream", false, (*Bot).backport},
-		"verified": {submitterOrDeployer, "verified [id]", "say the change works on the testservers (the submitter or a deployer)", false, (*Bot).verified},
-		"abort":    {submitterOrDeployer, "!abort [id]", "stop a deployment and roll back what it synced (the submitter or a deployer)", false, (*Bot).abort},
+		"verified": {submitterOrDeployer, "verified [id]", "say the change works on the testservers", false, (*Bot).verified},
+		"abort":    {submitterOrDeployer, "!abort [id]", "stop a deployment and roll back what it synced", false, (*Bot).abort},
 		"promote":  {deployerOnly, "!promote [id]", "continue to production after an inconclusive canary check", false, (*Bot).promote},
 		"rollback": {deployerOnly, "!rollback [id]", "undo a running deployment, or the latest finished one on every host", false, (*Bot).rollback},
 		"cancel":   {deployerOnly, "!cancel <id>", "take a deployment off the queue", false, (*Bot).cancel},
