@@ -213,8 +213,8 @@ func (s *hostServer) simulatedError() bool {
 }
 
 // serveMetrics writes the request counters in the Prometheus text format
-// (version 0.0.4), by hand: expfmt cannot be built here (see deployer/judge)
-// and client_golang is far more than one counter needs.
+// (version 0.0.4) by hand: one counter needs no client library, and a demo
+// host stands for a web server that is not written in Go.
 func (s *hostServer) serveMetrics(w http.ResponseWriter) {
 	s.mu.Lock()
 	codes := make([]int, 0, len(s.counts))
