@@ -1,9 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"github.com/deploybot/deploybot/internal/testparts"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,29 +22,11 @@ import (
 var testTimings = demoTimings{VerifyTimeout: time.Minute, PromoteTimeout: time.Minute,
 	BaselineMin: time.Second, Window: 4 * time.Second, Interval: 250 * time.Millisecond, ProductionWatch: 2 * time.Second, MinRequests: 40}
 
-// syncBuffer is an io.Writer safe for the console adapter's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // e2e is one sandbox with the bot running through Main.Run.
 type e2e struct {
 	t      *testing.T
 	sb     *sandbox
-	out    *syncBuffer
+	out    *testparts.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -51,7 +34,7 @@ type e2e struct {
 // newE2E starts a sandbox and runs the bot on it until the test ends.
 func newE2E(t *testing.T, tm demoTimings, configure ...func(*Main)) *e2e {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testparts.Buffer{}
 	sb, err := startSandbox(context.Background(), t.TempDir(), tm, "debug", strings.NewReader(""), out, out, configure...)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +156,27 @@ func (e *e2e) head() string {
 		e.t.Fatal(err)
 	}
 	return h
+}
+
+// rolledBackWithoutBlame waits for deployment id to finish and checks that
+// it was rolled back for a reason containing why, without blaming the
+// change (no block, no upstream revert), with restored hosts announced, and
+// every host read back on base with its tree exact.
+func (e *e2e) rolledBackWithoutBlame(id int64, wait time.Duration, why string, restored int, base string) *deployer.Deployment {
+	e.t.Helper()
+	n := e.wait(id, wait, finished...)
+	d := e.get(id)
+	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, why) {
+		e.t.Fatalf("#%d ended %s: %q, want rolled back for %q", id, d.State, d.Reason, why)
+	}
+	if d.Blame {
+		e.t.Errorf("#%d: %q must not blame (block, revert) the change", id, why)
+	}
+	if want := fmt.Sprintf("Restored %d host(s)", restored); !strings.Contains(n.Text, want) {
+		e.t.Errorf("announcement lacks %q: %s", want, n.Text)
+	}
+	e.expect(all(base))
+	return d
 }
 
 // deployGood runs good-change through to done and returns it.
@@ -306,21 +310,10 @@ func TestVerificationTimeoutRollsBackTestservers(t *testing.T) {
 	if len(rem.Mention) != 1 || rem.Mention[0] != "Bob Submitter" {
 		t.Errorf("reminder did not ping the submitter: %+v", rem)
 	}
-	n := e.wait(1, 20*time.Second, finished...)
-	d := e.get(1)
-	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, "nobody replied `verified` within 2s") {
-		t.Fatalf("ended %s: %s", d.State, d.Reason)
-	}
+	d := e.rolledBackWithoutBlame(1, 20*time.Second, "nobody replied `verified` within 2s", 1, base)
 	if strings.Join(d.Touched, ",") != "mwdebug1001" {
 		t.Errorf("touched %v, want only the testserver", d.Touched)
 	}
-	if d.Blame {
-		t.Error("a verification timeout must not blame (block, revert) the change")
-	}
-	if !strings.Contains(n.Text, "Restored 1 host(s)") {
-		t.Errorf("announcement: %s", n.Text)
-	}
-	e.expect(all(base))
 	// A late answer is told the deployment is no longer waiting.
 	e.say("bob", "verified 1")
 	if !strings.Contains(e.out.String(), "is not waiting for verification") {
@@ -484,18 +477,7 @@ func TestRestartMidCanaryCheckRollsBack(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.restart()
-	n := e.wait(1, time.Minute, finished...)
-	d := e.get(1)
-	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, "restarted during the canary check") {
-		t.Fatalf("after restart: %s %q", d.State, d.Reason)
-	}
-	if d.Blame {
-		t.Error("a restart must not blame (block, revert) the change")
-	}
-	if !strings.Contains(n.Text, "Restored 3 host(s)") {
-		t.Errorf("announcement: %s", n.Text)
-	}
-	e.expect(all(base))
+	e.rolledBackWithoutBlame(1, time.Minute, "restarted during the canary check", 3, base)
 }
 
 func TestRestartDuringVerificationKeepsWaiting(t *testing.T) {
@@ -603,18 +585,7 @@ func TestUnansweredInconclusiveVerdictRollsBack(t *testing.T) {
 	e.wait(1, time.Minute, deployer.NoticeVerify)
 	e.say("bob", "verified")
 	e.wait(1, time.Minute, deployer.NoticePromote)
-	n := e.wait(1, 30*time.Second, finished...)
-	d := e.get(1)
-	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, "inconclusive and nobody answered within 2s") {
-		t.Fatalf("ended %s: %q", d.State, d.Reason)
-	}
-	if d.Blame {
-		t.Error("an unanswered inconclusive verdict must not blame the change")
-	}
-	if !strings.Contains(n.Text, "Restored 3 host(s)") {
-		t.Errorf("announcement: %s", n.Text)
-	}
-	e.expect(all(base))
+	e.rolledBackWithoutBlame(1, 30*time.Second, "inconclusive and nobody answered within 2s", 3, base)
 }
 
 // flaky is a host whose syncs fail while failOn says so: a full disk, a
@@ -705,18 +676,7 @@ func TestProductionOverMaxFailedHostsRollsBackTheFleet(t *testing.T) {
 	e.say("alice", "!backport good-change")
 	e.wait(1, time.Minute, deployer.NoticeVerify)
 	e.say("bob", "verified")
-	n := e.wait(1, time.Minute, finished...)
-	d := e.get(1)
-	if d.State != deployer.StateRolledBack || !strings.Contains(d.Reason, "(more than the 1 allowed)") {
-		t.Fatalf("two failed production hosts with max_failed_hosts=1: ended %s: %q", d.State, d.Reason)
-	}
-	if d.Blame {
-		t.Error("hosts failing to sync must not blame the change")
-	}
-	if !strings.Contains(n.Text, "Restored 7 host(s)") {
-		t.Errorf("announcement: %s", n.Text)
-	}
-	e.expect(all(base))
+	e.rolledBackWithoutBlame(1, time.Minute, "(more than the 1 allowed)", 7, base)
 }
 
 func TestUnrestorableHostIsDepooledAndRepooled(t *testing.T) {

@@ -278,7 +278,7 @@ func TestIRCHistoryOf50IsSplitWithNothingLost(t *testing.T) {
 
 func TestIRCMissingSASLPasswordStopsTheStart(t *testing.T) {
 	t.Parallel()
-	out := &syncBuffer{}
+	out := &testparts.Buffer{}
 	sb, err := startSandbox(t.Context(), t.TempDir(), testTimings, "info", strings.NewReader(""), out, out, func(m *Main) {
 		m.Config.Chat.IRC = &config.IRC{Server: "irc.example.org", Port: 6697, TLS: true, Nick: "deploybot", User: "deploybot",
 			Channel: deployChan, Flood: config.Flood{Burst: 5, Interval: config.Dur(time.Second)},

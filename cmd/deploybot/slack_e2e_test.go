@@ -32,7 +32,7 @@ const (
 type slackE2E struct {
 	*e2e
 	fake      *slackfake.Server
-	logs      *syncBuffer
+	logs      *testparts.Buffer
 	configure func(*Main) // what newSlackE2E did to the configuration, for restarts
 }
 
@@ -46,7 +46,7 @@ func newSlackE2E(t *testing.T, configure ...func(*Main)) *slackE2E {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &testparts.Buffer{}
 	setup := func(m *Main) {
 		m.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		m.Config.Chat.Slack = &config.Slack{AppTokenFile: appFile, BotTokenFile: botFile, Channel: slackChannel, APIURL: fake.APIURL()}

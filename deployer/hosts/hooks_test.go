@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -100,7 +99,7 @@ func TestSyncAndHookLogTheDeployment(t *testing.T) {
 	t.Parallel()
 	d := testparts.StartSSHD(t)
 	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")})
-	var buf syncBuffer
+	var buf testparts.Buffer
 	ctx := deployer.WithLogger(context.Background(), slog.New(slog.NewTextHandler(&buf, nil)).With("deployment", 42))
 	h := WithHook(sshHost(t, d, "web1"), Hook{Argv: []string{"true"}})
 	if err := h.Sync(ctx, commits[0], src); err != nil {
@@ -119,21 +118,4 @@ func TestSyncAndHookLogTheDeployment(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Errorf("want a sync line and a hook line, got:\n%s", buf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -38,26 +38,7 @@ type SSHD struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	args []string
-	log  *lockedBuffer
-}
-
-// lockedBuffer collects sshd's output, written by exec's copying goroutine
-// and read by Log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log  *Buffer
 }
 
 // StartSSHD starts sshd for the test and stops it when the test ends. It
@@ -99,7 +80,7 @@ func StartSSHD(t testing.TB) *SSHD {
 	s := &SSHD{
 		Addr: Addr(port), Port: port, User: u.Username,
 		KeyFile: clientKey, KnownHosts: filepath.Join(dir, "known_hosts"), Dir: dir,
-		log: &lockedBuffer{},
+		log: &Buffer{},
 	}
 	fields := strings.Fields(string(hostPub))
 	if len(fields) < 2 {
