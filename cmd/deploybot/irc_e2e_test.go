@@ -29,18 +29,7 @@ func newIRCE2E(t *testing.T) (*e2e, *testparts.Ngircd) {
 	srv := testparts.StartNgircd(t)
 	e := newE2E(t, testTimings, func(m *Main) {
 		m.Config.Chat.Console = nil
-		m.Config.Chat.IRC = &config.IRC{
-			Server: "127.0.0.1", Port: srv.Port, Nick: "deploybot", User: "deploybot", RealName: "deploybot",
-			Channel: deployChan, LogChannel: logChan,
-			// The test server has no flood limits; pacing would only
-			// slow the 50-line history down.
-			Flood:     config.Flood{Burst: 5, Interval: config.Dur(time.Second), Disable: true},
-			Reconnect: config.Backoff{Min: config.Dur(300 * time.Millisecond), Max: config.Dur(2 * time.Second)},
-		}
-		for i := range m.Config.People {
-			p := &m.Config.People[i]
-			p.Chat = append(p.Chat, fmt.Sprintf("irc:mask:%s!~%s@127.0.0.1", p.Nick, p.Nick))
-		}
+		onTestIRC(m, srv.Port)
 	})
 	return e, srv
 }
@@ -291,5 +280,23 @@ func TestIRCMissingSASLPasswordStopsTheStart(t *testing.T) {
 	want := "chat.irc.sasl.password_env: the environment variable DEPLOYBOT_TEST_IRC_PASSWORD_UNSET is not set or empty"
 	if err.Error() != want {
 		t.Errorf("error:\n got %s\nwant %s", err, want)
+	}
+}
+
+// onTestIRC puts the bot on the test ngircd at port, in the deployment and
+// log channels, and lets each demo person be recognised by the mask the
+// test's girc clients connect with.
+func onTestIRC(m *Main, port int) {
+	m.Config.Chat.IRC = &config.IRC{
+		Server: "127.0.0.1", Port: port, Nick: "deploybot", User: "deploybot", RealName: "deploybot",
+		Channel: deployChan, LogChannel: logChan,
+		// The test server has no flood limits; pacing would only slow the
+		// 50-line history down.
+		Flood:     config.Flood{Burst: 5, Interval: config.Dur(time.Second), Disable: true},
+		Reconnect: config.Backoff{Min: config.Dur(300 * time.Millisecond), Max: config.Dur(2 * time.Second)},
+	}
+	for i := range m.Config.People {
+		p := &m.Config.People[i]
+		p.Chat = append(p.Chat, fmt.Sprintf("irc:mask:%s!~%s@127.0.0.1", p.Nick, p.Nick))
 	}
 }

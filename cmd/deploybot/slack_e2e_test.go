@@ -379,18 +379,7 @@ func TestSlackDuplicatesAndDroppedSocket(t *testing.T) {
 func TestSlackAndIRCTogether(t *testing.T) {
 	t.Parallel()
 	srv := testparts.StartNgircd(t)
-	s := newSlackE2E(t, func(m *Main) {
-		m.Config.Chat.IRC = &config.IRC{
-			Server: "127.0.0.1", Port: srv.Port, Nick: "deploybot", User: "deploybot", RealName: "deploybot",
-			Channel: deployChan, LogChannel: logChan,
-			Flood:     config.Flood{Burst: 5, Interval: config.Dur(time.Second), Disable: true},
-			Reconnect: config.Backoff{Min: config.Dur(300 * time.Millisecond), Max: config.Dur(2 * time.Second)},
-		}
-		for i := range m.Config.People {
-			p := &m.Config.People[i]
-			p.Chat = append(p.Chat, fmt.Sprintf("irc:mask:%s!~%s@127.0.0.1", p.Nick, p.Nick))
-		}
-	})
+	s := newSlackE2E(t, func(m *Main) { onTestIRC(m, srv.Port) })
 	bob := join(t, srv, "bob", deployChan)
 
 	s.slackSay("U01ALICE", "!backport good-change")
