@@ -67,6 +67,12 @@ func (p *pipeline) run(ctx context.Context) {
 				continue
 			}
 		}
+		if p.d.State == StateRollingBack && failures%6 == 1 {
+			// A stuck rollback must not be silent: the hosts it has not
+			// reached may still serve the change.
+			p.say(NoticeInfo, fmt.Sprintf("the rollback hit an internal error (the bot's log has the details); retrying. Until it succeeds, these hosts may still serve the change: %s",
+				strings.Join(p.d.Touched, ", ")))
+		}
 		if p.d.State == StatePreparing {
 			if err := p.to(StateFailed, bot, "internal error while preparing", func(d *Deployment) {
 				d.Reason = "internal error while preparing"

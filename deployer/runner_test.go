@@ -1,12 +1,16 @@
 package deployer_test
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/hosts"
 	"github.com/deploybot/deploybot/store"
 )
 
@@ -71,5 +75,123 @@ func TestRollbackOfAnOlderDeploymentNamesTheLaterOnes(t *testing.T) {
 	}
 	if err := r.Rollback(failed, "alice"); err == nil || !strings.Contains(err.Error(), "nothing to roll back") {
 		t.Errorf("rollback of a failed deployment: %v", err)
+	}
+}
+
+// recorder is an Announcer that keeps every notice.
+type recorder struct {
+	mu      sync.Mutex
+	notices []deployer.Notice
+}
+
+func (r *recorder) Announce(n deployer.Notice) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notices = append(r.notices, n)
+}
+
+func (r *recorder) texts() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []string
+	for _, n := range r.notices {
+		s = append(s, string(n.Kind)+": "+n.Text)
+	}
+	return strings.Join(s, "\n")
+}
+
+// staging is a deploy branch whose Revert fails until mended: a full disk
+// on the deploy host. It is this package's own interface, not an outside
+// system, so a small implementation is the honest test double here.
+type staging struct {
+	mu     sync.Mutex
+	head   string
+	broken bool
+}
+
+func (s *staging) Head(context.Context) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head, "up-" + s.head, nil
+}
+func (s *staging) Commit(context.Context, *deployer.Deployment, string) (string, error) {
+	return "", errors.New("unused")
+}
+func (s *staging) Revert(_ context.Context, _ *deployer.Deployment, to, _ string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return "", errors.New("write staging.git/objects: no space left on device")
+	}
+	s.head = "revert-of-" + s.head
+	return s.head, nil
+}
+func (s *staging) Changed(context.Context, string, string) ([]string, error) { return nil, nil }
+func (s *staging) Diff(context.Context, string, string) ([]deployer.FileChange, error) {
+	return nil, nil
+}
+
+// TestStuckRollbackIsAnnouncedAndRetried: a rollback whose staging commit
+// cannot be written says so in the channel, names the hosts that may still
+// serve the change, and completes once the fault is gone.
+func TestStuckRollbackIsAnnouncedAndRetried(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "d.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id := done(t, st)
+	if _, err := st.Update(id, func(d *deployer.Deployment) { d.Commit, d.Base = "c1", "c0" }); err != nil {
+		t.Fatal(err)
+	}
+	fleet := deployer.Fleet{deployer.Production: {hosts.NewLocal("mw1001", t.TempDir()), hosts.NewLocal("mw1002", t.TempDir())}}
+	stg := &staging{head: "c1", broken: true}
+	rec := &recorder{}
+	r := deployer.NewRunner(deployer.Config{}, deployer.Deps{Store: st, Staging: stg, Announcer: rec, Fleet: fleet})
+	if err := r.Rollback(id, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(rec.texts(), "the rollback hit an internal error") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a failing rollback was not announced; notices:\n%s", rec.texts())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(rec.texts(), "may still serve the change: mw1001, mw1002") {
+		t.Errorf("the announcement does not name the hosts:\n%s", rec.texts())
+	}
+	if strings.Contains(rec.texts(), "no space left") {
+		t.Errorf("a Go error reached the chat:\n%s", rec.texts())
+	}
+	if d, _ := st.Get(id); d.State != deployer.StateRollingBack {
+		t.Fatalf("while stuck: %s", d.State)
+	}
+	// The hosts themselves were restored before the staging commit failed.
+	for _, h := range fleet.Hosts() {
+		if cur, err := h.Current(ctx); err != nil || cur != "c0" {
+			t.Errorf("%s serves %q (%v), want c0", h.Name(), cur, err)
+		}
+	}
+	stg.mu.Lock()
+	stg.broken = false
+	stg.mu.Unlock()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		d, _ := st.Get(id)
+		if d.State == deployer.StateRolledBack {
+			if d.RollbackCommit != "revert-of-c1" {
+				t.Errorf("rollback commit %q", d.RollbackCommit)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollback never completed after the fault was mended: %s", d.State)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
