@@ -120,6 +120,7 @@ func (b *Bot) Announce(n deployer.Notice) {
 	b.mu.Lock()
 	as := append([]Adapter(nil), b.adapters...)
 	b.mu.Unlock()
+	n = b.renderNotice(n)
 	if b.Link != nil && n.Deployment != 0 && (n.Kind == deployer.NoticeStarted || n.Kind == deployer.NoticeDone || n.Kind == deployer.NoticeRolledBack) {
 		n.Text += " " + b.Link(n.Deployment)
 	}
@@ -173,6 +174,7 @@ func init() {
 		"help":     {anyone, "!help", "this list", true, (*Bot).help},
 		"unblock":  {deployerOnly, "!unblock <change>", "let a rolled-back change ship again before its revert is merged", false, (*Bot).unblock},
 		"repool":   {deployerOnly, "!repool <host>", "put a depooled host back into service (after checking it serves the deployed commit)", false, (*Bot).repool},
+		"sync":     {deployerOnly, "!sync [host...]", "bring hosts that are not on the fleet's commit up to date, stage by stage with the smoke checks", false, (*Bot).sync},
 	}
 }
 
@@ -242,7 +244,11 @@ func (b *Bot) Handle(m Message) {
 		} else {
 			log.Info("command declined", "reason", err.Error())
 		}
-		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err)))
+		line := fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err))
+		if next := b.RenderNext(deployer.ErrorNext(err)); next != "" {
+			line += " " + next
+		}
+		m.refused(line)
 		return
 	}
 	if cmd.role != anyone {
@@ -381,8 +387,8 @@ func (b *Bot) rollback(m Message, who string, args []string) ([]string, error) {
 			return nil, deployer.Errorf(deployer.EInvalid, "%q is not a deployment id; usage: %s", args[0], commands["rollback"].usage)
 		}
 		d, err = b.Store.Get(id)
-	} else if d, err = b.Runner.Active(); err == nil && d == nil {
-		d, err = b.latestDone()
+	} else {
+		d, err = b.Runner.RollbackTarget()
 	}
 	if err != nil {
 		return nil, err
@@ -393,20 +399,17 @@ func (b *Bot) rollback(m Message, who string, args []string) ([]string, error) {
 	if err := b.Runner.Rollback(d.ID, who); err != nil {
 		return nil, err
 	}
-	return []string{fmt.Sprintf("%s: rolling back #%d (%s)", m.Sender.Nick, d.ID, d.Title())}, nil
+	what := "the running deployment"
+	if d.State.Finished() {
+		what = "what the fleet serves now"
+	}
+	return []string{fmt.Sprintf("%s: rolling back #%d (%s), %s", m.Sender.Nick, d.ID, d.Title(), what)}, nil
 }
 
-func (b *Bot) latestDone() (*deployer.Deployment, error) {
-	ds, err := b.Store.List(0, 50)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range ds {
-		if d.State == deployer.StateDone {
-			return d, nil
-		}
-	}
-	return nil, nil
+func (b *Bot) sync(m Message, who string, args []string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	return b.Runner.SyncFleet(ctx, args, who)
 }
 
 func (b *Bot) cancel(m Message, who string, args []string) ([]string, error) {
@@ -473,13 +476,8 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 	if l, err := b.Store.Lock(); err == nil && l != nil {
 		lines = append(lines, fmt.Sprintf("locked by %s since %s: %s", l.By, l.Since.UTC().Format("15:04 MST"), l.Reason))
 	}
-	if dp, err := b.Runner.Depooled(); err == nil && len(dp) > 0 {
-		var hs []string
-		for h, id := range dp {
-			hs = append(hs, fmt.Sprintf("%s (by #%d)", h, id))
-		}
-		sortStrings(hs)
-		lines = append(lines, "depooled: "+strings.Join(hs, ", ")+"; !repool <host> puts one back")
+	if v, err := b.Runner.FleetView(context.Background()); err == nil {
+		lines = append(lines, b.fleetLines(v, d)...)
 	}
 	if bs, err := b.Store.Blocks(); err == nil && len(bs) > 0 {
 		var ids []string
@@ -493,6 +491,49 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 		lines = append(lines, "blocked from shipping again: "+strings.Join(ids, ", "))
 	}
 	return lines, nil
+}
+
+// fleetLines says what the fleet serves and which hosts are not on it.
+func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []string {
+	var lines []string
+	if active == nil {
+		if v.Landed != nil {
+			what := "its commit"
+			if v.Landed.State != deployer.StateDone {
+				what = "what it replaced (it was " + string(v.Landed.State) + ")"
+			}
+			lines = append(lines, fmt.Sprintf("the fleet serves #%d %s: %s, since %s", v.Landed.ID, v.Landed.Title(), what, v.Landed.EndedAt.UTC().Format("2006-01-02 15:04 MST")))
+		} else {
+			lines = append(lines, fmt.Sprintf("the fleet serves the baseline %.10s (nothing deployed yet)", v.Commit))
+		}
+	}
+	var behind, depooled []string
+	for _, h := range v.Behind() {
+		if active != nil && contains(active.Touched, h.Record.Name) && !h.Record.Depooled {
+			continue // synced by the running deployment
+		}
+		behind = append(behind, h.Record.Name+" ("+h.OffFleet+")")
+		if h.Record.Depooled {
+			depooled = append(depooled, h.Record.Name)
+		}
+	}
+	if len(behind) > 0 {
+		line := fmt.Sprintf("hosts not on the fleet's commit: %s; %ssync brings them up to date", strings.Join(behind, ", "), b.Prefix)
+		if len(depooled) > 0 {
+			line += fmt.Sprintf(", %srepool <host> puts a depooled one back", b.Prefix)
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func sortStrings(s []string) {
@@ -620,7 +661,7 @@ func (b *Bot) history(m Message, who string, args []string) ([]string, error) {
 }
 
 func (b *Bot) help(m Message, who string, args []string) ([]string, error) {
-	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "status", "queue", "history", "help"}
+	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "help"}
 	lines := []string{fmt.Sprintf("I deploy backports. Commands (prefix %s, or address me as \"%s: <command>\"):", b.Prefix, b.Name)}
 	for _, name := range order {
 		c := commands[name]

@@ -164,6 +164,12 @@ type Pipeline struct {
 	VerifyTimeout  Duration `yaml:"verify_timeout"`
 	PromoteTimeout Duration `yaml:"promote_timeout"`
 	SyncRetries    *int     `yaml:"sync_retries"`
+	// RollbackTries bounds the attempts at one rollback before it ends
+	// rollback-failed and locks deployments (0: the runner's default).
+	RollbackTries int `yaml:"rollback_tries"`
+	// RetryDelay is the first pause before a failed step is redone (0: the
+	// runner's default).
+	RetryDelay Duration `yaml:"retry_delay"`
 }
 
 // Canary configures the canary check.

@@ -35,6 +35,13 @@ type Change struct {
 	Owner       string   `json:"owner,omitempty"` // Gerrit account username, when known
 	URL         string   `json:"url,omitempty"`
 	Bugs        []string `json:"bugs,omitempty"`
+	// Reverts is the commit (or change) this change reverts, when it is a
+	// revert. A revert is never blamed for what it reverts: reverting it
+	// would ship that again.
+	Reverts string `json:"reverts,omitempty"`
+	// Unexpected is set when the change was not asked for by name and
+	// ships only because the request said --include-unexpected.
+	Unexpected bool `json:"unexpected,omitempty"`
 }
 
 // Deployment is one request to ship one or more changes, from the moment it
@@ -52,6 +59,9 @@ type Deployment struct {
 	Upstream     string   `json:"upstream,omitempty"`      // upstream commit this deployment ships
 	PrevUpstream string   `json:"prev_upstream,omitempty"` // upstream commit deployed before it
 	Base         string   `json:"base,omitempty"`          // staging commit the hosts served before
+	// PrevDeployment is the deployment whose outcome Base is (0: the
+	// baseline), so people read "back on what #3 deployed", not a hash.
+	PrevDeployment int64 `json:"prev_deployment,omitempty"`
 	Commit       string   `json:"commit,omitempty"`        // staging commit of this deployment
 	Files        []string `json:"files,omitempty"`         // paths that differ between Base and Commit
 
@@ -64,6 +74,11 @@ type Deployment struct {
 	// Deadline is when the current wait (verification, promotion) runs out.
 	Deadline time.Time `json:"deadline,omitzero"`
 	Reminded bool      `json:"reminded,omitempty"`
+	// VerifiedBy is who answered `verified`.
+	VerifiedBy string `json:"verified_by,omitempty"`
+	// RollbackTries counts the attempts at this deployment's rollback,
+	// across restarts; see Config.RollbackTries.
+	RollbackTries int `json:"rollback_tries,omitempty"`
 
 	// Baseline holds the canaries' counters read when the verification wait
 	// began; WindowStart those of canaries and control hosts read just before
@@ -183,7 +198,43 @@ type Store interface {
 	// SetLock sets the freeze (nil lifts it).
 	SetLock(l *Lock) error
 	Blocks
+	// Landed returns the latest deployment whose outcome the fleet serves
+	// (the last to enter a state s with s.Landed()), or nil.
+	Landed() (*Deployment, error)
+	// Hosts returns what the store says each host serves, by host name.
+	Hosts() (map[string]HostRecord, error)
+	// UpdateHosts applies mutate to each named host's record (a record
+	// with only Name set when there is none) and stores them, in one
+	// transaction.
+	UpdateHosts(names []string, mutate func(*HostRecord)) error
 	Close() error
+}
+
+// HostRecord is what the store says one host serves. The runner writes it
+// from what it reads back after every sync, restore and check, so it is the
+// one place that answers "what is on mw1001?" without asking the host.
+type HostRecord struct {
+	Name string `json:"name"`
+	// Commit is the staging commit the host was last read back serving
+	// ("" when it serves nothing).
+	Commit string `json:"commit"`
+	// Target is set while a sync towards it is under way; a record found
+	// with Target set after a crash means the host may serve either.
+	Target string `json:"target,omitempty"`
+	// Deployment is the deployment whose sync or restore last wrote it.
+	Deployment int64 `json:"deployment,omitempty"`
+	// Behind, when set, says in words why the host is not on the commit the
+	// fleet serves (a failed sync within max_failed_hosts, a restore that
+	// failed); a sync that brings it up to date clears it.
+	Behind string `json:"behind,omitempty"`
+	// Unknown is set when the host could not be read back: nobody knows
+	// what it serves.
+	Unknown bool `json:"unknown,omitempty"`
+	// Depooled is set while the host is out of service because a rollback
+	// could not restore it; DepooledBy is that deployment.
+	Depooled   bool      `json:"depooled,omitempty"`
+	DepooledBy int64     `json:"depooled_by,omitempty"`
+	Time       time.Time `json:"time,omitzero"`
 }
 
 // FileMode is the kind of a file in a deployed tree, as git records it.
@@ -268,6 +319,9 @@ type Request struct {
 type Prepared struct {
 	Upstream string
 	Changes  []Change
+	// Notes are lines worth telling the channel when the change is staged
+	// (e.g. a change and its revert that cancel out).
+	Notes []string
 }
 
 // ChangeSource turns a request into an upstream commit to deploy.
@@ -399,7 +453,12 @@ type Notice struct {
 	Kind       NoticeKind
 	Text       string   // plain text, one or more lines
 	Mention    []string // chat identities to ping
-	Choices    []string // commands that answer this notice, e.g. "verified", "!abort"
+	// Next lists what people may do now; the bot renders them after the
+	// text with the chat's prefix (and adapters may show them as buttons).
+	Next []Choice
+	// Choices are Next rendered as commands ("verified 3", "!abort 3"),
+	// filled in by the bot for adapters that offer buttons.
+	Choices []string
 	Verdict    *Verdict // set on verdict notices
 	State      State    // the deployment's state when sent
 }
@@ -429,3 +488,16 @@ const (
 type Announcer interface {
 	Announce(n Notice)
 }
+
+// UnexpectedError is a ChangeSource's refusal to ship commits nobody asked
+// for by name. The pipeline reads Changes to say first when one of them is
+// a blocked, rolled-back change.
+type UnexpectedError struct {
+	Err     *Error
+	Changes []Change
+}
+
+func (e *UnexpectedError) Error() string { return e.Err.Message }
+
+// Unwrap gives the application error, so ErrorMessage and ErrorCode see it.
+func (e *UnexpectedError) Unwrap() error { return e.Err }

@@ -19,6 +19,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Next lists what the person may do about it; the bot renders the
+	// choices after the message with the chat's prefix.
+	Next []Choice
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -26,6 +29,21 @@ func (e *Error) Error() string { return e.Message }
 // Errorf returns an *Error with a formatted, human message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Or adds choices for what the person may do next.
+func (e *Error) Or(next ...Choice) *Error {
+	e.Next = append(e.Next, next...)
+	return e
+}
+
+// ErrorNext returns the choices an application error offers, or nil.
+func ErrorNext(err error) []Choice {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Next
+	}
+	return nil
 }
 
 // ErrorCode returns the code of an application error, EInternal otherwise.

@@ -12,6 +12,9 @@ type Smoker interface {
 	// Smoke returns one human line per failed check ("mwdebug1001 GET /
 	// answered 500, want 200"); none means every check passed.
 	Smoke(ctx context.Context, stage Stage, hosts []string) []string
+	// Checks returns how many checks the stage has (0: none configured),
+	// so that nobody is told "every smoke check passed" when none ran.
+	Checks(stage Stage) int
 }
 
 // Block is a change that was rolled back and must not ship again until
@@ -29,7 +32,9 @@ type Block struct {
 // upstream after a rollback: a revert change in Gerrit, or a pushed revert
 // commit for git. The runner calls it only for rollbacks that blame the
 // change (a failed check, or a person's !rollback or !abort), not for a
-// verification timeout or a host that failed to sync.
+// verification timeout or a host that failed to sync. It is given only the
+// suspects (see Suspects): never a revert, which would ship what it
+// reverted again.
 type Reverter interface {
 	// RevertUpstream reverts each of d's changes upstream, or explains what
 	// must be reverted by hand. It returns lines for chat and, per change

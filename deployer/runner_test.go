@@ -102,10 +102,12 @@ func (r *recorder) texts() string {
 
 // staging is a deploy branch whose Revert fails until mended: a full disk
 // on the deploy host. It is this package's own interface, not an outside
-// system, so a small implementation is the honest test double here.
+// system, so a small implementation is the honest test double here. Each
+// commit's tree is named by tree: a revert holds its target's tree.
 type staging struct {
 	mu     sync.Mutex
 	head   string
+	tree   map[string]string
 	broken bool
 }
 
@@ -123,18 +125,29 @@ func (s *staging) Revert(_ context.Context, _ *deployer.Deployment, to, _ string
 	if s.broken {
 		return "", errors.New("write staging.git/objects: no space left on device")
 	}
+	s.tree["revert-of-"+s.head] = s.tree[to]
 	s.head = "revert-of-" + s.head
 	return s.head, nil
 }
-func (s *staging) Changed(context.Context, string, string) ([]string, error) { return nil, nil }
+func (s *staging) Changed(_ context.Context, a, b string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tree[a] != s.tree[b] {
+		return []string{"x"}, nil
+	}
+	return nil, nil
+}
 func (s *staging) Diff(context.Context, string, string) ([]deployer.FileChange, error) {
 	return nil, nil
 }
 
-// TestStuckRollbackIsAnnouncedAndRetried: a rollback whose staging commit
-// cannot be written says so in the channel, names the hosts that may still
-// serve the change, and completes once the fault is gone.
-func TestStuckRollbackIsAnnouncedAndRetried(t *testing.T) {
+// TestRollbackThatKeepsFailingEndsAndLocks (defect 3 of the sequences
+// issue): a rollback whose staging commit cannot be written is tried a
+// bounded number of times, then ends rollback-failed with every host said
+// host by host, and the bot locks deployments; once mended, a deployer's
+// rollback completes it and lifts the bot's lock. It used to retry for
+// ever, holding the queue.
+func TestRollbackThatKeepsFailingEndsAndLocks(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "d.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -145,53 +158,74 @@ func TestStuckRollbackIsAnnouncedAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleet := deployer.Fleet{deployer.Production: {hosts.NewLocal("mw1001", t.TempDir()), hosts.NewLocal("mw1002", t.TempDir())}}
-	stg := &staging{head: "c1", broken: true}
+	stg := &staging{head: "c1", tree: map[string]string{"c1": "T1", "c0": "T0"}, broken: true}
 	rec := &recorder{}
-	r := deployer.NewRunner(deployer.Config{}, deployer.Deps{Store: st, Staging: stg, Announcer: rec, Fleet: fleet})
+	r := deployer.NewRunner(deployer.Config{RetryDelay: 10 * time.Millisecond, RollbackTries: 3},
+		deployer.Deps{Store: st, Staging: stg, Announcer: rec, Fleet: fleet})
 	if err := r.Rollback(id, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	queued, _, err := r.Submit(deployer.Request{Refs: []string{"next"}, Requester: "alice"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(rec.texts(), "the rollback hit an internal error") {
-		if time.Now().After(deadline) {
-			t.Fatalf("a failing rollback was not announced; notices:\n%s", rec.texts())
+	waitState := func(want deployer.State) *deployer.Deployment {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			d, _ := st.Get(id)
+			if d.State == want {
+				return d
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("#%d is %s, want %s; notices:\n%s", id, d.State, want, rec.texts())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(rec.texts(), "may still serve the change: mw1001, mw1002") {
-		t.Errorf("the announcement does not name the hosts:\n%s", rec.texts())
+	d := waitState(deployer.StateRollbackFailed)
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(rec.texts(), "ROLLBACK FAILED") && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
 	}
-	if strings.Contains(rec.texts(), "no space left") {
-		t.Errorf("a Go error reached the chat:\n%s", rec.texts())
+	if d.RollbackTries != 3 {
+		t.Errorf("tries: %d, want 3", d.RollbackTries)
 	}
-	if d, _ := st.Get(id); d.State != deployer.StateRollingBack {
-		t.Fatalf("while stuck: %s", d.State)
-	}
-	// The hosts themselves were restored before the staging commit failed.
-	for _, h := range fleet.Hosts() {
-		if cur, err := h.Current(ctx); err != nil || cur != "c0" {
-			t.Errorf("%s serves %q (%v), want c0", h.Name(), cur, err)
+	texts := rec.texts()
+	for _, want := range []string{"the rollback is not complete (try 1 of 3)", "(try 2 of 3)", "ROLLBACK FAILED",
+		"mw1001: restored, read back", "mw1002: restored, read back", "Deployments are locked"} {
+		if !strings.Contains(texts, want) {
+			t.Errorf("notices lack %q:\n%s", want, texts)
 		}
+	}
+	if strings.Contains(texts, "no space left") || strings.Contains(texts, "resuming after a restart") {
+		t.Errorf("a Go error or a false resume reached the chat:\n%s", texts)
+	}
+	if l, _ := st.Lock(); l == nil || l.By != "deploybot" {
+		t.Fatalf("deployments are not locked by the bot: %+v", l)
+	}
+	if q, _ := st.Get(queued.ID); q.State != deployer.StateQueued {
+		t.Errorf("the queued deployment started on a fleet in an unknown state: %s", q.State)
 	}
 	stg.mu.Lock()
 	stg.broken = false
 	stg.mu.Unlock()
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		d, _ := st.Get(id)
-		if d.State == deployer.StateRolledBack {
-			if d.RollbackCommit != "revert-of-c1" {
-				t.Errorf("rollback commit %q", d.RollbackCommit)
-			}
-			break
+	if err := r.Rollback(id, "alice"); err != nil {
+		t.Fatalf("a deployer's retry: %v", err)
+	}
+	d = waitState(deployer.StateRolledBack)
+	if d.RollbackCommit != "revert-of-c1" {
+		t.Errorf("rollback commit %q", d.RollbackCommit)
+	}
+	if l, _ := st.Lock(); l != nil {
+		t.Errorf("the bot's lock was not lifted: %+v", l)
+	}
+	for _, h := range fleet.Hosts() {
+		if cur, err := h.Current(ctx); err != nil || cur != "c0" {
+			t.Errorf("%s serves %q (%v), want c0", h.Name(), cur, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rollback never completed after the fault was mended: %s", d.State)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -20,8 +20,13 @@ const (
 	StateDone                 State = "done"
 	StateRollingBack          State = "rolling-back"
 	StateRolledBack           State = "rolled-back"
-	StateFailed               State = "failed"
-	StateCancelled            State = "cancelled"
+	// StateRollbackFailed ends a rollback that could not restore every
+	// host after its bounded tries: FailedHosts says, host by host, what
+	// each one serves (read back), and the bot locks deployments until a
+	// deployer has looked. `!rollback` of it tries again.
+	StateRollbackFailed State = "rollback-failed"
+	StateFailed         State = "failed"
+	StateCancelled      State = "cancelled"
 )
 
 // transitions lists, for every state, the states it may move to.
@@ -30,10 +35,14 @@ const (
 //   - failed and cancelled are reached only before any host was touched
 //     (queued, preparing); once a sync has begun, the only way out other than
 //     forward is rolling-back, so no failure can leave a host half-deployed.
-//   - done may move to rolling-back: that is `!rollback` of the latest
+//   - done may move to rolling-back: that is a deployer's rollback of the latest
 //     finished deployment. The runner refuses it for older ones.
-//   - rolling-back may only end in rolled-back; a rollback that cannot reach
-//     a host is retried on resume and reported, never silently dropped.
+//   - rolling-back ends in rolled-back when every touched host was read back
+//     on the base (a host that could not be restored but was depooled counts
+//     as handled: it takes no traffic), or, after a bounded number of tries,
+//     in rollback-failed, which records what each host serves and locks the
+//     deployments. rollback-failed may go back to rolling-back: a deployer's
+//     `rollback` after fixing the cause.
 var transitions = map[State][]State{
 	StateQueued:               {StatePreparing, StateCancelled},
 	StatePreparing:            {StateSyncingTestservers, StateFailed, StateCancelled},
@@ -45,7 +54,8 @@ var transitions = map[State][]State{
 	StateSyncingProduction:    {StateCheckingProduction, StateDone, StateRollingBack},
 	StateCheckingProduction:   {StateDone, StateRollingBack},
 	StateDone:                 {StateRollingBack},
-	StateRollingBack:          {StateRolledBack},
+	StateRollingBack:          {StateRolledBack, StateRollbackFailed},
+	StateRollbackFailed:       {StateRollingBack},
 }
 
 // CanTransition reports whether a deployment in state from may move to to.
@@ -63,10 +73,17 @@ func CanTransition(from, to State) bool {
 // manual rollback may still move it on.
 func (s State) Finished() bool {
 	switch s {
-	case StateDone, StateRolledBack, StateFailed, StateCancelled:
+	case StateDone, StateRolledBack, StateRollbackFailed, StateFailed, StateCancelled:
 		return true
 	}
 	return false
+}
+
+// Landed reports whether a deployment entering this state decides what
+// the fleet serves: its commit (done) or its base (rolled back, or the
+// base that a failed rollback was restoring).
+func (s State) Landed() bool {
+	return s == StateDone || s == StateRolledBack || s == StateRollbackFailed
 }
 
 // Active reports whether the deployment holds the pipeline: it has left the

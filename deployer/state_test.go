@@ -26,8 +26,11 @@ func TestTransitionInvariants(t *testing.T) {
 			t.Errorf("%s is final but has transitions %v", s, transitions[s])
 		}
 	}
-	if got := transitions[StateRollingBack]; len(got) != 1 || got[0] != StateRolledBack {
-		t.Errorf("rolling-back may go to %v, want only rolled-back", got)
+	if got := transitions[StateRollingBack]; len(got) != 2 || got[0] != StateRolledBack || got[1] != StateRollbackFailed {
+		t.Errorf("rolling-back may go to %v, want only rolled-back or rollback-failed", got)
+	}
+	if got := transitions[StateRollbackFailed]; len(got) != 1 || got[0] != StateRollingBack || !StateRollbackFailed.Finished() {
+		t.Errorf("rollback-failed is finished and may only be tried again (rolling-back): %v", got)
 	}
 	cases := []struct {
 		from, to State
@@ -42,6 +45,8 @@ func TestTransitionInvariants(t *testing.T) {
 		{StateDone, StateRollingBack, true},
 		{StateDone, StateQueued, false},
 		{StateRolledBack, StateRollingBack, false},
+		{StateRollbackFailed, StateRollingBack, true},
+		{StateRollbackFailed, StateDone, false},
 	}
 	for _, c := range cases {
 		if got := CanTransition(c.from, c.to); got != c.ok {

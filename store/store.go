@@ -14,6 +14,11 @@
 //	              "lock"    -> JSON of deployer.Lock; absent when not frozen
 //	blocks/       change id -> JSON of deployer.Block (rolled-back changes
 //	              that must not ship again)
+//	hosts/        host name -> JSON of deployer.HostRecord: what the store
+//	              says each host serves, read back after every sync
+//	meta/"landed" -> id of the latest deployment whose outcome the fleet
+//	              serves (it entered done, rolled-back or rollback-failed);
+//	              kept by Transition, so no lookup scans the history
 //
 // Deployment ids come from the deployments bucket's NextSequence, so they
 // start at 1, increase, and are never reused; 0 is never a deployment, which
@@ -45,9 +50,11 @@ var (
 	bucketEvents      = []byte("events")
 	bucketMeta        = []byte("meta")
 	bucketBlocks      = []byte("blocks") // change id -> Block JSON
+	bucketHosts       = []byte("hosts")  // host name -> HostRecord JSON
 
 	keyVersion = []byte("version")
 	keyLock    = []byte("lock")
+	keyLanded  = []byte("landed")
 )
 
 // layoutVersion is the version of the layout described in the package
@@ -105,7 +112,7 @@ func (e *inUseError) Unwrap() []error { return []error{ErrInUse, e.err} }
 // init creates the buckets and records the layout version, or checks it.
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketDeployments, bucketUnfinished, bucketEvents, bucketMeta, bucketBlocks} {
+		for _, name := range [][]byte{bucketDeployments, bucketUnfinished, bucketEvents, bucketMeta, bucketBlocks, bucketHosts} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -246,6 +253,13 @@ func (s *Store) Transition(id int64, from, to deployer.State, ev deployer.Event,
 		}
 		if err != nil {
 			return err
+		}
+		// Invariant: meta/landed names the latest deployment whose outcome
+		// the fleet serves, written with the transition that lands it.
+		if to.Landed() {
+			if err := tx.Bucket(bucketMeta).Put(keyLanded, itob(id)); err != nil {
+				return err
+			}
 		}
 		ev.Deployment, ev.From, ev.To = id, from, to
 		if ev.Kind == "" {
@@ -548,5 +562,65 @@ func (s *Store) Unblock(changeID string) error {
 			return deployer.Errorf(deployer.ENotFound, "change %s is not blocked", changeID)
 		}
 		return b.Delete([]byte(changeID))
+	})
+}
+
+// Landed returns the latest deployment whose outcome the fleet serves (the
+// last one to enter done, rolled-back or rollback-failed), or nil when none
+// has yet.
+func (s *Store) Landed() (*deployer.Deployment, error) {
+	var d *deployer.Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyLanded)
+		if v == nil {
+			return nil
+		}
+		var err error
+		d, err = getDeployment(tx, btoi(v))
+		return err
+	})
+	return d, err
+}
+
+// Hosts returns every host's record, by name.
+func (s *Store) Hosts() (map[string]deployer.HostRecord, error) {
+	out := map[string]deployer.HostRecord{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHosts).ForEach(func(k, v []byte) error {
+			var h deployer.HostRecord
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("store: host %q: %w", k, err)
+			}
+			out[string(k)] = h
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateHosts applies mutate to each named host's record (a record with
+// only Name set when there is none) and stores them, in one transaction.
+func (s *Store) UpdateHosts(names []string, mutate func(*deployer.HostRecord)) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHosts)
+		for _, name := range names {
+			h := deployer.HostRecord{}
+			if v := b.Get([]byte(name)); v != nil {
+				if err := json.Unmarshal(v, &h); err != nil {
+					return fmt.Errorf("store: host %q: %w", name, err)
+				}
+			}
+			h.Name = name
+			mutate(&h)
+			h.Name = name
+			v, err := json.Marshal(h)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(name), v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

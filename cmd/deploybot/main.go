@@ -258,6 +258,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		SampleInterval: c.Canary.Interval.D(),
 		Parallel:       c.Hosts.Parallel,
 		SyncRetries:    *c.Pipeline.SyncRetries,
+		RollbackTries:  c.Pipeline.RollbackTries,
+		RetryDelay:     c.Pipeline.RetryDelay.D(),
 		// The runner's side of hosts.max_failed_hosts and canary.production_watch.
 		ProductionWatch:     m.ProductionWatch,
 		MaxFailedProduction: c.Hosts.MaxFailed,

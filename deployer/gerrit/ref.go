@@ -85,3 +85,10 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// CheckRef implements deployer.RefChecker: a ref must be a change number
+// or a link to a change on this Gerrit before it is queued.
+func (s *Source) CheckRef(ref string) error {
+	_, err := ParseRef(ref, s.base)
+	return err
+}

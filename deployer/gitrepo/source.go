@@ -195,21 +195,61 @@ func (r *Repo) prepareOn(ctx context.Context, req deployer.Request, refs []ref, 
 	for _, rf := range refs {
 		requested[rf.hash] = true
 	}
+	// A commit and its revert inside the same range cancel out: together
+	// they ship nothing, so neither is "unexpected"; say so instead.
+	inRange := map[string]bool{}
+	for _, c := range commits {
+		inRange[c.Hash.String()] = true
+	}
+	cancelled := map[string]bool{}
+	var notes []string
+	for _, c := range commits {
+		if rv := revertsCommit(c.Message); rv != "" && inRange[rv] {
+			cancelled[rv], cancelled[c.Hash.String()] = true, true
+			notes = append(notes, fmt.Sprintf("%s and its revert %s (%s) cancel out: they ship nothing", short(plumbing.NewHash(rv)), short(c.Hash), firstLine(c.Message)))
+		}
+	}
 	var unexpected []*object.Commit
 	for _, c := range commits {
-		if !requested[c.Hash] {
+		if !requested[c.Hash] && !cancelled[c.Hash.String()] {
 			unexpected = append(unexpected, c)
 		}
 	}
-	if len(unexpected) > 0 && !req.IncludeUnexpected {
-		return nil, unexpectedError(target.text, unexpected)
-	}
-
 	changes := make([]deployer.Change, len(commits))
 	for i, c := range commits {
 		changes[i] = change(c)
+		changes[i].Unexpected = !requested[c.Hash] && !cancelled[c.Hash.String()]
 	}
-	return &deployer.Prepared{Upstream: target.hash.String(), Changes: changes}, nil
+	if len(unexpected) > 0 && !req.IncludeUnexpected {
+		var carried []deployer.Change
+		for _, c := range changes {
+			if c.Unexpected {
+				carried = append(carried, c)
+			}
+		}
+		return nil, &deployer.UnexpectedError{Err: unexpectedError(target.text, unexpected), Changes: carried}
+	}
+	return &deployer.Prepared{Upstream: target.hash.String(), Changes: changes, Notes: notes}, nil
+}
+
+// revertPattern finds the line `git revert` writes into a revert's message.
+var revertPattern = regexp.MustCompile(`(?m)^This reverts commit ([0-9a-f]{40})\b`)
+
+// revertsCommit returns the commit a commit message says it reverts, or "".
+func revertsCommit(msg string) string {
+	if m := revertPattern.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// CheckRef implements deployer.RefChecker: a ref must look like a commit
+// id or a branch name before it is queued.
+func (r *Repo) CheckRef(ref string) error {
+	if !hexRef.MatchString(ref) && !validBranch(ref) {
+		return deployer.Errorf(deployer.EInvalid, "%q is neither a commit id (7 to 40 hex digits) nor a branch name", ref)
+	}
+	return nil
 }
 
 // lineTarget returns the ref that contains all the others, checking
@@ -272,7 +312,7 @@ func refList(refs []ref) string {
 	return strings.Join(texts[:len(texts)-1], ", ") + " and " + texts[len(texts)-1]
 }
 
-func unexpectedError(target string, cs []*object.Commit) error {
+func unexpectedError(target string, cs []*object.Commit) *deployer.Error {
 	items := make([]string, 0, maxListed)
 	for i, c := range cs {
 		if i == maxListed {
@@ -397,6 +437,7 @@ func change(c *object.Commit) deployer.Change {
 		Author:      c.Author.Name,
 		AuthorEmail: c.Author.Email,
 		Bugs:        bugs(c.Message),
+		Reverts:     revertsCommit(c.Message),
 	}
 }
 

@@ -121,6 +121,9 @@ func NewSmoke(cfg SmokeConfig) *Smoke {
 	return &Smoke{cfg: cfg, client: client}
 }
 
+// Checks returns how many checks stage has.
+func (s *Smoke) Checks(stage deployer.Stage) int { return len(s.cfg.Checks[stage]) }
+
 // Smoke runs every check of stage against every host, in parallel, and
 // returns one line per failure, in host order then check order, e.g.
 // "mwdebug1001 GET /wiki/Main_Page answered 500, want 200". None means

@@ -1,0 +1,882 @@
+package main
+
+// The model-based test of the whole pipeline: random sequences of chat
+// commands, upstream changes, host faults, restarts and crashes injected
+// at store transitions and in the middle of host writes, run through the
+// real program (Main, the runner, a bbolt file, local two-slot hosts whose
+// HTTP /metrics reflect the tree they serve, a real upstream git
+// repository). After every step, once the bot is quiet, it checks the
+// invariants in check(). pgregory.net/rapid draws the sequences and
+// shrinks a failure to a short one; the seed it prints replays it.
+//
+// `make test` runs a fixed number of sequences; `make soak DURATION=30m`
+// runs TestModelSoak with new seeds until the time is up.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/hosts"
+	"github.com/deploybot/deploybot/internal/testparts"
+)
+
+// kinds of upstream change the model makes. Each change adds the file
+// changes/<n>.txt holding its kind, so a host's tree says which changes it
+// serves, and its /metrics answer as that tree would under traffic.
+const (
+	kindGood    = "good"    // 0.5% errors, like the baseline
+	kindBad     = "bad"     // 60% errors: the canaries must catch it
+	kindQuiet   = "quiet"   // no traffic: the canary check is inconclusive
+	kindNoStats = "nostats" // /metrics answers 500: inconclusive, never a pass
+	kindRevert  = "revert"  // a git revert of an earlier change
+)
+
+type modelChange struct {
+	n      int
+	kind   string
+	commit string
+	of     string // for a revert: the commit it reverts
+}
+
+type modelHost struct {
+	name, stage, root string
+	srv               *httptest.Server
+	scrapes           atomic.Int64
+	errs              atomic.Int64
+}
+
+// kinds reads which change kinds the host's current tree holds.
+func (h *modelHost) kinds() map[string]bool {
+	out := map[string]bool{}
+	ents, err := os.ReadDir(filepath.Join(h.root, "current", "changes"))
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join(h.root, "current", "changes", e.Name())); err == nil {
+			kind, _, _ := strings.Cut(string(b), "\n")
+			out[kind] = true
+		}
+	}
+	return out
+}
+
+// ServeHTTP answers /metrics with counters that grow on every scrape, as
+// traffic on the tree it serves would make them.
+func (h *modelHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k := h.kinds()
+	if k[kindNoStats] && h.stage != "testservers" {
+		http.Error(w, "metrics broken", http.StatusInternalServerError)
+		return
+	}
+	n := h.scrapes.Add(1)
+	switch {
+	case k[kindBad]:
+		h.errs.Add(60)
+	case k[kindQuiet] && h.stage == "canaries":
+		h.scrapes.Add(-1) // no traffic at all
+	default:
+		if n%2 == 0 {
+			h.errs.Add(1) // 0.5%
+		}
+	}
+	req := h.scrapes.Load() * 100
+	errs := h.errs.Load()
+	fmt.Fprintf(w, "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} %d\nhttp_requests_total{code=\"500\"} %d\n", req-errs, errs)
+}
+
+// crashStore wraps the store so that a crash can be injected at a chosen
+// transition: the transition is written or not (drawn), and from then on
+// every call fails, as if the process had died, until the bot restarts on
+// a new wrapper.
+type crashStore struct {
+	deployer.Store
+	mu     sync.Mutex
+	armed  int  // crash at the armed-th transition from now (0: off)
+	commit bool // whether the crashing transition is written first
+	dead   bool
+	crash  func()
+}
+
+var errCrashed = errors.New("crashed (injected)")
+
+func (c *crashStore) check() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return errCrashed
+	}
+	return nil
+}
+
+func (c *crashStore) Transition(id int64, from, to deployer.State, ev deployer.Event, mutate func(*deployer.Deployment)) (*deployer.Deployment, error) {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return nil, errCrashed
+	}
+	if c.armed > 0 {
+		c.armed--
+		if c.armed == 0 {
+			c.dead = true
+			c.mu.Unlock()
+			if c.commit {
+				c.Store.Transition(id, from, to, ev, mutate)
+			}
+			c.crash()
+			return nil, errCrashed
+		}
+	}
+	c.mu.Unlock()
+	return c.Store.Transition(id, from, to, ev, mutate)
+}
+
+func (c *crashStore) Create(d *deployer.Deployment) (int64, error) {
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	return c.Store.Create(d)
+}
+func (c *crashStore) Get(id int64) (*deployer.Deployment, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c.Store.Get(id)
+}
+func (c *crashStore) Update(id int64, m func(*deployer.Deployment)) (*deployer.Deployment, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c.Store.Update(id, m)
+}
+func (c *crashStore) AppendEvent(ev deployer.Event) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.Store.AppendEvent(ev)
+}
+func (c *crashStore) Unfinished() ([]*deployer.Deployment, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c.Store.Unfinished()
+}
+func (c *crashStore) SetLock(l *deployer.Lock) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.Store.SetLock(l)
+}
+func (c *crashStore) SetBlock(b deployer.Block) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.Store.SetBlock(b)
+}
+func (c *crashStore) Unblock(id string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.Store.Unblock(id)
+}
+func (c *crashStore) UpdateHosts(names []string, m func(*deployer.HostRecord)) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.Store.UpdateHosts(names, m)
+}
+
+// faultyHost is a host whose syncs fail while broken (a full disk), or
+// whose next sync is interrupted by a crash of the whole bot.
+type faultyHost struct {
+	deployer.Host
+	w *world
+}
+
+func (f *faultyHost) Sync(ctx context.Context, commit string, src deployer.TreeSource) error {
+	if f.w.isBroken(f.Name()) {
+		return errors.New("no space left on device")
+	}
+	if f.w.crashInSync.CompareAndSwap(true, false) {
+		// The crash lands while the host is being written.
+		go func() { time.Sleep(time.Millisecond); f.w.crashNow() }()
+	}
+	return f.Host.Sync(ctx, commit, src)
+}
+
+func (f *faultyHost) Unwrap() deployer.Host { return f.Host }
+
+// world is one sequence's system under test.
+// tb is what the world needs of rapid.T: failures inside a rapid property
+// must go through it, so that rapid can shrink them.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
+type world struct {
+	t        tb
+	dir      string
+	upstream string
+	cfg      string
+	hosts    []*modelHost
+	changes  []*modelChange
+	byCommit map[string]*modelChange
+
+	m      *Main
+	tap    *Tap
+	out    *testparts.Buffer
+	cancel context.CancelFunc
+	done   chan error
+	store  *crashStore
+
+	mu          sync.Mutex
+	broken      map[string]bool
+	crashInSync atomic.Bool
+	crashed     atomic.Bool
+	faults      int // faults injected (crashes, broken hosts)
+	restarts    int
+	resumable   map[int64]bool // deployments active at the last restart
+	steps       int
+	checks      int
+	log         []string
+}
+
+var modelTimings = struct{ verify, promote, window, interval, watch string }{"2s", "2s", "300ms", "30ms", "150ms"}
+
+func newWorld(t tb) *world {
+	dir, err := os.MkdirTemp("", "deploybot-model-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}}
+	w.git("init", "-q", "-b", "main", w.upstream)
+	// push_reverts pushes to the checked-out branch: let it update the tree.
+	w.git("-C", w.upstream, "config", "receive.denyCurrentBranch", "updateInstead")
+	w.write("index.html", "<h1>the app</h1>\n")
+	w.write("changes/.keep", "")
+	w.git("-C", w.upstream, "add", "-A")
+	w.git("-C", w.upstream, "commit", "-q", "-m", "the app")
+	var stages strings.Builder
+	for _, st := range []struct {
+		stage string
+		names []string
+	}{{"testservers", []string{"ts1"}}, {"canaries", []string{"can1", "can2"}}, {"production", []string{"mw1", "mw2", "mw3"}}} {
+		fmt.Fprintf(&stages, "    %s:\n", st.stage)
+		for _, n := range st.names {
+			h := &modelHost{name: n, stage: st.stage, root: filepath.Join(dir, "hosts", n)}
+			if err := os.MkdirAll(h.root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			h.srv = httptest.NewServer(h)
+			w.hosts = append(w.hosts, h)
+			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, h.root, h.srv.URL)
+		}
+	}
+	w.cfg = filepath.Join(dir, "deploybot.yaml")
+	cfg := fmt.Sprintf(`bot: {name: deploybot, prefix: "!"}
+store: {path: %s/deploybot.db, open_timeout: 5s}
+staging: {path: %s/staging.git}
+source:
+  type: git
+  git: {url: %s, branch: main, push_reverts: true}
+hosts:
+  transport: local
+  parallel: 10
+  max_failed_hosts: "1"
+  stages:
+%spipeline: {verify_timeout: %s, promote_timeout: %s, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
+canary:
+  baseline_min: 1ms
+  window: %s
+  interval: %s
+  production_watch: %s
+  judge: {min_requests: 50}
+access:
+  deployers: [Alice Deployer]
+people:
+  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
+  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
+chat:
+  console: {user: alice}
+log: {level: debug, format: text, file: %s/deploybot.log}
+web: {listen: "off"}
+`, dir, dir, w.upstream, stages.String(), modelTimings.verify, modelTimings.promote, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.out = &testparts.Buffer{}
+	w.tap = NewTap()
+	w.open()
+	// The fleet starts on upstream main, as an operator provisions it.
+	if err := w.m.Provision(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	return w
+}
+
+// close stops the bot and removes the world. On a failure it first logs
+// the steps and the conversation.
+func (w *world) close(failed bool) {
+	w.stop()
+	for _, h := range w.hosts {
+		h.srv.Close()
+	}
+	if failed {
+		w.t.Logf("steps:\n  %s\nconversation:\n%s", strings.Join(w.log, "\n  "), w.out.String())
+		w.t.Logf("the world is kept in %s", w.dir)
+		return
+	}
+	os.RemoveAll(w.dir)
+}
+
+func (w *world) git(args ...string) string {
+	w.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Bob Submitter", "GIT_AUTHOR_EMAIL=bob@example.org",
+		"GIT_COMMITTER_NAME=Bob Submitter", "GIT_COMMITTER_EMAIL=bob@example.org")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (w *world) write(path, content string) {
+	p := filepath.Join(w.upstream, path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// open builds a new Main on the same configuration and store, wrapping
+// its store and hosts for fault injection.
+func (w *world) open() {
+	m := NewMain(strings.NewReader(""), w.out, w.out)
+	if err := m.ParseFlags([]string{"--config", w.cfg}); err != nil {
+		w.t.Fatal(err)
+	}
+	m.Adapters = append(m.Adapters, w.tap)
+	if err := m.Open(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	w.m = m
+	w.crashed.Store(false)
+	w.store = &crashStore{Store: m.Store, crash: w.crashNow}
+	m.Runner.Store, m.Bot.Store = w.store, w.store
+	for _, hs := range m.Fleet {
+		for i, h := range hs {
+			hs[i] = &faultyHost{Host: h, w: w}
+		}
+	}
+}
+
+func (w *world) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel, w.done = cancel, make(chan error, 1)
+	go func() { w.done <- w.m.Runner.Run(ctx) }()
+}
+
+func (w *world) crashNow() {
+	if w.crashed.CompareAndSwap(false, true) {
+		w.store.mu.Lock()
+		w.store.dead = true
+		w.store.mu.Unlock()
+		w.cancel()
+	}
+}
+
+func (w *world) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		w.t.Fatal("the runner did not stop after its context ended")
+	}
+	w.cancel = nil
+	w.m.Close()
+}
+
+// restart stops the bot (as a crash does, as far as the store is
+// concerned) and starts a new one on the same store.
+func (w *world) restart() {
+	w.stop()
+	w.restarts++
+	w.resumable = map[int64]bool{}
+	st := w.open
+	st()
+	if unf, err := w.m.Store.Unfinished(); err == nil {
+		for _, d := range unf {
+			if d.State.Active() {
+				w.resumable[d.ID] = true
+			}
+		}
+	}
+	w.run()
+}
+
+func (w *world) isBroken(h string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.broken[h]
+}
+
+func (w *world) say(user, text string) {
+	w.log = append(w.log, fmt.Sprintf("<%s> %s", user, text))
+	w.m.Console.Handle("/as "+user+" "+text, w.m.Bot.Handle)
+}
+
+// commit adds a change of kind to upstream main and returns it.
+func (w *world) commit(kind string) *modelChange {
+	c := &modelChange{n: len(w.changes) + 1, kind: kind}
+	w.write(fmt.Sprintf("changes/c%d.txt", c.n), fmt.Sprintf("%s\nchange %d\n", kind, c.n))
+	w.git("-C", w.upstream, "add", "-A")
+	w.git("-C", w.upstream, "commit", "-q", "-m", fmt.Sprintf("change %d (%s)", c.n, kind))
+	c.commit = w.git("-C", w.upstream, "rev-parse", "HEAD")
+	w.changes = append(w.changes, c)
+	w.byCommit[c.commit] = c
+	w.log = append(w.log, fmt.Sprintf("upstream: change %d (%s) %.10s", c.n, kind, c.commit))
+	return c
+}
+
+// revert reverts change c upstream, as a person merging a revert does.
+func (w *world) revert(c *modelChange) *modelChange {
+	w.git("-C", w.upstream, "revert", "--no-edit", c.commit)
+	r := &modelChange{n: len(w.changes) + 1, kind: kindRevert, of: c.commit}
+	r.commit = w.git("-C", w.upstream, "rev-parse", "HEAD")
+	w.changes = append(w.changes, r)
+	w.byCommit[r.commit] = r
+	w.log = append(w.log, fmt.Sprintf("upstream: revert of change %d: %.10s", c.n, r.commit))
+	return r
+}
+
+// quiet reports whether the bot has nothing to do until a person answers
+// or a deadline passes.
+func (w *world) quiet() bool {
+	if w.crashed.Load() {
+		return false
+	}
+	unf, err := w.m.Store.Unfinished()
+	if err != nil {
+		return false
+	}
+	lock, _ := w.m.Store.Lock()
+	for _, d := range unf {
+		switch {
+		case d.State == deployer.StateAwaitingVerification, d.State == deployer.StateAwaitingPromotion:
+		case d.State.Active():
+			return false
+		case d.State == deployer.StateQueued && lock == nil && !w.anyActive(unf):
+			return false
+		}
+	}
+	return true
+}
+
+func (w *world) anyActive(ds []*deployer.Deployment) bool {
+	for _, d := range ds {
+		if d.State.Active() {
+			return true
+		}
+	}
+	return false
+}
+
+// settle waits until the bot is quiet, restarting it after an injected
+// crash, then checks every invariant.
+func (w *world) settle() {
+	w.t.Helper()
+	w.steps++
+	deadline := time.Now().Add(60 * time.Second)
+	stable := 0
+	last := -1
+	for stable < 3 {
+		if w.crashed.Load() {
+			w.log = append(w.log, "(crashed; restarting)")
+			w.restart()
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the bot did not settle within 60s (stuck?); unfinished: %s", w.describeUnfinished())
+		}
+		n := len(w.tap.Notices())
+		if w.quiet() && n == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = n
+		time.Sleep(40 * time.Millisecond)
+	}
+	w.store.mu.Lock()
+	w.store.armed = 0
+	w.store.mu.Unlock()
+	w.crashInSync.Store(false)
+	w.check()
+}
+
+func (w *world) describeUnfinished() string {
+	unf, _ := w.m.Store.Unfinished()
+	var s []string
+	for _, d := range unf {
+		s = append(s, fmt.Sprintf("#%d %s", d.ID, d.State))
+	}
+	return strings.Join(s, ", ")
+}
+
+// check asserts the invariants.
+func (w *world) check() {
+	w.t.Helper()
+	w.checks++
+	ctx := context.Background()
+	st := w.m.Store
+	unf, err := st.Unfinished()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	// Every deployment is terminal, queued, or waiting for a person with a
+	// deadline; at most one holds the pipeline.
+	var active *deployer.Deployment
+	for _, d := range unf {
+		if !d.State.Active() {
+			continue
+		}
+		if active != nil {
+			w.t.Fatalf("two active deployments: #%d %s and #%d %s", active.ID, active.State, d.ID, d.State)
+		}
+		active = d
+		if d.Deadline.IsZero() {
+			w.t.Fatalf("#%d waits (%s) without a deadline", d.ID, d.State)
+		}
+	}
+	// Every host serves exactly what its record says, tree exact.
+	recs, err := st.Hosts()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	serving := map[string]string{}
+	for _, hs := range w.m.Fleet {
+		for _, h := range hs {
+			cur, err := h.Current(ctx)
+			if err != nil {
+				w.t.Fatalf("%s: %v", h.Name(), err)
+			}
+			serving[h.Name()] = cur
+			rec := recs[h.Name()]
+			if rec.Unknown || rec.Target != "" || rec.Commit != cur {
+				w.t.Fatalf("%s serves %.10s but the store says %+v", h.Name(), cur, rec)
+			}
+			inner := h.(*faultyHost).Host
+			if hk, ok := inner.(interface{ Unwrap() deployer.Host }); ok {
+				inner = hk.Unwrap()
+			}
+			if err := hosts.VerifyHost(ctx, inner.(*hosts.Local), w.m.Staging); err != nil {
+				w.t.Fatalf("%s: its tree is not its commit's: %v", h.Name(), err)
+			}
+		}
+	}
+	// What the store says the hosts serve agrees with the deployments.
+	v, err := w.m.Runner.FleetView(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	head, _, err := w.m.Staging.Head(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, hs := range v.Hosts {
+		want := v.Commit
+		name := hs.Record.Name
+		if active != nil {
+			want = active.Base
+			if hs.Stage == deployer.Testservers || (hs.Stage == deployer.Canaries && active.State == deployer.StateAwaitingPromotion) {
+				want = active.Commit
+			}
+		}
+		if serving[name] != want && hs.Record.Behind == "" && !hs.Record.Depooled {
+			w.t.Fatalf("%s (%s) serves %.10s, want %.10s (active: %v)", name, hs.Stage, serving[name], want, active != nil)
+		}
+	}
+	// The staging tip's tree is the tree the fleet serves.
+	if active != nil {
+		if head != active.Commit {
+			w.t.Fatalf("staging tip %.10s is not the running #%d's commit %.10s", head, active.ID, active.Commit)
+		}
+	} else if diff, err := w.m.Staging.Changed(ctx, head, v.Commit); err != nil || len(diff) > 0 {
+		w.t.Fatalf("staging tip %.10s does not hold the fleet's tree %.10s: %v %v", head, v.Commit, diff, err)
+	}
+	// No production host ever serves a bad change; no host a blocked one.
+	blocks, _ := st.Blocks()
+	for _, h := range w.hosts {
+		k := h.kinds()
+		if h.stage == "production" && k[kindBad] {
+			w.t.Fatalf("production host %s serves a bad change", h.name)
+		}
+		rec := recs[h.name]
+		if rec.Depooled || rec.Behind != "" {
+			continue
+		}
+		for _, b := range blocks {
+			if c := w.byCommit[b.Change.Commit]; c != nil {
+				if _, err := os.Stat(filepath.Join(h.root, "current", "changes", fmt.Sprintf("c%d.txt", c.n))); err == nil && c.kind != kindRevert {
+					if data, _ := os.ReadFile(filepath.Join(h.root, "current", "changes", fmt.Sprintf("c%d.txt", c.n))); strings.HasPrefix(string(data), c.kind+"\n") {
+						w.t.Fatalf("%s serves change %d, which is blocked (#%d)", h.name, c.n, b.Deployment)
+					}
+				}
+			}
+		}
+	}
+	w.checkTranscript()
+}
+
+// checkTranscript asserts that what the bot said is true.
+func (w *world) checkTranscript() {
+	w.t.Helper()
+	resumes := map[int64]int{}
+	for _, n := range w.tap.Notices() {
+		switch {
+		case strings.HasPrefix(n.Text, "resuming after a restart"):
+			resumes[n.Deployment]++
+			if w.restarts == 0 {
+				w.t.Fatalf("#%d: %q without any restart", n.Deployment, n.Text)
+			}
+		case strings.Contains(n.Text, "internal error") && w.faults == 0:
+			w.t.Fatalf("#%d: %q, but no fault was injected", n.Deployment, n.Text)
+		}
+		for _, line := range strings.Split(n.Text, "\n") {
+			if !strings.HasPrefix(line, "Suspected: ") {
+				continue
+			}
+			for _, c := range w.changes {
+				if c.kind == kindRevert && strings.Contains(line, c.commit[:10]) {
+					w.t.Fatalf("#%d blames a revert (%.10s): %s", n.Deployment, c.commit, line)
+				}
+			}
+		}
+	}
+	for id, k := range resumes {
+		if k > w.restarts {
+			w.t.Fatalf("#%d said it resumed after a restart %d times, after %d restarts", id, k, w.restarts)
+		}
+	}
+}
+
+// active returns the running deployment's id, or 0.
+func (w *world) active() int64 {
+	d, _ := w.m.Runner.Active()
+	if d == nil {
+		return 0
+	}
+	return d.ID
+}
+
+// modelStep is one operation of the model: what a person, upstream or the
+// machine may do next.
+func (w *world) actions() map[string]func(*rapid.T) {
+	backport := func(kind string) func(*rapid.T) {
+		return func(rt *rapid.T) {
+			c := w.commit(kind)
+			cmd := "!backport " + c.commit[:10]
+			if rapid.Bool().Draw(rt, "include-unexpected") {
+				cmd += " --include-unexpected"
+			}
+			w.say("alice", cmd)
+			w.settle()
+		}
+	}
+	who := func(rt *rapid.T) string { return rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who") }
+	return map[string]func(*rapid.T){
+		"backport-good":    backport(kindGood),
+		"backport-bad":     backport(kindBad),
+		"backport-quiet":   backport(kindQuiet),
+		"backport-nostats": backport(kindNoStats),
+		"verified": func(rt *rapid.T) {
+			id := w.active()
+			if id == 0 {
+				rt.Skip("nothing running")
+			}
+			w.say(who(rt), fmt.Sprintf("verified %d", id))
+			w.settle()
+		},
+		"abort": func(rt *rapid.T) {
+			w.say(who(rt), "!abort")
+			w.settle()
+		},
+		"promote": func(rt *rapid.T) {
+			w.say(who(rt), "!promote")
+			w.settle()
+		},
+		"rollback": func(rt *rapid.T) {
+			n := w.lastID()
+			if n == 0 {
+				rt.Skip("no deployment")
+			}
+			id := rapid.Int64Range(0, n).Draw(rt, "id")
+			if id == 0 {
+				w.say("alice", "!rollback")
+			} else {
+				w.say("alice", fmt.Sprintf("!rollback %d", id))
+			}
+			w.settle()
+		},
+		"cancel": func(rt *rapid.T) {
+			n := w.lastID()
+			if n == 0 {
+				rt.Skip("no deployment")
+			}
+			w.say("alice", fmt.Sprintf("!cancel %d", rapid.Int64Range(1, n).Draw(rt, "id")))
+			w.settle()
+		},
+		"lock": func(rt *rapid.T) {
+			w.say("alice", "!lock testing the model")
+			w.settle()
+		},
+		"unlock": func(rt *rapid.T) {
+			w.say("alice", "!unlock")
+			w.settle()
+		},
+		"unblock": func(rt *rapid.T) {
+			bs, _ := w.m.Store.Blocks()
+			if len(bs) == 0 {
+				rt.Skip("nothing blocked")
+			}
+			b := rapid.SampledFrom(bs).Draw(rt, "block")
+			w.say("alice", "!unblock "+b.Change.ID[:10])
+			w.settle()
+		},
+		"revert-upstream": func(rt *rapid.T) {
+			// Changes still on main (the bot may have pushed reverts).
+			var cands []*modelChange
+			for _, c := range w.changes {
+				if _, err := os.Stat(filepath.Join(w.upstream, "changes", fmt.Sprintf("c%d.txt", c.n))); err == nil && c.kind != kindRevert {
+					cands = append(cands, c)
+				}
+			}
+			if len(cands) == 0 {
+				rt.Skip("nothing to revert")
+			}
+			c := rapid.SampledFrom(cands).Draw(rt, "change")
+			w.revert(c)
+			w.settle()
+		},
+		"backport-tip": func(rt *rapid.T) {
+			if len(w.changes) == 0 {
+				rt.Skip("no change")
+			}
+			w.say("alice", "!backport main --include-unexpected")
+			w.settle()
+		},
+		"break-host": func(rt *rapid.T) {
+			h := rapid.SampledFrom(w.hosts).Draw(rt, "host")
+			w.mu.Lock()
+			w.broken[h.name] = true
+			w.faults++
+			w.mu.Unlock()
+			w.log = append(w.log, "break "+h.name)
+		},
+		"mend-hosts": func(rt *rapid.T) {
+			w.mu.Lock()
+			w.broken = map[string]bool{}
+			w.mu.Unlock()
+			w.log = append(w.log, "mend every host")
+			w.say("alice", "!sync")
+			w.settle()
+		},
+		"restart": func(rt *rapid.T) {
+			w.log = append(w.log, "restart")
+			w.restart()
+			w.settle()
+		},
+		"crash-at-transition": func(rt *rapid.T) {
+			k := rapid.IntRange(1, 4).Draw(rt, "k")
+			commit := rapid.Bool().Draw(rt, "written")
+			w.store.mu.Lock()
+			w.store.armed, w.store.commit = k, commit
+			w.store.mu.Unlock()
+			w.faults++
+			w.log = append(w.log, fmt.Sprintf("crash armed at the %dth transition (written: %v)", k, commit))
+			c := w.commit(kindGood)
+			w.say("alice", "!backport "+c.commit[:10]+" --include-unexpected")
+			w.say("bob", "verified")
+			w.settle()
+		},
+		"crash-in-host-write": func(rt *rapid.T) {
+			w.crashInSync.Store(true)
+			w.faults++
+			w.log = append(w.log, "crash armed in the next host write")
+			c := w.commit(kindGood)
+			w.say("alice", "!backport "+c.commit[:10]+" --include-unexpected")
+			w.settle()
+		},
+		"wait-out-deadline": func(rt *rapid.T) {
+			d, _ := w.m.Runner.Active()
+			if d == nil {
+				rt.Skip("nothing waits")
+			}
+			w.log = append(w.log, "wait out the deadline")
+			time.Sleep(time.Until(d.Deadline) + 100*time.Millisecond)
+			w.settle()
+		},
+	}
+}
+
+func (w *world) lastID() int64 {
+	ds, _ := w.m.Store.List(0, 1)
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[0].ID
+}
+
+func runModel(rt *rapid.T, totals *modelTotals) {
+	w := newWorld(rt)
+	ok := false
+	defer func() { w.close(!ok) }()
+	w.settle()
+	rt.Repeat(w.actions())
+	totals.add(w)
+	ok = true
+}
+
+type modelTotals struct {
+	mu                          sync.Mutex
+	sequences, steps, checks, n int
+}
+
+func (m *modelTotals) add(w *world) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sequences++
+	m.steps += w.steps
+	m.checks += w.checks
+}
+
+// TestModelPipeline runs the model over a fixed set of seeds (rapid's
+// -rapid.seed and -rapid.checks flags replay or widen it).
+func TestModelPipeline(t *testing.T) {
+	totals := &modelTotals{}
+	rapid.Check(t, func(rt *rapid.T) { runModel(rt, totals) })
+	t.Logf("model: %d sequences, %d steps, %d invariant checks", totals.sequences, totals.steps, totals.checks)
+}

@@ -1,0 +1,383 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds rolling back: restoring every touched host, the staging
+// commit that records it, depooling what cannot be restored, blaming the
+// suspects, and the end of a rollback that keeps failing.
+
+// toRollback stores the move to rolling-back; the rollback itself runs as
+// the next step, so that a crash in between redoes it. A rollback a person
+// asked for blames the change (it is blocked and reverted upstream); one
+// the bot decided blames it only through checkFailed.
+func (p *pipeline) toRollback(reason, actor string) error {
+	return p.rollbackFor(reason, actor, actor != bot)
+}
+
+// checkFailed rolls back because a check (smoke, canary, production
+// watch) showed the change is bad.
+func (p *pipeline) checkFailed(reason string) error {
+	return p.rollbackFor(reason, bot, true)
+}
+
+func (p *pipeline) rollbackFor(reason, actor string, blame bool) error {
+	return p.to(StateRollingBack, actor, reason, func(d *Deployment) {
+		d.Reason = reason
+		d.Blame = blame
+	})
+}
+
+// errRollbackIncomplete makes the run loop wait and redo the rollback step.
+var errRollbackIncomplete = errors.New("the rollback is incomplete; trying again")
+
+// backOn names what the hosts are back on, in words people know: the
+// deployment and upstream commit, not a staging hash.
+func (p *pipeline) backOn() string {
+	up := ""
+	if p.d.PrevUpstream != "" {
+		up = fmt.Sprintf(" (upstream %.10s)", p.d.PrevUpstream)
+	}
+	if p.d.PrevDeployment != 0 {
+		return fmt.Sprintf("what #%d deployed%s", p.d.PrevDeployment, up)
+	}
+	return "what they served before #" + fmt.Sprint(p.d.ID) + up
+}
+
+// rollback restores every touched host to the base and reads each back,
+// records the rollback in staging, depools what cannot be restored, and
+// blames the suspects when the rollback blames the change. Each attempt
+// is counted in the store; after cfg.RollbackTries attempts that leave a
+// host neither restored nor depooled, or the staging commit unwritten, the
+// deployment ends rollback-failed.
+func (p *pipeline) rollback(ctx context.Context) error {
+	r := p.r
+	if err := p.update(func(d *Deployment) { d.RollbackTries++ }); err != nil {
+		return err
+	}
+	start := r.Now()
+	var hosts []Host
+	failed := map[string]error{}
+	for _, name := range p.d.Touched {
+		if h := r.Fleet.Host(name); h != nil {
+			hosts = append(hosts, h)
+		} else {
+			failed[name] = errors.New("no longer in the configuration")
+		}
+	}
+	p.log.Info("rolling back", "hosts", len(hosts), "to", p.d.Base, "reason", p.d.Reason, "try", p.d.RollbackTries)
+	for k, v := range r.syncHosts(ctx, p.log, p.d.ID, hosts, p.d.Base) {
+		failed[k] = v
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	stageErr := p.stageRollback(ctx)
+	if stageErr != nil {
+		p.log.Error("recording the rollback in staging failed", "err", stageErr)
+	}
+	depooled, depoolLines := p.depool(ctx, failed)
+	if len(failed) > 0 {
+		if err := r.Store.UpdateHosts(sortedKeys(failed), func(h *HostRecord) {
+			h.Behind = fmt.Sprintf("the rollback of #%d could not restore it: %s", p.d.ID, plainHostError(failed[h.Name]))
+			for _, d := range depooled {
+				if d == h.Name {
+					h.Depooled, h.DepooledBy = true, p.d.ID
+				}
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	var unhandled []string
+	for _, h := range sortedKeys(failed) {
+		if !contains(depooled, h) {
+			unhandled = append(unhandled, h)
+		}
+	}
+	if stageErr != nil || len(unhandled) > 0 {
+		if p.d.RollbackTries < r.cfg.RollbackTries {
+			var why []string
+			for _, h := range unhandled {
+				why = append(why, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
+			}
+			if stageErr != nil {
+				why = append(why, "the staging repository could not record it (the bot's log has the details)")
+			}
+			p.say(NoticeInfo, fmt.Sprintf("the rollback is not complete (try %d of %d): %s; trying again",
+				p.d.RollbackTries, r.cfg.RollbackTries, strings.Join(why, ", ")))
+			return errRollbackIncomplete
+		}
+		return p.rollbackFailed(ctx, failed, stageErr)
+	}
+	revertLines := p.blame(ctx)
+	p.unlockIfOurs()
+	failedText := map[string]string{}
+	for k, v := range failed {
+		failedText[k] = plainHostError(v)
+	}
+	if err := p.to(StateRolledBack, bot, "rolled back: "+p.d.Reason, func(d *Deployment) {
+		if len(failedText) > 0 {
+			d.FailedHosts = failedText
+		}
+		d.Depooled = union(d.Depooled, depooled)
+	}); err != nil {
+		return err
+	}
+	took := r.Now().Sub(start).Round(10 * time.Millisecond)
+	var restored []string
+	for _, h := range hosts {
+		if _, bad := failed[h.Name()]; !bad {
+			restored = append(restored, h.Name())
+		}
+	}
+	text := fmt.Sprintf("rolled back %s: %s. Restored %s to %s in %s, each read back: %s.",
+		p.d.Title(), p.d.Reason, plural(len(restored), "host"), p.backOn(), took, strings.Join(restored, ", "))
+	if len(restored) == 0 && len(failed) == 0 {
+		text = fmt.Sprintf("rolled back %s: %s. No host had received it.", p.d.Title(), p.d.Reason)
+	}
+	if len(failed) > 0 {
+		var parts []string
+		for _, h := range sortedKeys(failed) {
+			parts = append(parts, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
+		}
+		text += " COULD NOT RESTORE: " + strings.Join(parts, ", ") + ". " + strings.Join(depoolLines, " ")
+	}
+	var next []Choice
+	switch {
+	case len(revertLines) > 0:
+		text += "\n" + strings.Join(revertLines, "\n")
+	case len(p.d.Changes) > 0 && !p.d.Blame:
+		text += " Nothing is blocked: the change is still merged upstream and may be deployed again."
+	}
+	if len(depooled) > 0 {
+		next = append(next, DoWith(VerbRepool, "put a mended host back into service", depooled[0]))
+	}
+	p.say(NoticeRolledBack, text, next...)
+	return nil
+}
+
+// stageRollback records the rollback in the staging repository: the tip
+// must end up holding the base's tree. Any staging state whose tree already
+// is the base's is accepted as it is (a rollback commit written before a
+// crash, or the rollback of a later deployment that left this one's tree
+// and then this one's base); otherwise a rollback commit is added on top
+// of whatever the tip is, so the tip always ends on the tree the hosts
+// were restored to.
+func (p *pipeline) stageRollback(ctx context.Context) error {
+	if p.d.RollbackCommit != "" {
+		return nil
+	}
+	head, _, err := p.r.Staging.Head(ctx)
+	if err != nil {
+		return err
+	}
+	rc := head
+	same, err := p.sameTree(ctx, head, p.d.Base)
+	if err != nil {
+		return err
+	}
+	if !same {
+		if ok, err := p.sameTree(ctx, head, p.d.Commit); err == nil && !ok && p.d.Commit != "" {
+			p.log.Warn("the staging tip holds neither this deployment's tree nor its base; recording the rollback on top of it", "tip", head)
+		}
+		if rc, err = p.r.Staging.Revert(ctx, p.d, p.d.Base, p.d.Reason); err != nil {
+			return err
+		}
+	}
+	return p.update(func(d *Deployment) { d.RollbackCommit = rc })
+}
+
+// rollbackFailed ends a rollback that could not finish after its tries:
+// every host is read back and recorded, the deployments are locked by the
+// bot, and the channel is told host by host and what to do.
+func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, stageErr error) error {
+	var serving []string
+	notes := map[string]string{}
+	recs, err := p.r.Store.Hosts()
+	if err != nil {
+		return err
+	}
+	for _, name := range p.d.Touched {
+		rec := recs[name]
+		what := "could not be read back: what it serves is unknown"
+		switch {
+		case rec.Unknown:
+		case rec.Commit == p.d.Base:
+			what = "restored, read back"
+		case rec.Commit == p.d.Commit:
+			what = fmt.Sprintf("STILL SERVES #%d", p.d.ID)
+		case rec.Commit == "":
+			what = "serves nothing"
+		default:
+			what = fmt.Sprintf("serves %.10s", rec.Commit)
+		}
+		if e := failed[name]; e != nil {
+			what += " (" + plainHostError(e) + ")"
+			notes[name] = what
+		}
+		serving = append(serving, name+": "+what)
+	}
+	reason := fmt.Sprintf("the rollback of #%d failed after %s", p.d.ID, plural(p.d.RollbackTries, "try"))
+	if stageErr != nil {
+		reason += "; the staging repository could not record it"
+	}
+	// The lock first: a crash before the transition redoes both, and a
+	// rollback that then succeeds lifts it again (unlockIfOurs).
+	lock := &Lock{By: bot, Reason: fmt.Sprintf("rollback of #%d failed; the fleet is not in a known state", p.d.ID), Since: p.r.Now()}
+	if l, err := p.r.Store.Lock(); err != nil {
+		return err
+	} else if l == nil {
+		if err := p.r.Store.SetLock(lock); err != nil {
+			return err
+		}
+	}
+	if err := p.to(StateRollbackFailed, bot, reason, func(d *Deployment) {
+		if len(notes) > 0 {
+			d.FailedHosts = notes
+		}
+	}); err != nil {
+		return err
+	}
+	p.say(NoticeFailed, fmt.Sprintf("ROLLBACK FAILED: %s. Host by host: %s. Deployments are locked so nothing deploys onto this fleet. Fix the hosts, then roll back again; once every host is restored the lock is lifted.",
+		reason, strings.Join(serving, "; ")), Do(VerbRollback, p.d.ID, "try the rollback again"), DoWith(VerbStatus, "see every host"))
+	return nil
+}
+
+// unlockIfOurs lifts the lock the bot set when this deployment's rollback
+// failed, now that it succeeded.
+func (p *pipeline) unlockIfOurs() {
+	l, err := p.r.Store.Lock()
+	if err != nil || l == nil || l.By != bot || !strings.HasPrefix(l.Reason, fmt.Sprintf("rollback of #%d failed", p.d.ID)) {
+		return
+	}
+	if err := p.r.Store.SetLock(nil); err != nil {
+		p.log.Error("lifting the bot's lock failed", "err", err)
+		return
+	}
+	p.say(NoticeInfo, fmt.Sprintf("every host is restored: the lock set when the rollback of #%d failed is lifted", p.d.ID))
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// depool takes out of service every host that could not be restored, when
+// a Pool is configured, so that no broken host keeps taking traffic. It
+// returns the hosts depooled and lines for chat.
+func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]string, []string) {
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	if p.r.Pool == nil {
+		return nil, []string{"Those hosts may still serve the change: fix them by hand."}
+	}
+	ctx = WithLogger(ctx, p.log)
+	var done, lines []string
+	for _, h := range sortedKeys(failed) {
+		if err := p.r.Pool.Depool(ctx, h); err != nil {
+			p.log.Error("depool failed", "host", h, "err", err)
+			lines = append(lines, fmt.Sprintf("Depooling %s FAILED too (%s): take it out of service by hand.", h, short(err.Error())))
+			continue
+		}
+		p.log.Warn("host depooled", "host", h)
+		p.event("depool", h+" depooled: it could not be restored")
+		done = append(done, h)
+	}
+	if len(done) > 0 {
+		lines = append([]string{fmt.Sprintf("Depooled %s so it takes no traffic; fix it, then repool it.", strings.Join(done, ", "))}, lines...)
+	}
+	return done, lines
+}
+
+// Suspects returns the changes a failed deployment is blamed for, each
+// with why it is suspected, and lines naming the changes it is not blamed
+// for and why. A revert is never a suspect: reverting it would ship what
+// it reverted again; a change and its revert in the same deployment cancel
+// out and ship nothing.
+func (d *Deployment) Suspects() (suspects []Change, why map[string]string, spared []string) {
+	why = map[string]string{}
+	revertedHere := map[string]string{} // reverted id -> the revert's id
+	for _, c := range d.Changes {
+		if c.Reverts != "" {
+			revertedHere[c.Reverts] = c.ID
+		}
+	}
+	for _, c := range d.Changes {
+		switch {
+		case c.Reverts != "":
+			spared = append(spared, fmt.Sprintf("%s (%s) is a revert: not blamed, since reverting it would ship %s again", shortID(c.ID), c.Subject, shortID(c.Reverts)))
+		case revertedHere[c.ID] != "" || (c.Commit != "" && revertedHere[c.Commit] != ""):
+			spared = append(spared, fmt.Sprintf("%s (%s) and its revert cancel out: it shipped nothing", shortID(c.ID), c.Subject))
+		default:
+			suspects = append(suspects, c)
+			if c.Unexpected {
+				why[c.ID] = "shipped with --include-unexpected"
+			} else {
+				why[c.ID] = "asked for"
+			}
+		}
+	}
+	return suspects, why, spared
+}
+
+// blame blocks the suspects of a rollback that blames the change and, when
+// the source can, reverts them upstream (once: UpstreamReverted is stored
+// before the deployment leaves rolling-back). It returns lines for chat.
+func (p *pipeline) blame(ctx context.Context) []string {
+	if !p.d.Blame || len(p.d.Changes) == 0 {
+		return nil
+	}
+	suspects, why, spared := p.d.Suspects()
+	var lines []string
+	if len(suspects) > 0 {
+		var names []string
+		for _, c := range suspects {
+			names = append(names, fmt.Sprintf("%s (%s; %s)", shortID(c.ID), c.Subject, why[c.ID]))
+		}
+		lines = append(lines, "Suspected: "+strings.Join(names, ", ")+".")
+	}
+	lines = append(lines, spared...)
+	if len(suspects) == 0 {
+		return lines
+	}
+	reverts := map[string]string{}
+	if rv, ok := p.r.Source.(Reverter); ok && !p.d.UpstreamReverted {
+		only := *p.d
+		only.Changes = suspects
+		rctx, cancel := context.WithTimeout(WithLogger(ctx, p.log), 2*time.Minute)
+		ls, rs, err := rv.RevertUpstream(rctx, &only, p.d.Reason)
+		cancel()
+		if err != nil {
+			p.log.Error("reverting upstream failed", "err", err)
+			lines = append(lines, "Reverting upstream failed ("+ErrorMessage(err)+"): revert the suspects there by hand, or they will ship again.")
+		}
+		lines = append(lines, ls...)
+		reverts = rs
+		if err := p.update(func(d *Deployment) { d.UpstreamReverted = true }); err != nil {
+			p.log.Error("recording the upstream revert failed", "err", err)
+		}
+	}
+	var ids []string
+	for _, c := range suspects {
+		b := Block{Change: c, Deployment: p.d.ID, Reason: p.d.Reason, Revert: reverts[c.ID], Since: p.r.Now()}
+		if err := p.r.Store.SetBlock(b); err != nil {
+			p.log.Error("blocking a change failed", "change", c.ID, "err", err)
+			continue
+		}
+		ids = append(ids, shortID(c.ID))
+		p.event("block", fmt.Sprintf("%s blocked from shipping again until upstream no longer contains it", shortID(c.ID)))
+	}
+	lines = append(lines, fmt.Sprintf("Until upstream no longer contains %s, backports that would ship it again are refused (a deployer can lift that with unblock).", strings.Join(ids, ", ")))
+	return lines
+}
