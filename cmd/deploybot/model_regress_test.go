@@ -1,0 +1,221 @@
+package main
+
+// Scripted sequences of the model (model_test.go), one per defect the
+// sequences issue measured. Each runs through the same world, and every
+// settle() checks every invariant of the model after the step.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+func (w *world) state(id int64) *deployer.Deployment {
+	w.t.Helper()
+	d, err := w.m.Store.Get(id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return d
+}
+
+func (w *world) mustState(id int64, want deployer.State) *deployer.Deployment {
+	w.t.Helper()
+	d := w.state(id)
+	if d.State != want {
+		w.t.Fatalf("#%d is %s (%s), want %s\n%s", id, d.State, d.Reason, want, w.out.String())
+	}
+	return d
+}
+
+func (w *world) said(s string) bool { return strings.Contains(w.out.String(), s) }
+
+func (w *world) mustSay(s string) {
+	w.t.Helper()
+	if !w.said(s) {
+		w.t.Fatalf("the bot never said %q:\n%s", s, w.out.String())
+	}
+}
+
+func (w *world) deploy(kind string, verify bool, extra string) (int64, *modelChange) {
+	w.t.Helper()
+	c := w.commit(kind)
+	w.say("alice", "!backport "+c.commit[:10]+extra)
+	w.settle()
+	id := w.lastID()
+	if verify {
+		w.say("bob", fmt.Sprintf("verified %d", id))
+		w.settle()
+	}
+	return id, c
+}
+
+// TestSequenceRollbackAfterAnotherRollback (defects 1 and 2): the demo's
+// own suggestion, `!rollback 1` after #2 was rolled back, used to leave #1
+// rolling back for ever ("staging tip is neither deployment #1's commit nor
+// a revert to its base") and announced a restart that never happened; the
+// next backport waited for ever.
+func TestSequenceRollbackAfterAnotherRollback(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	one, _ := w.deploy(kindGood, true, "")
+	w.mustState(one, deployer.StateDone)
+	two, _ := w.deploy(kindBad, true, "")
+	w.mustState(two, deployer.StateRolledBack)
+	w.say("alice", "!rollback 1")
+	w.settle()
+	d := w.mustState(one, deployer.StateRolledBack)
+	if strings.Contains(w.out.String(), "resuming after a restart") {
+		t.Errorf("a rollback asked of the running bot was announced as a resume:\n%s", w.out.String())
+	}
+	if !strings.Contains(w.out.String(), "Restored 6 hosts to what they served before #1") {
+		t.Errorf("the rollback of #1 does not say it restored every host:\n%s", w.out.String())
+	}
+	// The queue moves: the next backport starts and ships.
+	three, _ := w.deploy(kindGood, true, " --include-unexpected")
+	w.mustState(three, deployer.StateDone)
+	_ = d
+}
+
+// TestSequenceBlameSparesReverts (defect 4): a deployment that carries a
+// revert and fails blames only its suspects; the revert is named as not
+// blamed, and no revert of a revert is pushed.
+func TestSequenceBlameSparesReverts(t *testing.T) {
+	w := newWorldWith(t, worldOptions{noPushReverts: true})
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	one, c1 := w.deploy(kindGood, true, "")
+	w.mustState(one, deployer.StateDone)
+	rc := w.revert(c1)
+	two, bad := w.deploy(kindBad, true, " --include-unexpected")
+	w.mustState(two, deployer.StateRolledBack)
+	w.mustSay("Suspected: " + bad.commit[:10])
+	w.mustSay(rc.commit[:10] + " (Revert")
+	w.mustSay("is a revert: not blamed")
+	bs, _ := w.m.Store.Blocks()
+	for _, b := range bs {
+		if b.Change.ID == rc.commit {
+			t.Errorf("the revert %.10s is blocked", rc.commit)
+		}
+	}
+}
+
+// TestSequenceBlockIsSaidFirst (defect 5): after C was rolled back and
+// blocked, a backport of D on top of C names the block, not "repeat with
+// --include-unexpected"; once C is reverted upstream, C and its revert in
+// the same range ship nothing and need no --include-unexpected.
+func TestSequenceBlockIsSaidFirst(t *testing.T) {
+	w := newWorldWith(t, worldOptions{noPushReverts: true})
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	one, c := w.deploy(kindBad, true, "")
+	w.mustState(one, deployer.StateRolledBack)
+	two, _ := w.deploy(kindGood, false, "")
+	d := w.mustState(two, deployer.StateFailed)
+	if !strings.Contains(d.Reason, "was rolled back in #1") || strings.Contains(d.Reason, "--include-unexpected") {
+		t.Errorf("refusal: %q", d.Reason)
+	}
+	rc := w.revert(c)
+	next := w.commit(kindGood)
+	w.say("alice", "!backport "+rc.commit[:10]+" "+next.commit[:10])
+	w.settle()
+	three := w.lastID()
+	d = w.state(three)
+	if d.State != deployer.StateAwaitingVerification || !strings.Contains(w.out.String(), "cancel out: they ship nothing") {
+		t.Fatalf("#%d: %s %q\n%s", three, d.State, d.Reason, w.out.String())
+	}
+}
+
+// TestSequenceJunkRefsAreRefusedAtOnce (defect 6): junk refs are refused
+// when typed, spending no deployment id, even behind a running deployment.
+func TestSequenceJunkRefsAreRefusedAtOnce(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	w.deploy(kindGood, false, "") // #1 waits for verification
+	for _, junk := range []string{";id", "$(touch x)", "../../etc/passwd", "HEAD~1", strings.Repeat("a", 10000), "caf\xff"} {
+		w.say("alice", "!backport "+junk)
+		w.settle()
+	}
+	if n := w.lastID(); n != 1 {
+		t.Fatalf("junk refs were queued: last id %d", n)
+	}
+	if got := strings.Count(w.out.String(), "nothing was queued"); got != 6 {
+		t.Errorf("%d refusals, want 6:\n%s", got, w.out.String())
+	}
+}
+
+// TestSequenceFirstStartWithEmptyHosts (defect 7): the bot reads what its
+// hosts serve when it starts, says which serve nothing, and `!sync` brings
+// them to the fleet's commit.
+func TestSequenceFirstStartWithEmptyHosts(t *testing.T) {
+	w := newWorldWith(t, worldOptions{noProvision: true})
+	defer func() { w.close(t.Failed()) }()
+	// Settle without the invariants first: the hosts are empty.
+	for !w.said("6 of 6 hosts are not on the commit the fleet serves") {
+		w.settleQuietly()
+	}
+	w.say("alice", "!status")
+	w.mustSay("hosts not on the fleet's commit: ts1 (serves nothing)")
+	w.say("alice", "!sync")
+	w.settle()
+	w.mustSay("ts1 is now on the fleet's commit")
+	w.mustSay("mw1, mw2, mw3 are now on the fleet's commit")
+}
+
+// TestSequenceHostLeftBehindIsSaid (defect 8): a production host that
+// fails within max_failed_hosts is named in the final line, the production
+// watch does not judge it, !status names it until `!sync` brings it up.
+func TestSequenceHostLeftBehindIsSaid(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	w.broken["mw3"] = true
+	id, _ := w.deploy(kindGood, true, "")
+	w.mustState(id, deployer.StateDone)
+	w.mustSay("production synced (2 hosts)")
+	w.mustSay("done on 5 of 6 hosts")
+	w.mustSay("is NOT on mw3")
+	w.say("alice", "!status")
+	w.mustSay("hosts not on the fleet's commit: mw3")
+	w.mu.Lock()
+	w.broken = map[string]bool{}
+	w.mu.Unlock()
+	w.say("alice", "!sync mw3")
+	w.settle()
+	w.mustSay("mw3 is now on the fleet's commit")
+	v, _ := w.m.Runner.FleetView(context.Background())
+	if b := v.Behind(); len(b) != 0 {
+		t.Errorf("still behind after !sync: %+v", b)
+	}
+}
+
+// TestSequenceRestartWhileWaitingPingsAgain (defects 9 and 11): a restart
+// during the verification wait pings the submitter again; a second
+// `verified` is answered; a one-file change says "1 file changed"; no
+// "every smoke check passed" when none is configured.
+func TestSequenceRestartWhileWaitingPingsAgain(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	id, _ := w.deploy(kindGood, false, "")
+	w.restart()
+	w.settle()
+	w.mustSay("still waiting for you (the bot restarted)")
+	w.say("bob", fmt.Sprintf("verified %d", id))
+	w.settle()
+	w.say("alice", fmt.Sprintf("verified %d", id))
+	w.settle()
+	w.mustSay(fmt.Sprintf("#%d was already verified by", id))
+	w.mustSay("1 file changed: changes/")
+	evs, _ := w.m.Store.Events(id)
+	for _, e := range evs {
+		if strings.Contains(e.Message, "smoke check") {
+			t.Errorf("a smoke event with no smoke check configured: %q", e.Message)
+		}
+	}
+}
