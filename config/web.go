@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/deploybot/deploybot/web"
 )
 
 // Web configures the dashboard and its JSON API, which `deploybot run` and
@@ -45,21 +47,6 @@ func (w *Web) defaults() {
 
 // Enabled reports whether the dashboard is to be served.
 func (w *Web) Enabled() bool { return w.Listen != WebOff }
-
-// Loopback reports whether addr (host:port) listens only on the loopback
-// interface. An empty host, 0.0.0.0, :: and any name other than localhost
-// count as reachable from elsewhere.
-func Loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // Token reads the access token from the environment variable or the file
 // the configuration names; "" when it names neither. The error is a
@@ -106,7 +93,7 @@ func (w *Web) check(root *yaml.Node) Problems {
 	}
 	if _, _, err := net.SplitHostPort(w.Listen); err != nil {
 		add(lineOf(root, "web", "listen"), "web.listen %q is not host:port (e.g. 127.0.0.1:8080), or off", w.Listen)
-	} else if !Loopback(w.Listen) && w.TokenEnv == "" && w.TokenFile == "" {
+	} else if !web.Loopback(w.Listen) && w.TokenEnv == "" && w.TokenFile == "" {
 		add(lineOf(root, "web", "listen"), "web.listen %s is reachable from other machines: set web.token_env or web.token_file so the dashboard asks for a token, or listen on 127.0.0.1", w.Listen)
 	}
 	if w.TokenEnv != "" && w.TokenFile != "" {

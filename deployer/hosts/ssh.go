@@ -60,6 +60,15 @@ type SSHConfig struct {
 	Rebuilt func(host, reason string)
 }
 
+// Defaults for SSHConfig's zero values, as config.example.yaml documents
+// them; the config package reads them from here.
+const (
+	DefaultSSHPort        = 22
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultCommandTimeout = 10 * time.Minute
+	DefaultKeepalive      = 15 * time.Second
+)
+
 // SSH is a host reached over ssh (golang.org/x/crypto/ssh). It keeps the
 // same two-slot layout as Local and runs fixed POSIX shell scripts there
 // (ssh_scripts.go); it holds one connection, dialled on first use and
@@ -93,16 +102,16 @@ var commitName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 // connect.
 func NewSSH(name string, cfg SSHConfig) (*SSH, error) {
 	if cfg.Port == 0 {
-		cfg.Port = 22
+		cfg.Port = DefaultSSHPort
 	}
 	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 10 * time.Second
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = 10 * time.Minute
+		cfg.CommandTimeout = DefaultCommandTimeout
 	}
 	if cfg.Keepalive <= 0 {
-		cfg.Keepalive = 15 * time.Second
+		cfg.Keepalive = DefaultKeepalive
 	}
 	if cfg.Address == "" {
 		return nil, fmt.Errorf("host %s: no ssh address", name)

@@ -1,0 +1,12 @@
+package config
+
+// Staging is where the staging git repository lives.
+type Staging struct {
+	Path string `yaml:"path"`
+}
+
+func (s *Staging) defaults() {
+	if s.Path == "" {
+		s.Path = "staging.git"
+	}
+}
