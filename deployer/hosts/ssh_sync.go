@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"regexp"
 	"strconv"
@@ -161,19 +162,11 @@ func (h *SSH) SyncReport(ctx context.Context, commit string, src deployer.TreeSo
 	defer h.syncMu.Unlock()
 	start := time.Now()
 	res, err := h.sync(ctx, commit, src)
-	attrs := []any{"host", h.name, "commit", commit, "action", res.Action, "slot", res.Slot,
-		"written", res.Written, "deleted", res.Deleted, "bytes", res.Bytes, "took", time.Since(start)}
-	log := deployer.LoggerFrom(ctx, h.logger())
-	switch {
-	case err != nil:
-		log.Error("sync failed", append(attrs, "err", err)...)
-	case res.Action == SyncRebuild:
-		log.Warn("synced by rebuilding the slot in full", append(attrs, "reason", res.Reason)...)
-		if h.cfg.Rebuilt != nil {
-			h.cfg.Rebuilt(h.name, res.Reason)
-		}
-	default:
-		log.Info("synced", attrs...)
+	logSync(ctx, deployer.LoggerFrom(ctx, h.logger()), slog.LevelWarn, res.SyncResult, err,
+		"host", h.name, "commit", commit, "action", res.Action, "slot", res.Slot,
+		"written", res.Written, "deleted", res.Deleted, "bytes", res.Bytes, "took", time.Since(start))
+	if err == nil && res.Action == SyncRebuild && h.cfg.Rebuilt != nil {
+		h.cfg.Rebuilt(h.name, res.Reason)
 	}
 	return res, err
 }
