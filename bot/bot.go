@@ -204,37 +204,11 @@ func init() {
 	}
 }
 
-// parse finds a command in a message: "!status 3", "deploybot: status 3",
-// "deploybot, status", or a bare "verified" (the answer to a ping).
-func (b *Bot) parse(text string) (name string, args []string, ok bool) {
-	text = strings.TrimSpace(text)
-	lower := strings.ToLower(text)
-	name = strings.ToLower(b.Name)
-	switch {
-	case b.Prefix != "" && strings.HasPrefix(text, b.Prefix):
-		text = text[len(b.Prefix):]
-	case name != "" && strings.HasPrefix(lower, name) && len(text) > len(name) && strings.ContainsRune(":, ", rune(text[len(name)])):
-		text = strings.TrimLeft(text[len(name):], ":, ")
-		text = strings.TrimPrefix(text, b.Prefix)
-	default:
-		f := strings.Fields(lower)
-		if len(f) > 0 && (f[0] == "verified" || f[0] == "verified.") && len(f) <= 2 {
-			return "verified", f[1:], true
-		}
-		return "", nil, false
-	}
-	f := strings.Fields(text)
-	if len(f) == 0 {
-		return "", nil, false
-	}
-	return strings.ToLower(f[0]), f[1:], true
-}
-
 // Handle answers one message. It never panics on input and never lets a Go
 // error chain reach the chat: application errors are shown as their
 // message, everything else as "internal error" and logged in full.
 func (b *Bot) Handle(m Message) {
-	name, args, ok := b.parse(m.Text)
+	name, args, ok := b.Grammar().Parse(m.Text)
 	if !ok {
 		return
 	}
