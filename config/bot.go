@@ -7,10 +7,6 @@ type Bot struct {
 }
 
 func (b *Bot) defaults() {
-	if b.Name == "" {
-		b.Name = "deploybot"
-	}
-	if b.Prefix == "" {
-		b.Prefix = "!"
-	}
+	setDefault(&b.Name, "deploybot")
+	setDefault(&b.Prefix, "!")
 }

@@ -48,31 +48,15 @@ type Judge struct {
 // deployer/judge) and the windows (the pipeline's, deployer.DefaultConfig).
 func (c *Canary) defaults() {
 	m := &c.Metrics
-	if m.Source == "" {
-		m.Source = "scrape"
-	}
-	if m.Metric == "" {
-		m.Metric = judge.DefaultMetric
-	}
-	if m.CodeLabel == "" {
-		m.CodeLabel = judge.DefaultCodeLabel
-	}
-	if m.ErrorCodes == "" {
-		m.ErrorCodes = judge.DefaultErrorCodes
-	}
-	if m.Timeout.D() == 0 {
-		m.Timeout = Dur(judge.DefaultTimeout)
-	}
+	setDefault(&m.Source, "scrape")
+	setDefault(&m.Metric, judge.DefaultMetric)
+	setDefault(&m.CodeLabel, judge.DefaultCodeLabel)
+	setDefault(&m.ErrorCodes, judge.DefaultErrorCodes)
+	m.Timeout.orDefault(judge.DefaultTimeout)
 	d := deployer.DefaultConfig()
-	if c.BaselineMin.D() == 0 {
-		c.BaselineMin = Dur(d.BaselineMin)
-	}
-	if c.Window.D() == 0 {
-		c.Window = Dur(d.CanaryWindow)
-	}
-	if c.Interval.D() == 0 {
-		c.Interval = Dur(d.SampleInterval)
-	}
+	c.BaselineMin.orDefault(d.BaselineMin)
+	c.Window.orDefault(d.CanaryWindow)
+	c.Interval.orDefault(d.SampleInterval)
 }
 
 // check checks the metrics source and its error codes, the windows and the

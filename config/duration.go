@@ -69,3 +69,19 @@ func durationProblems(v reflect.Value) Problems {
 	}
 	return ps
 }
+
+// orDefault sets d to def when it is 0: not in the file (or not a
+// duration, which is reported apart).
+func (d *Duration) orDefault(def time.Duration) {
+	if d.D() == 0 {
+		*d = Dur(def)
+	}
+}
+
+// setDefault sets *v to def when it is the zero value: not in the file.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -43,15 +42,9 @@ type GerritSource struct {
 // defaults fills in the branch, the waits (deployer/gerrit's defaults) and
 // the git URL.
 func (g *GerritSource) defaults() {
-	if g.Branch == "" {
-		g.Branch = "main"
-	}
-	if g.MergeTimeout.D() == 0 {
-		g.MergeTimeout = Dur(gerrit.DefaultMergeTimeout)
-	}
-	if g.PollInterval.D() == 0 {
-		g.PollInterval = Dur(gerrit.DefaultPollInterval)
-	}
+	setDefault(&g.Branch, "main")
+	g.MergeTimeout.orDefault(gerrit.DefaultMergeTimeout)
+	g.PollInterval.orDefault(gerrit.DefaultPollInterval)
 	if g.GitURL == "" && g.URL != "" && g.Project != "" {
 		g.GitURL = strings.TrimSuffix(g.URL, "/") + "/" + g.Project
 	}
@@ -110,11 +103,7 @@ func (c *Config) GerritPassword() (string, error) {
 	case g.PasswordFile != "":
 		b, err := os.ReadFile(g.PasswordFile)
 		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return "", fmt.Errorf("reading the Gerrit password file %s: %v", g.PasswordFile, err)
+			return "", fmt.Errorf("reading the Gerrit password file %s: %v", g.PasswordFile, pathErr(err))
 		}
 		p := strings.TrimRight(string(b), "\r\n")
 		if p == "" {

@@ -106,15 +106,9 @@ func (c *Config) hostLines(root *yaml.Node) {
 // defaults fills in the transport, the parallelism (the pipeline's
 // default, deployer.DefaultConfig), max_failed_hosts and the ssh settings.
 func (h *Hosts) defaults() {
-	if h.Transport == "" {
-		h.Transport = "local"
-	}
-	if h.Parallel == 0 {
-		h.Parallel = deployer.DefaultConfig().Parallel
-	}
-	if h.MaxFailedHosts == "" {
-		h.MaxFailedHosts = "0"
-	}
+	setDefault(&h.Transport, "local")
+	setDefault(&h.Parallel, deployer.DefaultConfig().Parallel)
+	setDefault(&h.MaxFailedHosts, "0")
 	h.SSH.defaults()
 }
 

@@ -24,18 +24,10 @@ type SSH struct {
 
 // defaults fills in the port and the timeouts: deployer/hosts's defaults.
 func (s *SSH) defaults() {
-	if s.Port == 0 {
-		s.Port = hosts.DefaultSSHPort
-	}
-	if s.ConnectTimeout.D() == 0 {
-		s.ConnectTimeout = Dur(hosts.DefaultConnectTimeout)
-	}
-	if s.CommandTimeout.D() == 0 {
-		s.CommandTimeout = Dur(hosts.DefaultCommandTimeout)
-	}
-	if s.Keepalive.D() == 0 {
-		s.Keepalive = Dur(hosts.DefaultKeepalive)
-	}
+	setDefault(&s.Port, hosts.DefaultSSHPort)
+	s.ConnectTimeout.orDefault(hosts.DefaultConnectTimeout)
+	s.CommandTimeout.orDefault(hosts.DefaultCommandTimeout)
+	s.Keepalive.orDefault(hosts.DefaultKeepalive)
 }
 
 // checkSSH checks what transport ssh needs: a user, host keys, something

@@ -10,12 +10,8 @@ type Log struct {
 }
 
 func (l *Log) defaults() {
-	if l.Level == "" {
-		l.Level = "info"
-	}
-	if l.Format == "" {
-		l.Format = "text"
-	}
+	setDefault(&l.Level, "info")
+	setDefault(&l.Format, "text")
 }
 
 func (l *Log) check(root *yaml.Node) Problems {

@@ -23,12 +23,8 @@ type GitSource struct {
 }
 
 func (s *Source) defaults() {
-	if s.Type == "" {
-		s.Type = "git"
-	}
-	if s.Git.Branch == "" {
-		s.Git.Branch = "main"
-	}
+	setDefault(&s.Type, "git")
+	setDefault(&s.Git.Branch, "main")
 	s.Gerrit.defaults()
 }
 

@@ -6,7 +6,5 @@ type Staging struct {
 }
 
 func (s *Staging) defaults() {
-	if s.Path == "" {
-		s.Path = "staging.git"
-	}
+	setDefault(&s.Path, "staging.git")
 }

@@ -9,10 +9,6 @@ type Store struct {
 }
 
 func (s *Store) defaults() {
-	if s.Path == "" {
-		s.Path = "deploybot.db"
-	}
-	if s.OpenTimeout.D() == 0 {
-		s.OpenTimeout = Dur(time.Second)
-	}
+	setDefault(&s.Path, "deploybot.db")
+	s.OpenTimeout.orDefault(time.Second)
 }

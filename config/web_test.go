@@ -78,11 +78,11 @@ func TestWebToken(t *testing.T) {
 		t.Errorf("no token configured: %q, %v", tok, err)
 	}
 	_, err := (&Web{TokenEnv: "DEPLOYBOT_TEST_UNSET_VARIABLE"}).Token()
-	if err == nil || !strings.Contains(err.Error(), "DEPLOYBOT_TEST_UNSET_VARIABLE, which is empty or not set") {
+	if err == nil || !strings.Contains(err.Error(), "web.token_env: the environment variable DEPLOYBOT_TEST_UNSET_VARIABLE is not set or empty") {
 		t.Errorf("unset variable: %v", err)
 	}
 	_, err = (&Web{TokenFile: filepath.Join(dir, "missing")}).Token()
-	if err == nil || strings.Contains(err.Error(), "open ") || !strings.Contains(err.Error(), "cannot be read: no such file or directory") {
+	if err == nil || strings.Contains(err.Error(), "open ") || !strings.Contains(err.Error(), "web.token_file: cannot read "+filepath.Join(dir, "missing")+": no such file or directory") {
 		t.Errorf("missing file: %v", err)
 	}
 }
