@@ -33,10 +33,8 @@ type Series struct {
 }
 
 // steps computes a host's per-interval error rates from cumulative
-// counters, the way Prometheus' increase() reads a counter: the traffic
-// between two readings is their difference, and a counter that went down
-// was reset (the process restarted), so the later reading is all new
-// traffic. A reading that failed or lacks the host is skipped; the next
+// counters, the way Prometheus' increase() reads a counter
+// (deployer.Counts.Increase). A reading that failed or lacks the host is skipped; the next
 // good one covers its interval. Intervals without requests have no rate
 // and are left out.
 func steps(samples []deployer.Sample, hosts ...string) []Step {
@@ -61,14 +59,9 @@ func steps(samples []deployer.Sample, hosts ...string) []Step {
 		}
 		if havePrev {
 			for _, h := range hosts {
-				c, p := cur[h], prev[h]
-				if c.Requests < p.Requests || c.Errors < p.Errors {
-					st.Requests += c.Requests
-					st.Errors += c.Errors
-				} else {
-					st.Requests += c.Requests - p.Requests
-					st.Errors += c.Errors - p.Errors
-				}
+				r, e := cur[h].Increase(prev[h])
+				st.Requests += r
+				st.Errors += e
 			}
 			if st.Requests > 0 {
 				st.From, st.To = prevT, s.Time
