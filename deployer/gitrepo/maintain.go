@@ -345,10 +345,10 @@ func (r *Repo) writePack(objs map[plumbing.Hash]bool) (plumbing.Hash, error) {
 	return h, nil
 }
 
-// loosen writes the objects of pack p that are not in need, not loose
-// already and not older than pruneBefore (a pack's objects are as old as
-// the pack) as loose objects dated like the pack, and fsyncs them. The
-// caller holds mu.
+// loosen writes the objects of pack p that are not in need, unless p is
+// older than pruneBefore (a pack's objects are as old as the pack), as
+// loose objects dated like the pack, and fsyncs them; an object loose
+// already gets the pack's date if that is later. The caller holds mu.
 func (r *Repo) loosen(p plumbing.Hash, need, loose map[plumbing.Hash]bool, pruneBefore time.Time) (int, error) {
 	packPath := packFile(r.dir, p, "pack")
 	fi, err := os.Stat(packPath)
@@ -376,7 +376,18 @@ func (r *Repo) loosen(p plumbing.Hash, need, loose map[plumbing.Hash]bool, prune
 		if err != nil {
 			return n, fmt.Errorf("gitrepo: maintain: pack %s: %w", p, err)
 		}
-		if need[e.Hash] || loose[e.Hash] {
+		if need[e.Hash] {
+			continue
+		}
+		if loose[e.Hash] {
+			// The object came again with this pack: it is as young
+			// as the pack, not as its loose copy.
+			path := loosePath(r.dir, e.Hash)
+			if lfi, err := os.Lstat(path); err == nil && lfi.ModTime().Before(fi.ModTime()) {
+				if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+					return n, fmt.Errorf("gitrepo: maintain: %w", err)
+				}
+			}
 			continue
 		}
 		obj, err := r.repo.Storer.EncodedObject(plumbing.AnyObject, e.Hash)
