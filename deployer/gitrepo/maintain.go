@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -335,7 +336,13 @@ func (r *Repo) writePack(objs map[plumbing.Hash]bool) (plumbing.Hash, error) {
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("gitrepo: maintain: %w", err)
 	}
-	h, err := packfile.NewEncoder(w, r.repo.Storer, false).Encode(hashes, cfg.Pack.Window)
+	// The encoder writes each object in several small pieces; one write
+	// call per piece costs more than the encoding.
+	bw := bufio.NewWriterSize(w, 1<<20)
+	h, err := packfile.NewEncoder(bw, r.repo.Storer, false).Encode(hashes, cfg.Pack.Window)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
