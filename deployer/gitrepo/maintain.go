@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,16 @@ func (m MaintainReport) String() string {
 		m.PacksBefore, m.PacksAfter, m.LooseBefore, m.LooseAfter, m.Objects, m.Loosened, m.Pruned, m.Leftovers, m.Took.Round(time.Millisecond))
 }
 
+// LogValue makes a report one structured group in a slog line.
+func (m MaintainReport) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("repacked", m.Repacked),
+		slog.Int("packs_before", m.PacksBefore), slog.Int("packs_after", m.PacksAfter),
+		slog.Int("loose_before", m.LooseBefore), slog.Int("loose_after", m.LooseAfter),
+		slog.Int("objects", m.Objects), slog.Int("loosened", m.Loosened), slog.Int("pruned", m.Pruned),
+		slog.Int("leftovers", m.Leftovers), slog.Duration("took", m.Took))
+}
+
 const (
 	// maintainPacks and maintainLoose are how many packs and loose objects
 	// the repository may hold before Maintain repacks: a few fetches'
@@ -118,11 +129,21 @@ func defaultMaintainOptions() maintainOptions {
 // the repository needs into one pack and deletes the old packs and loose
 // objects, dropping unreachable objects older than two weeks; it always
 // removes temporary and lock files a killed process left more than an hour
-// ago. It holds the repository while it works, so call it when no
-// deployment is running. It is safe against a crash at any point (see the
+// ago. It holds the repository while it works (about 0.2 s after 40
+// deployments, seconds for a 50,000-file tree), so call it when no
+// deployment is running; ctx is checked between steps, not inside the
+// pack encoding. It is safe against a crash at any point (see the
 // order above), and the Repo reads every object afterwards.
 func (r *Repo) Maintain(ctx context.Context) (MaintainReport, error) {
 	return r.maintain(ctx, defaultMaintainOptions())
+}
+
+// MaintainStaging is Maintain in a shape package deployer can name without
+// importing this one (which imports it): the report comes back as a slog
+// group, with "repacked" false when the repository was healthy already.
+func (r *Repo) MaintainStaging(ctx context.Context) (slog.Value, error) {
+	rep, err := r.Maintain(ctx)
+	return rep.LogValue(), err
 }
 
 func (r *Repo) maintain(ctx context.Context, o maintainOptions) (rep MaintainReport, err error) {

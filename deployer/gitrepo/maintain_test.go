@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -280,6 +281,27 @@ func TestMaintainBelowThresholdOnlyCounts(t *testing.T) {
 	}
 	if rep.Repacked || rep.PacksAfter != rep.PacksBefore || rep.LooseAfter != 2 {
 		t.Errorf("report %+v, want nothing repacked", rep)
+	}
+}
+
+// TestMaintainStagingForTheRunner: the method deployer's optional
+// Maintainer interface names returns the report as a slog group.
+func TestMaintainStagingForTheRunner(t *testing.T) {
+	var _ interface {
+		MaintainStaging(context.Context) (slog.Value, error)
+	} = (*Repo)(nil)
+	u, r, h := newStaging(t)
+	deployments(t, u, r, h, 6)
+	v, err := r.MaintainStaging(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("staging repo maintained", "maintain", v)
+	for _, want := range []string{"maintain.repacked=true", "maintain.packs_before=7", "maintain.packs_after=1", "maintain.loose_after=0"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("log line %q lacks %q", b.String(), want)
+		}
 	}
 }
 
