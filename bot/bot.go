@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,8 +82,12 @@ func (b *Bot) AddAdapter(a Adapter) {
 	b.adapters = append(b.adapters, a)
 }
 
-// Run runs every adapter until ctx ends. An adapter that stops by itself
-// (input exhausted) leaves the others running.
+// Run runs every adapter until ctx ends, and returns when all have
+// stopped, with the first error. An adapter that stops by itself without
+// an error (input exhausted) leaves the others running and keeps its
+// announcements. One that fails (a refused token) has stopped for good:
+// it is logged, given no more announcements, and the channels of the
+// others are told, so that nobody there waits for the bot to hear them.
 func (b *Bot) Run(ctx context.Context) error {
 	b.mu.Lock()
 	as := append([]Adapter(nil), b.adapters...)
@@ -91,8 +96,14 @@ func (b *Bot) Run(ctx context.Context) error {
 	for _, a := range as {
 		go func(a Adapter) {
 			err := a.Run(ctx, b.Handle)
-			if err != nil {
+			switch {
+			case err != nil:
 				b.Log.Error("chat adapter stopped", "adapter", a.Name(), "err", err)
+				if ctx.Err() == nil {
+					b.stopped(a)
+				}
+			case ctx.Err() == nil:
+				b.Log.Info("chat adapter's input ended", "adapter", a.Name())
 			}
 			errc <- err
 		}(a)
@@ -104,6 +115,23 @@ func (b *Bot) Run(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// stopped takes an adapter that stopped for good out of the announcements
+// (adapters are told apart by identity: each is a pointer) and tells the
+// channels of the others.
+func (b *Bot) stopped(a Adapter) {
+	b.mu.Lock()
+	b.adapters = slices.DeleteFunc(b.adapters, func(x Adapter) bool { return x == a })
+	left := len(b.adapters)
+	b.mu.Unlock()
+	if left == 0 {
+		b.Log.Error("no chat adapter is left: nobody can answer the bot's prompts or give it commands until it is restarted")
+		return
+	}
+	b.Announce(deployer.Notice{Kind: deployer.NoticeInfo, Text: fmt.Sprintf(
+		"My %s connection has stopped for good: I no longer hear or answer anyone there, and my notices no longer reach it. Answer me here until deploybot is restarted; its log says why.",
+		a.Name())})
 }
 
 // Reconnected is called by an adapter after it reconnected to its network.
@@ -178,37 +206,11 @@ func init() {
 	}
 }
 
-// parse finds a command in a message: "!status 3", "deploybot: status 3",
-// "deploybot, status", or a bare "verified" (the answer to a ping).
-func (b *Bot) parse(text string) (name string, args []string, ok bool) {
-	text = strings.TrimSpace(text)
-	lower := strings.ToLower(text)
-	name = strings.ToLower(b.Name)
-	switch {
-	case b.Prefix != "" && strings.HasPrefix(text, b.Prefix):
-		text = text[len(b.Prefix):]
-	case name != "" && strings.HasPrefix(lower, name) && len(text) > len(name) && strings.ContainsRune(":, ", rune(text[len(name)])):
-		text = strings.TrimLeft(text[len(name):], ":, ")
-		text = strings.TrimPrefix(text, b.Prefix)
-	default:
-		f := strings.Fields(lower)
-		if len(f) > 0 && (f[0] == "verified" || f[0] == "verified.") && len(f) <= 2 {
-			return "verified", f[1:], true
-		}
-		return "", nil, false
-	}
-	f := strings.Fields(text)
-	if len(f) == 0 {
-		return "", nil, false
-	}
-	return strings.ToLower(f[0]), f[1:], true
-}
-
 // Handle answers one message. It never panics on input and never lets a Go
 // error chain reach the chat: application errors are shown as their
 // message, everything else as "internal error" and logged in full.
 func (b *Bot) Handle(m Message) {
-	name, args, ok := b.parse(m.Text)
+	name, args, ok := b.Grammar().Parse(m.Text)
 	if !ok {
 		return
 	}

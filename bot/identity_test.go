@@ -72,7 +72,7 @@ func TestSubmitterAndMention(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	b := &Bot{Name: "deploybot", Prefix: "!"}
+	g := (&Bot{Name: "deploybot", Prefix: "!"}).Grammar()
 	cases := []struct {
 		text string
 		name string
@@ -92,7 +92,7 @@ func TestParse(t *testing.T) {
 		{"!", "", nil, false},
 	}
 	for _, c := range cases {
-		name, args, ok := b.parse(c.text)
+		name, args, ok := g.Parse(c.text)
 		if ok != c.ok || name != c.name || len(args) != len(c.args) {
 			t.Errorf("parse(%q) = %q %q %v, want %q %q %v", c.text, name, args, ok, c.name, c.args, c.ok)
 			continue

@@ -1,15 +1,15 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/deploybot/deploybot/deployer/gerrit"
 )
 
 // GerritSource is the `gerrit` change source: a Gerrit site's REST API for
@@ -39,17 +39,12 @@ type GerritSource struct {
 	PollInterval Duration `yaml:"poll_interval"`
 }
 
-func (c *Config) gerritDefaults() {
-	g := &c.Source.Gerrit
-	if g.Branch == "" {
-		g.Branch = "main"
-	}
-	if g.MergeTimeout.D() == 0 {
-		g.MergeTimeout = Dur(30 * time.Minute)
-	}
-	if g.PollInterval.D() == 0 {
-		g.PollInterval = Dur(10 * time.Second)
-	}
+// defaults fills in the branch, the waits (deployer/gerrit's defaults) and
+// the git URL.
+func (g *GerritSource) defaults() {
+	setDefault(&g.Branch, "main")
+	g.MergeTimeout.orDefault(gerrit.DefaultMergeTimeout)
+	g.PollInterval.orDefault(gerrit.DefaultPollInterval)
 	if g.GitURL == "" && g.URL != "" && g.Project != "" {
 		g.GitURL = strings.TrimSuffix(g.URL, "/") + "/" + g.Project
 	}
@@ -57,53 +52,39 @@ func (c *Config) gerritDefaults() {
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// checkSource checks the source section: the type, and the settings of
-// the source it names.
-func (c *Config) checkSource(root *yaml.Node) Problems {
+// check checks the gerrit source's settings (source.type is gerrit).
+func (g *GerritSource) check(root *yaml.Node) Problems {
 	var ps Problems
-	add := func(line int, format string, args ...any) {
-		ps = append(ps, Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
+	at := func(key string) int { return lineOf(root, "source", "gerrit", key) }
+	if u, err := url.Parse(g.URL); g.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		ps.add(at("url"), "source.gerrit.url must be the Gerrit site's http(s) URL, e.g. https://gerrit.example.org/r")
 	}
-	switch c.Source.Type {
-	case "git":
-		if c.Source.Git.URL == "" {
-			add(lineOf(root, "source", "git"), "source.git.url is required: the upstream repository (URL or local path)")
-		}
-	case "gerrit":
-		g := c.Source.Gerrit
-		at := func(key string) int { return lineOf(root, "source", "gerrit", key) }
-		if u, err := url.Parse(g.URL); g.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(at("url"), "source.gerrit.url must be the Gerrit site's http(s) URL, e.g. https://gerrit.example.org/r")
-		}
-		if g.Project == "" {
-			add(at("project"), "source.gerrit.project is required: the Gerrit project deployed")
-		}
-		if g.Username == "" {
-			add(at("username"), "source.gerrit.username is required: the bot votes, comments and opens reverts as this account")
-		}
-		switch {
-		case g.PasswordEnv != "" && g.PasswordFile != "":
-			add(at("password_env"), "give source.gerrit.password_env or password_file, not both")
-		case g.PasswordEnv == "" && g.PasswordFile == "" && g.Username != "":
-			add(at("username"), "source.gerrit needs password_env (an environment variable) or password_file holding the HTTP password")
-		case g.PasswordEnv != "" && !envName.MatchString(g.PasswordEnv):
-			add(at("password_env"), "source.gerrit.password_env must name an environment variable (letters, digits, underscore), not hold the password")
-		}
-		if g.PollInterval.D() > g.MergeTimeout.D() {
-			add(at("poll_interval"), "source.gerrit.poll_interval (%s) is longer than merge_timeout (%s)", g.PollInterval.D(), g.MergeTimeout.D())
-		}
-	default:
-		add(lineOf(root, "source", "type"), "source type %q is not supported (use git or gerrit)", c.Source.Type)
+	if g.Project == "" {
+		ps.add(at("project"), "source.gerrit.project is required: the Gerrit project deployed")
+	}
+	if g.Username == "" {
+		ps.add(at("username"), "source.gerrit.username is required: the bot votes, comments and opens reverts as this account")
+	}
+	switch {
+	case g.PasswordEnv != "" && g.PasswordFile != "":
+		ps.add(at("password_env"), "give source.gerrit.password_env or password_file, not both")
+	case g.PasswordEnv == "" && g.PasswordFile == "" && g.Username != "":
+		ps.add(at("username"), "source.gerrit needs password_env (an environment variable) or password_file holding the HTTP password")
+	case g.PasswordEnv != "" && !envName.MatchString(g.PasswordEnv):
+		ps.add(at("password_env"), "source.gerrit.password_env must name an environment variable (letters, digits, underscore), not hold the password")
+	}
+	if g.PollInterval.D() > g.MergeTimeout.D() {
+		ps.add(at("poll_interval"), "source.gerrit.poll_interval (%s) is longer than merge_timeout (%s)", g.PollInterval.D(), g.MergeTimeout.D())
 	}
 	return ps
 }
 
-// resolveSourcePaths makes the source's relative paths relative to the
-// configuration file's directory.
-func (c *Config) resolveSourcePaths(abs func(*string)) {
-	abs(&c.Source.Gerrit.PasswordFile)
-	if u := c.Source.Gerrit.GitURL; u != "" && !strings.Contains(u, "://") && !strings.Contains(u, "@") {
-		abs(&c.Source.Gerrit.GitURL)
+// resolvePaths makes the password file and a local git URL relative to
+// the configuration file's directory.
+func (g *GerritSource) resolvePaths(abs func(*string)) {
+	abs(&g.PasswordFile)
+	if isLocalPath(g.GitURL) {
+		abs(&g.GitURL)
 	}
 }
 
@@ -122,11 +103,7 @@ func (c *Config) GerritPassword() (string, error) {
 	case g.PasswordFile != "":
 		b, err := os.ReadFile(g.PasswordFile)
 		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return "", fmt.Errorf("reading the Gerrit password file %s: %v", g.PasswordFile, err)
+			return "", fmt.Errorf("reading the Gerrit password file %s: %v", g.PasswordFile, pathErr(err))
 		}
 		p := strings.TrimRight(string(b), "\r\n")
 		if p == "" {

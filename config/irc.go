@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,30 +55,10 @@ type Backoff struct {
 // Password reads the SASL password from its environment variable or file.
 // The error names the variable or file, never the secret.
 func (s *SASL) Password() (string, error) {
-	if s.PasswordEnv != "" {
-		v := strings.TrimSpace(os.Getenv(s.PasswordEnv))
-		if v == "" {
-			return "", fmt.Errorf("chat.irc.sasl.password_env: the environment variable %s is not set or empty", s.PasswordEnv)
-		}
-		return v, nil
+	if s.PasswordEnv == "" && s.PasswordFile == "" {
+		return "", fmt.Errorf("chat.irc.sasl: set password_env or password_file")
 	}
-	b, err := os.ReadFile(s.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("chat.irc.sasl.password_file: cannot read %s: %v", s.PasswordFile, pathError(err))
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" {
-		return "", fmt.Errorf("chat.irc.sasl.password_file: %s is empty", s.PasswordFile)
-	}
-	return v, nil
-}
-
-// pathError is an os error without the path it already names.
-func pathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
+	return readSecret("chat.irc.sasl.password", s.PasswordEnv, s.PasswordFile)
 }
 
 // defaults fills in what the IRC section leaves out. It is safe on nil.
@@ -93,30 +72,16 @@ func (c *IRC) defaults(botName string) {
 			c.Port = 6697
 		}
 	}
-	if c.Nick == "" {
-		c.Nick = botName
-	}
-	if c.User == "" {
-		c.User = c.Nick
-	}
-	if c.RealName == "" {
-		c.RealName = "deploybot, the deployment bot"
-	}
+	setDefault(&c.Nick, botName)
+	setDefault(&c.User, c.Nick)
+	setDefault(&c.RealName, "deploybot, the deployment bot")
 	if c.SASL != nil && c.SASL.Mechanism == "" {
 		c.SASL.Mechanism = "PLAIN"
 	}
-	if c.Flood.Burst == 0 {
-		c.Flood.Burst = 5
-	}
-	if c.Flood.Interval.D() == 0 {
-		c.Flood.Interval = Dur(time.Second)
-	}
-	if c.Reconnect.Min.D() == 0 {
-		c.Reconnect.Min = Dur(2 * time.Second)
-	}
-	if c.Reconnect.Max.D() == 0 {
-		c.Reconnect.Max = Dur(5 * time.Minute)
-	}
+	setDefault(&c.Flood.Burst, 5)
+	c.Flood.Interval.orDefault(time.Second)
+	c.Reconnect.Min.orDefault(2 * time.Second)
+	c.Reconnect.Max.orDefault(5 * time.Minute)
 }
 
 // check lists what is wrong with the IRC section. It is safe on nil.
@@ -126,7 +91,7 @@ func (c *IRC) check(root *yaml.Node) Problems {
 	}
 	var ps Problems
 	add := func(key []string, format string, args ...any) {
-		ps = append(ps, Problem{Line: lineOf(root, append([]string{"chat", "irc"}, key...)...), Msg: fmt.Sprintf(format, args...)})
+		ps.add(lineOf(root, append([]string{"chat", "irc"}, key...)...), format, args...)
 	}
 	if c.Server == "" {
 		add([]string{"server"}, "chat.irc.server is required: the IRC server's host name")

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 
@@ -44,7 +43,7 @@ func (s *Slack) check(root *yaml.Node) Problems {
 	}
 	var ps Problems
 	add := func(key, format string, args ...any) {
-		ps = append(ps, Problem{Line: lineOf(root, "chat", "slack", key), Msg: fmt.Sprintf(format, args...)})
+		ps.add(lineOf(root, "chat", "slack", key), format, args...)
 	}
 	tokens := []struct{ what, env, file, envKey, fileKey string }{
 		{"app-level token (xapp-…)", s.AppTokenEnv, s.AppTokenFile, "app_token_env", "app_token_file"},
@@ -87,9 +86,7 @@ func (s *Slack) defaults() {
 	if s == nil {
 		return
 	}
-	if s.APIURL == "" {
-		s.APIURL = DefaultSlackAPIURL
-	}
+	setDefault(&s.APIURL, DefaultSlackAPIURL)
 	if !strings.HasSuffix(s.APIURL, "/") {
 		s.APIURL += "/"
 	}
@@ -108,13 +105,13 @@ func (s *Slack) resolve(abs func(*string)) {
 // says. Its errors name the variable or file and what is wrong, never the
 // token.
 func (s *Slack) Tokens() (app, bot string, err error) {
-	if app, err = readSecret("app_token", s.AppTokenEnv, s.AppTokenFile); err != nil {
+	if app, err = s.token("app_token", s.AppTokenEnv, s.AppTokenFile); err != nil {
 		return "", "", err
 	}
 	if !strings.HasPrefix(app, "xapp-") {
 		return "", "", fmt.Errorf("chat.slack: the app-level token does not start with xapp- (create one under Basic Information > App-Level Tokens, scope connections:write)")
 	}
-	if bot, err = readSecret("bot_token", s.BotTokenEnv, s.BotTokenFile); err != nil {
+	if bot, err = s.token("bot_token", s.BotTokenEnv, s.BotTokenFile); err != nil {
 		return "", "", err
 	}
 	if !strings.HasPrefix(bot, "xoxb-") {
@@ -123,33 +120,10 @@ func (s *Slack) Tokens() (app, bot string, err error) {
 	return app, bot, nil
 }
 
-func readSecret(key, env, file string) (string, error) {
-	if env != "" {
-		v := strings.TrimSpace(os.Getenv(env))
-		if v == "" {
-			return "", fmt.Errorf("chat.slack.%s_env: the environment variable %s is not set", key, env)
-		}
-		return v, nil
-	}
-	if file == "" {
+// token reads one of the two tokens, which are required.
+func (s *Slack) token(key, env, file string) (string, error) {
+	if env == "" && file == "" {
 		return "", fmt.Errorf("chat.slack: set %s_env or %s_file", key, key)
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("chat.slack.%s_file: cannot read %s: %v", key, file, unwrapPathError(err))
-	}
-	v := strings.TrimSpace(string(data))
-	if v == "" {
-		return "", fmt.Errorf("chat.slack.%s_file: %s is empty", key, file)
-	}
-	return v, nil
-}
-
-// unwrapPathError keeps only the reason of an *os.PathError ("no such file
-// or directory"), since the message already names the file.
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
+	return readSecret("chat.slack."+key, env, file)
 }

@@ -1,13 +1,13 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/deploybot/deploybot/web"
 )
 
 // Web configures the dashboard and its JSON API, which `deploybot run` and
@@ -38,87 +38,41 @@ const WebOff = "off"
 
 // defaults fills in the listen address.
 func (w *Web) defaults() {
-	if w.Listen == "" {
-		w.Listen = "127.0.0.1:8080"
-	}
+	setDefault(&w.Listen, "127.0.0.1:8080")
 }
 
 // Enabled reports whether the dashboard is to be served.
 func (w *Web) Enabled() bool { return w.Listen != WebOff }
 
-// Loopback reports whether addr (host:port) listens only on the loopback
-// interface. An empty host, 0.0.0.0, :: and any name other than localhost
-// count as reachable from elsewhere.
-func Loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // Token reads the access token from the environment variable or the file
 // the configuration names; "" when it names neither. The error is a
 // message a person can act on, without the token's value.
 func (w *Web) Token() (string, error) {
-	switch {
-	case w.TokenEnv != "":
-		v := strings.TrimSpace(os.Getenv(w.TokenEnv))
-		if v == "" {
-			return "", fmt.Errorf("web.token_env names the environment variable %s, which is empty or not set", w.TokenEnv)
-		}
-		return v, nil
-	case w.TokenFile != "":
-		data, err := os.ReadFile(w.TokenFile)
-		if err != nil {
-			return "", fmt.Errorf("web.token_file %s cannot be read: %v", w.TokenFile, pathErr(err))
-		}
-		v := strings.TrimSpace(string(data))
-		if v == "" {
-			return "", fmt.Errorf("web.token_file %s is empty", w.TokenFile)
-		}
-		return v, nil
-	}
-	return "", nil
-}
-
-// pathErr drops the path from an *os.PathError, which the caller names.
-func pathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
+	return readSecret("web.token", w.TokenEnv, w.TokenFile)
 }
 
 // check lists the web section's problems. It does not read the token
 // (check-config may run on another machine than the bot); `run` does.
 func (w *Web) check(root *yaml.Node) Problems {
 	var ps Problems
-	add := func(line int, format string, args ...any) {
-		ps = append(ps, Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
-	}
 	if !w.Enabled() {
 		return nil
 	}
 	if _, _, err := net.SplitHostPort(w.Listen); err != nil {
-		add(lineOf(root, "web", "listen"), "web.listen %q is not host:port (e.g. 127.0.0.1:8080), or off", w.Listen)
-	} else if !Loopback(w.Listen) && w.TokenEnv == "" && w.TokenFile == "" {
-		add(lineOf(root, "web", "listen"), "web.listen %s is reachable from other machines: set web.token_env or web.token_file so the dashboard asks for a token, or listen on 127.0.0.1", w.Listen)
+		ps.add(lineOf(root, "web", "listen"), "web.listen %q is not host:port (e.g. 127.0.0.1:8080), or off", w.Listen)
+	} else if !web.Loopback(w.Listen) && w.TokenEnv == "" && w.TokenFile == "" {
+		ps.add(lineOf(root, "web", "listen"), "web.listen %s is reachable from other machines: set web.token_env or web.token_file so the dashboard asks for a token, or listen on 127.0.0.1", w.Listen)
 	}
 	if w.TokenEnv != "" && w.TokenFile != "" {
-		add(lineOf(root, "web", "token_file"), "set web.token_env or web.token_file, not both")
+		ps.add(lineOf(root, "web", "token_file"), "set web.token_env or web.token_file, not both")
 	}
 	if w.BaseURL != "" {
 		if u, err := url.Parse(w.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(lineOf(root, "web", "base_url"), "web.base_url %q is not an http:// or https:// URL", w.BaseURL)
+			ps.add(lineOf(root, "web", "base_url"), "web.base_url %q is not an http:// or https:// URL", w.BaseURL)
 		}
 	}
 	if w.ChangeURL != "" && !strings.HasPrefix(w.ChangeURL, "http://") && !strings.HasPrefix(w.ChangeURL, "https://") {
-		add(lineOf(root, "web", "change_url"), "web.change_url must be an http:// or https:// URL with {id} where the commit goes")
+		ps.add(lineOf(root, "web", "change_url"), "web.change_url must be an http:// or https:// URL with {id} where the commit goes")
 	}
 	return ps
 }

@@ -317,7 +317,9 @@ func (r *Runner) say(d *Deployment, kind NoticeKind, text string, next ...Choice
 // Maintainer is implemented by a Staging that tidies its own storage
 // (repacks, prunes). The runner calls it only while no deployment runs.
 type Maintainer interface {
-	Maintain(ctx context.Context) error
+	// MaintainStaging tidies the repository and returns what it did, for
+	// one log line.
+	MaintainStaging(ctx context.Context) (slog.Value, error)
 }
 
 // maintain lets the staging repository tidy itself at a quiet moment: no
@@ -329,9 +331,10 @@ func (r *Runner) maintain(ctx context.Context) {
 	}
 	r.landedSince = 0
 	start := r.Now()
-	if err := m.Maintain(ctx); err != nil {
+	v, err := m.MaintainStaging(ctx)
+	if err != nil {
 		r.log.Warn("staging repository maintenance failed; it is tried again later", "err", err)
 		return
 	}
-	r.log.Info("staging repository maintained", "took", r.Now().Sub(start).Round(time.Millisecond).String())
+	r.log.Info("staging repository maintained", "maintain", v, "took", r.Now().Sub(start).Round(time.Millisecond).String())
 }

@@ -33,10 +33,8 @@ type Series struct {
 }
 
 // steps computes a host's per-interval error rates from cumulative
-// counters, the way Prometheus' increase() reads a counter: the traffic
-// between two readings is their difference, and a counter that went down
-// was reset (the process restarted), so the later reading is all new
-// traffic. A reading that failed or lacks the host is skipped; the next
+// counters, the way Prometheus' increase() reads a counter
+// (deployer.Counts.Increase). A reading that failed or lacks the host is skipped; the next
 // good one covers its interval. Intervals without requests have no rate
 // and are left out.
 func steps(samples []deployer.Sample, hosts ...string) []Step {
@@ -61,14 +59,9 @@ func steps(samples []deployer.Sample, hosts ...string) []Step {
 		}
 		if havePrev {
 			for _, h := range hosts {
-				c, p := cur[h], prev[h]
-				if c.Requests < p.Requests || c.Errors < p.Errors {
-					st.Requests += c.Requests
-					st.Errors += c.Errors
-				} else {
-					st.Requests += c.Requests - p.Requests
-					st.Errors += c.Errors - p.Errors
-				}
+				r, e := cur[h].Increase(prev[h])
+				st.Requests += r
+				st.Errors += e
 			}
 			if st.Requests > 0 {
 				st.From, st.To = prevT, s.Time
@@ -201,44 +194,69 @@ func (c *Chart) hasBefore() bool {
 // data-host), control, before, baseline, threshold, marker sync, and
 // marker verdict plus rollback, pass or inconclusive.
 func (c *Chart) SVG() template.HTML {
-	var b strings.Builder
-	t0, t1 := c.Verdict.Start, c.Verdict.End
-	if !c.Sync.IsZero() && c.Sync.Before(t0) {
-		t0 = c.Sync
+	d := &drawing{c: c, layout: c.layout()}
+	d.frame()
+	if d.before {
+		d.beforePanel()
+	}
+	d.timeAxis()
+	d.levels()
+	d.series()
+	d.markers()
+	d.b.WriteString(`</svg>`)
+	return template.HTML(d.b.String())
+}
+
+// layout is where a chart's parts go: the time span drawn and the scale of
+// both axes.
+type layout struct {
+	t0, t1 time.Time     // the time span drawn
+	span   time.Duration // t1 - t0, never 0
+	ref    time.Time     // what the time axis counts from: the sync, or t0
+	// before: a panel left of the plot shows the hosts' rates before the
+	// sync, and the plot starts further right.
+	before       bool
+	plotL, plotW int
+	top          float64 // the rate at the top of the scale
+	judgedN      int     // how many series are judged hosts (not control)
+}
+
+// layout fits the plot to everything it has to show: the window, the
+// sync, every step, and the rates up to the threshold and the baseline.
+func (c *Chart) layout() layout {
+	l := layout{t0: c.Verdict.Start, t1: c.Verdict.End, before: c.hasBefore()}
+	if !c.Sync.IsZero() && c.Sync.Before(l.t0) {
+		l.t0 = c.Sync
 	}
 	for _, s := range c.Series {
 		for _, st := range s.Steps {
-			if st.From.Before(t0) {
-				t0 = st.From
+			if st.From.Before(l.t0) {
+				l.t0 = st.From
 			}
-			if st.To.After(t1) {
-				t1 = st.To
+			if st.To.After(l.t1) {
+				l.t1 = st.To
 			}
 		}
 	}
-	span := t1.Sub(t0)
-	if span <= 0 {
-		span = time.Second
-		t1 = t0.Add(span)
+	l.span = l.t1.Sub(l.t0)
+	if l.span <= 0 {
+		l.span = time.Second
+		l.t1 = l.t0.Add(l.span)
 	}
-	ref := t0 // the axis counts seconds from the sync, or from the window start
+	l.ref = l.t0 // the axis counts seconds from the sync, or from the window start
 	if !c.Sync.IsZero() {
-		ref = c.Sync
+		l.ref = c.Sync
 	}
-	judgedN := 0
 	for _, s := range c.Series {
 		if !s.Control {
-			judgedN++
+			l.judgedN++
 		}
 	}
-	plotL := padL
-	if c.hasBefore() {
-		plotL += beforeW + beforeGap
+	l.plotL = padL
+	if l.before {
+		l.plotL += beforeW + beforeGap
 	}
-	plotW := chartW - padR - plotL
-	x := func(t time.Time) float64 {
-		return float64(plotL) + float64(t.Sub(t0))/float64(span)*float64(plotW)
-	}
+	l.plotW = chartW - padR - l.plotL
 	top := c.Threshold
 	for _, s := range c.Series {
 		for _, st := range s.Steps {
@@ -248,132 +266,171 @@ func (c *Chart) SVG() template.HTML {
 			top = max(top, s.Before.Rate)
 		}
 	}
-	top = niceCeil(max(top*1.15, c.Baseline*1.15, 0.01))
-	// The top of the scale sits a little below the frame, so that a host
-	// at 100% is not drawn over the frame's edge.
-	y := func(r float64) float64 { return padT + plotH - r/top*(plotH-topInset) }
+	l.top = niceCeil(max(top*1.15, c.Baseline*1.15, 0.01))
+	return l
+}
 
+// x is where moment t is drawn.
+func (l layout) x(t time.Time) float64 {
+	return float64(l.plotL) + float64(t.Sub(l.t0))/float64(l.span)*float64(l.plotW)
+}
+
+// y is where rate r is drawn. The top of the scale sits a little below the
+// frame, so that a host at 100% is not drawn over the frame's edge.
+func (l layout) y(r float64) float64 { return padT + plotH - r/l.top*(plotH-topInset) }
+
+// drawing writes a chart's SVG, part by part, as its layout says.
+type drawing struct {
+	layout
+	c *Chart
+	b strings.Builder
+}
+
+func (d *drawing) printf(format string, args ...any) { fmt.Fprintf(&d.b, format, args...) }
+
+// frame opens the SVG and draws the plot's frame, the horizontal grid and
+// the rate axis.
+func (d *drawing) frame() {
+	c := d.c
 	title := fmt.Sprintf("%s check: %s", c.Verdict.Stage, c.Verdict.Outcome)
-	fmt.Fprintf(&b, `<svg class="canary-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" aria-label="%s" data-outcome="%s" font-family="system-ui, sans-serif">`,
+	d.printf(`<svg class="canary-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" aria-label="%s" data-outcome="%s" font-family="system-ui, sans-serif">`,
 		chartW, chartH, esc(title+": error rate per host over time, against the baseline and the threshold"), esc(string(c.Verdict.Outcome)))
-	fmt.Fprintf(&b, `<rect class="plot" x="%d" y="%d" width="%d" height="%d" fill="#fff" stroke="#bbb"/>`, plotL, padT, plotW, plotH)
-
-	// Horizontal grid and the rate axis.
-	for _, tick := range rateTicks(top) {
-		yy := y(tick)
-		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e6e6e6"/>`, padL, plotL+plotW, yy, yy)
-		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%.1f" text-anchor="end" font-size="12" fill="#555">%s</text>`, padL-6, yy+4, pct(tick))
+	d.printf(`<rect class="plot" x="%d" y="%d" width="%d" height="%d" fill="#fff" stroke="#bbb"/>`, d.plotL, padT, d.plotW, plotH)
+	for _, tick := range rateTicks(d.top) {
+		yy := d.y(tick)
+		d.printf(`<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e6e6e6"/>`, padL, d.plotL+d.plotW, yy, yy)
+		d.printf(`<text class="tick" x="%d" y="%.1f" text-anchor="end" font-size="12" fill="#555">%s</text>`, padL-6, yy+4, pct(tick))
 	}
-	fmt.Fprintf(&b, `<text x="14" y="%d" font-size="12" fill="#333" transform="rotate(-90 14 %d)" text-anchor="middle">error rate</text>`, padT+plotH/2, padT+plotH/2)
+	d.printf(`<text x="14" y="%d" font-size="12" fill="#333" transform="rotate(-90 14 %d)" text-anchor="middle">error rate</text>`, padT+plotH/2, padT+plotH/2)
+}
 
-	// Before the sync: each canary's own rate over the time it was
-	// measured, in a panel of its own (that time may be minutes long).
-	if c.hasBefore() {
-		fmt.Fprintf(&b, `<rect class="before-panel" x="%d" y="%d" width="%d" height="%d" fill="#fafafa" stroke="#bbb"/>`, padL, padT, beforeW, plotH)
-		var d time.Duration
-		ci := 0
-		for _, s := range c.Series {
-			if s.Control {
-				continue
-			}
-			color := hostColors[ci%len(hostColors)]
-			ci++
-			if s.Before == nil {
-				continue
-			}
-			d = max(d, s.Before.To.Sub(s.Before.From))
-			yy := y(s.Before.Rate)
-			fmt.Fprintf(&b, `<line class="before" data-host="%s" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="%d"><title>%s</title></line>`,
-				esc(s.Host), padL+6, padL+beforeW-6, yy, yy, color, 3+2*(judgedN-ci),
-				esc(fmt.Sprintf("%s before the sync: %s (%.0f of %.0f requests)", s.Host, pct(s.Before.Rate), s.Before.Errors, s.Before.Requests)))
+// beforePanel draws each canary's own rate before the sync, over the time
+// it was measured, in a panel of its own (that time may be minutes long).
+func (d *drawing) beforePanel() {
+	d.printf(`<rect class="before-panel" x="%d" y="%d" width="%d" height="%d" fill="#fafafa" stroke="#bbb"/>`, padL, padT, beforeW, plotH)
+	var dur time.Duration
+	ci := 0
+	for _, s := range d.c.Series {
+		if s.Control {
+			continue
 		}
-		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="middle" font-size="12" fill="#555">before</text>`, padL+beforeW/2, padT+plotH+16)
-		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%d" text-anchor="middle" font-size="11" fill="#777">%s</text>`, padL+beforeW/2, padT+plotH+30, d.Round(time.Second))
+		color := hostColors[ci%len(hostColors)]
+		ci++
+		if s.Before == nil {
+			continue
+		}
+		dur = max(dur, s.Before.To.Sub(s.Before.From))
+		yy := d.y(s.Before.Rate)
+		d.printf(`<line class="before" data-host="%s" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="%d"><title>%s</title></line>`,
+			esc(s.Host), padL+6, padL+beforeW-6, yy, yy, color, 3+2*(d.judgedN-ci),
+			esc(fmt.Sprintf("%s before the sync: %s (%.0f of %.0f requests)", s.Host, pct(s.Before.Rate), s.Before.Errors, s.Before.Requests)))
 	}
+	d.printf(`<text class="tick" x="%d" y="%d" text-anchor="middle" font-size="12" fill="#555">before</text>`, padL+beforeW/2, padT+plotH+16)
+	d.printf(`<text class="tick" x="%d" y="%d" text-anchor="middle" font-size="11" fill="#777">%s</text>`, padL+beforeW/2, padT+plotH+30, dur.Round(time.Second))
+}
 
-	// Time axis: seconds since the sync.
-	step := timeStep(span)
-	first := ref.Add(time.Duration(math.Ceil(float64(t0.Sub(ref))/float64(step))) * step)
-	for t := first; !t.After(t1); t = t.Add(step) {
-		xx := x(t)
-		fmt.Fprintf(&b, `<line class="grid" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#f0f0f0"/>`, xx, xx, padT, padT+plotH)
-		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle" font-size="12" fill="#555">%s</text>`, xx, padT+plotH+16, relSeconds(t.Sub(ref)))
+// timeAxis draws the time grid and axis: seconds since the sync (or since
+// the window opened, when the sync's time is unknown).
+func (d *drawing) timeAxis() {
+	step := timeStep(d.span)
+	first := d.ref.Add(time.Duration(math.Ceil(float64(d.t0.Sub(d.ref))/float64(step))) * step)
+	for t := first; !t.After(d.t1); t = t.Add(step) {
+		xx := d.x(t)
+		d.printf(`<line class="grid" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#f0f0f0"/>`, xx, xx, padT, padT+plotH)
+		d.printf(`<text class="tick" x="%.1f" y="%d" text-anchor="middle" font-size="12" fill="#555">%s</text>`, xx, padT+plotH+16, relSeconds(t.Sub(d.ref)))
 	}
 	axis := "seconds since the window opened"
-	if !c.Sync.IsZero() {
+	if !d.c.Sync.IsZero() {
 		axis = "seconds since the sync"
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" fill="#333" text-anchor="middle">%s</text>`, plotL+plotW/2, chartH-6, axis)
+	d.printf(`<text x="%d" y="%d" font-size="12" fill="#333" text-anchor="middle">%s</text>`, d.plotL+d.plotW/2, chartH-6, axis)
+}
 
-	// Baseline and threshold across the plot, labelled at its right end;
-	// labels are kept apart when the two lines nearly coincide.
-	yb, yt := y(c.Baseline), y(c.Threshold)
+// levels draws the baseline and the threshold across the plot, labelled at
+// its right end; labels are kept apart when the two lines nearly coincide.
+func (d *drawing) levels() {
+	c := d.c
+	yb, yt := d.y(c.Baseline), d.y(c.Threshold)
 	lb, lt := yb+4, yt+4
 	if lb-lt < 14 {
 		mid := (lb + lt) / 2
 		lt, lb = mid-7, mid+7
 	}
-	fmt.Fprintf(&b, `<line class="baseline" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#2b7a3d" stroke-width="2"><title>%s</title></line>`,
-		plotL, plotL+plotW, yb, yb, esc("baseline "+pct(c.Baseline)+": "+c.Verdict.Baseline.Source))
-	fmt.Fprintf(&b, `<text class="baseline-label" x="%d" y="%.1f" font-size="12" fill="#2b7a3d">baseline %s</text>`, plotL+plotW+6, lb, pct(c.Baseline))
-	fmt.Fprintf(&b, `<line class="threshold" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#c0392b" stroke-width="2" stroke-dasharray="8 4"><title>%s</title></line>`,
-		plotL, plotL+plotW, yt, yt, esc("threshold "+pct(c.Threshold)+": a host significantly above it fails"))
-	fmt.Fprintf(&b, `<text class="threshold-label" x="%d" y="%.1f" font-size="12" fill="#c0392b">threshold %s</text>`, plotL+plotW+6, lt, pct(c.Threshold))
+	right := d.plotL + d.plotW
+	d.printf(`<line class="baseline" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#2b7a3d" stroke-width="2"><title>%s</title></line>`,
+		d.plotL, right, yb, yb, esc("baseline "+pct(c.Baseline)+": "+c.Verdict.Baseline.Source))
+	d.printf(`<text class="baseline-label" x="%d" y="%.1f" font-size="12" fill="#2b7a3d">baseline %s</text>`, right+6, lb, pct(c.Baseline))
+	d.printf(`<line class="threshold" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#c0392b" stroke-width="2" stroke-dasharray="8 4"><title>%s</title></line>`,
+		d.plotL, right, yt, yt, esc("threshold "+pct(c.Threshold)+": a host significantly above it fails"))
+	d.printf(`<text class="threshold-label" x="%d" y="%.1f" font-size="12" fill="#c0392b">threshold %s</text>`, right+6, lt, pct(c.Threshold))
+}
 
-	// The series. Wider lines are drawn first, so that hosts on the same
-	// rate stay visible one inside the other.
+// series draws every series and its legend entry, right of the plot.
+// Wider lines are drawn first, so that hosts on the same rate stay visible
+// one inside the other.
+func (d *drawing) series() {
 	legendY := padT + 44
 	ci := 0
-	for _, s := range c.Series {
+	for _, s := range d.c.Series {
 		color, label, note := "#888", "production", "not synced, "
 		width := 2.0
 		if !s.Control {
 			color, label, note = hostColors[ci%len(hostColors)], s.Host, ""
-			width = 3 + 2*float64(judgedN-1-ci)
+			width = 3 + 2*float64(d.judgedN-1-ci)
 			ci++
 		}
-		var steps, cum []string
-		var n, k float64
-		for i, st := range s.Steps {
-			steps = append(steps, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", x(st.From), y(st.Rate), x(st.To), y(st.Rate)))
-			n, k = n+st.Requests, k+st.Errors
-			if i == 0 {
-				cum = append(cum, fmt.Sprintf("%.1f,%.1f", x(st.From), y(k/n)))
-			}
-			cum = append(cum, fmt.Sprintf("%.1f,%.1f", x(st.To), y(k/n)))
-		}
-		summary := fmt.Sprintf("%s: %s errors (%.0f of %.0f requests) since the sync", label, pct(s.Rate()), s.Errors, s.Requests)
-		if s.Control {
-			summary = fmt.Sprintf("production hosts not synced (%s): %s errors (%.0f of %.0f requests)", s.Host, pct(s.Rate()), s.Errors, s.Requests)
-		} else if s.Outcome != "" {
-			summary += ", " + string(s.Outcome)
-		}
-		class := "series"
-		dash := ""
-		if s.Control {
-			class, dash = "control", ` stroke-dasharray="5 4"`
-		} else {
-			fmt.Fprintf(&b, `<polyline class="steps" data-host="%s" points="%s" fill="none" stroke="%s" stroke-opacity="0.35" stroke-width="1.5"/>`,
-				esc(s.Host), strings.Join(steps, " "), color)
-		}
-		fmt.Fprintf(&b, `<polyline class="%s" data-host="%s" data-rate="%.4f" points="%s" fill="none" stroke="%s" stroke-width="%.0f" stroke-linejoin="round"%s><title>%s</title></polyline>`,
-			class, esc(s.Host), s.Rate(), strings.Join(cum, " "), color, width, dash, esc(summary))
+		dash := d.line(s, label, color, width)
 		// Legend, right of the plot.
-		ly := legendY
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="%.0f"%s/>`, plotL+plotW+6, plotL+plotW+26, ly, ly, color, min(width, 4), dash)
-		fmt.Fprintf(&b, `<text class="legend" x="%d" y="%d" font-size="12" fill="#222">%s</text>`, plotL+plotW+30, ly+4, esc(label))
-		fmt.Fprintf(&b, `<text class="legend" x="%d" y="%d" font-size="11" fill="#555">%s%s of %.0f%s</text>`, plotL+plotW+30, ly+18, note, pct(s.Rate()), s.Requests, outcomeNote(s))
+		lx := d.plotL + d.plotW + 6
+		d.printf(`<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="%.0f"%s/>`, lx, lx+20, legendY, legendY, color, min(width, 4), dash)
+		d.printf(`<text class="legend" x="%d" y="%d" font-size="12" fill="#222">%s</text>`, lx+24, legendY+4, esc(label))
+		d.printf(`<text class="legend" x="%d" y="%d" font-size="11" fill="#555">%s%s of %.0f%s</text>`, lx+24, legendY+18, note, pct(s.Rate()), s.Requests, outcomeNote(s))
 		legendY += 38
 	}
-	fmt.Fprintf(&b, `<text class="legend-note" x="%d" y="%d" font-size="10.5" fill="#777">thick: since the sync</text>`, plotL+plotW+6, legendY)
-	fmt.Fprintf(&b, `<text class="legend-note" x="%d" y="%d" font-size="10.5" fill="#777">faint: each reading</text>`, plotL+plotW+6, legendY+14)
+	d.printf(`<text class="legend-note" x="%d" y="%d" font-size="10.5" fill="#777">thick: since the sync</text>`, d.plotL+d.plotW+6, legendY)
+	d.printf(`<text class="legend-note" x="%d" y="%d" font-size="10.5" fill="#777">faint: each reading</text>`, d.plotL+d.plotW+6, legendY+14)
+}
 
-	// Markers: the sync, and the verdict.
+// line draws one series: a judged host's faint per-interval steps and its
+// thick cumulative rate, or the control group's dashed cumulative rate. It
+// returns the dash attribute the legend repeats.
+func (d *drawing) line(s Series, label, color string, width float64) (dash string) {
+	var steps, cum []string
+	var n, k float64
+	for i, st := range s.Steps {
+		steps = append(steps, fmt.Sprintf("%.1f,%.1f %.1f,%.1f", d.x(st.From), d.y(st.Rate), d.x(st.To), d.y(st.Rate)))
+		n, k = n+st.Requests, k+st.Errors
+		if i == 0 {
+			cum = append(cum, fmt.Sprintf("%.1f,%.1f", d.x(st.From), d.y(k/n)))
+		}
+		cum = append(cum, fmt.Sprintf("%.1f,%.1f", d.x(st.To), d.y(k/n)))
+	}
+	summary := fmt.Sprintf("%s: %s errors (%.0f of %.0f requests) since the sync", label, pct(s.Rate()), s.Errors, s.Requests)
+	if s.Control {
+		summary = fmt.Sprintf("production hosts not synced (%s): %s errors (%.0f of %.0f requests)", s.Host, pct(s.Rate()), s.Errors, s.Requests)
+	} else if s.Outcome != "" {
+		summary += ", " + string(s.Outcome)
+	}
+	class := "series"
+	if s.Control {
+		class, dash = "control", ` stroke-dasharray="5 4"`
+	} else {
+		d.printf(`<polyline class="steps" data-host="%s" points="%s" fill="none" stroke="%s" stroke-opacity="0.35" stroke-width="1.5"/>`,
+			esc(s.Host), strings.Join(steps, " "), color)
+	}
+	d.printf(`<polyline class="%s" data-host="%s" data-rate="%.4f" points="%s" fill="none" stroke="%s" stroke-width="%.0f" stroke-linejoin="round"%s><title>%s</title></polyline>`,
+		class, esc(s.Host), s.Rate(), strings.Join(cum, " "), color, width, dash, esc(summary))
+	return dash
+}
+
+// markers draws the sync (when its time is known) and the verdict.
+func (d *drawing) markers() {
+	c := d.c
 	if !c.Sync.IsZero() {
-		xs := x(c.Sync)
-		fmt.Fprintf(&b, `<line class="marker sync" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#333" stroke-width="1.5" stroke-dasharray="4 3"><title>%s</title></line>`,
+		xs := d.x(c.Sync)
+		d.printf(`<line class="marker sync" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#333" stroke-width="1.5" stroke-dasharray="4 3"><title>%s</title></line>`,
 			xs, xs, padT-6, padT+plotH, esc(fmt.Sprintf("%s synced at %s", c.Verdict.Stage, c.Sync.UTC().Format("15:04:05.0"))))
-		fmt.Fprintf(&b, `<text class="marker-label" x="%.1f" y="%d" font-size="12" fill="#333" text-anchor="start">%s synced</text>`, xs+3, padT-10, esc(string(c.Verdict.Stage)))
+		d.printf(`<text class="marker-label" x="%.1f" y="%d" font-size="12" fill="#333" text-anchor="start">%s synced</text>`, xs+3, padT-10, esc(string(c.Verdict.Stage)))
 	}
 	vclass, vlabel, vcolor := "inconclusive", "inconclusive", "#b8860b"
 	switch c.Verdict.Outcome {
@@ -382,12 +439,10 @@ func (c *Chart) SVG() template.HTML {
 	case deployer.Pass:
 		vclass, vlabel, vcolor = "pass", "passed", "#2b7a3d"
 	}
-	xv := x(c.Verdict.End)
-	fmt.Fprintf(&b, `<line class="marker verdict %s" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-width="3"><title>%s</title></line>`,
+	xv := d.x(c.Verdict.End)
+	d.printf(`<line class="marker verdict %s" x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-width="3"><title>%s</title></line>`,
 		vclass, xv, xv, padT-6, padT+plotH, vcolor, esc(fmt.Sprintf("%s at %s: %s", vlabel, c.Verdict.End.UTC().Format("15:04:05.0"), c.Verdict.Reason)))
-	fmt.Fprintf(&b, `<text class="marker-label verdict-label" x="%.1f" y="%d" font-size="13" font-weight="bold" fill="%s" text-anchor="end">%s</text>`, xv-4, padT-10, vcolor, vlabel)
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
+	d.printf(`<text class="marker-label verdict-label" x="%.1f" y="%d" font-size="13" font-weight="bold" fill="%s" text-anchor="end">%s</text>`, xv-4, padT-10, vcolor, vlabel)
 }
 
 func outcomeNote(s Series) string {

@@ -183,7 +183,7 @@ func (s *Server) tokenOK(tok string) bool {
 // Listen binds addr. An address reachable from other machines is refused
 // unless a token is set. Port 0 picks a free port; Addr reports it.
 func (s *Server) Listen(addr string) error {
-	if s.opt.Token == "" && !loopback(addr) {
+	if s.opt.Token == "" && !Loopback(addr) {
 		return deployer.Errorf(deployer.EInvalid, "the dashboard would listen on %s, reachable from other machines, without an access token: set web.token_env or web.token_file, or listen on 127.0.0.1", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -196,7 +196,11 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
-func loopback(addr string) bool {
+// Loopback reports whether addr (host:port) listens only on the loopback
+// interface. An empty host, 0.0.0.0, :: and any name other than localhost
+// count as reachable from elsewhere. Listen refuses the others without a
+// token; check-config (package config) asks the same question here.
+func Loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

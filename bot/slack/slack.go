@@ -64,10 +64,11 @@ type Options struct {
 
 // Adapter is the Slack chat adapter. It implements bot.Adapter.
 type Adapter struct {
-	opts Options
-	api  *slackgo.Client
-	log  *slog.Logger
-	seen *seen
+	opts    Options
+	grammar bot.Grammar // the bot's, from BotName and Prefix
+	api     *slackgo.Client
+	log     *slog.Logger
+	seen    *seen
 
 	mu     sync.Mutex
 	queue  []func(context.Context)
@@ -136,12 +137,13 @@ func New(opts Options) (*Adapter, error) {
 		// per channel; wait as it says and retry.
 		slackgo.OptionRetry(3))
 	return &Adapter{
-		opts: opts,
-		api:  api,
-		log:  log,
-		seen: newSeen(4096),
-		wake: make(chan struct{}, 1),
-		deps: map[int64]*depState{},
+		opts:    opts,
+		grammar: bot.Grammar{Name: opts.BotName, Prefix: opts.Prefix},
+		api:     api,
+		log:     log,
+		seen:    newSeen(4096),
+		wake:    make(chan struct{}, 1),
+		deps:    map[int64]*depState{},
 	}, nil
 }
 
@@ -338,7 +340,9 @@ func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)
 	if selfUser != "" && strings.HasPrefix(text, "<@"+selfUser+">") {
 		text = a.opts.BotName + ": " + strings.TrimLeft(strings.TrimPrefix(text, "<@"+selfUser+">"), ":, ")
 	}
-	isCommand := a.looksLikeCommand(text)
+	// A command gets a reaction once the bot has answered; the bot's own
+	// grammar tells it from chatter.
+	_, _, isCommand := a.grammar.Parse(text)
 	ans := newAnswer()
 	a.enqueue(func(ctx context.Context) {
 		<-ans.done
@@ -355,23 +359,6 @@ func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)
 	})
 	defer close(ans.done)
 	handle(ans.message(bot.Message{Sender: sender(ev.User), Text: text, Private: private}))
-}
-
-// looksLikeCommand tells a command from chatter, for the reaction that
-// acknowledges it; the bot core decides what it really is.
-func (a *Adapter) looksLikeCommand(text string) bool {
-	lower := strings.ToLower(text)
-	name := strings.ToLower(a.opts.BotName)
-	f := strings.Fields(lower)
-	switch {
-	case strings.HasPrefix(text, a.opts.Prefix):
-		return true
-	case name != "" && strings.HasPrefix(lower, name) && len(lower) > len(name) && strings.ContainsRune(":, ", rune(lower[len(name)])):
-		return true
-	case len(f) > 0 && len(f) <= 2 && (f[0] == "verified" || f[0] == "verified."):
-		return true
-	}
-	return false
 }
 
 // command turns a button's value into the command to run, with the

@@ -316,7 +316,13 @@ func (m *Main) Run(ctx context.Context) error {
 		cancel()
 	}()
 	m.serveWeb(ctx)
-	go m.Bot.Run(ctx)
+	go func() {
+		// Bot.Run returns early only when every adapter has stopped; each
+		// stop was logged and said in the channels left as it happened.
+		if err := m.Bot.Run(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Error("every chat adapter has stopped; the pipeline goes on, but nobody can answer it", "err", err)
+		}
+	}()
 	<-ctx.Done()
 	return <-errc
 }

@@ -47,7 +47,7 @@ func TestDashboardWiring(t *testing.T) {
 		_, err := openWithWeb(t, func(m *Main) {
 			m.Config.Web.Listen, m.Config.Web.TokenEnv = "0.0.0.0:0", "DEPLOYBOT_TEST_NO_SUCH_VARIABLE"
 		})
-		if err == nil || err.Error() != "web.token_env names the environment variable DEPLOYBOT_TEST_NO_SUCH_VARIABLE, which is empty or not set" {
+		if err == nil || err.Error() != "web.token_env: the environment variable DEPLOYBOT_TEST_NO_SUCH_VARIABLE is not set or empty" {
 			t.Fatalf("Open: %v", err)
 		}
 	})

@@ -24,6 +24,7 @@ const rollbackTag = reviewTag + ":rollback"
 // this deployment's request) are named for a person to judge.
 func (s *Source) RevertUpstream(ctx context.Context, d *deployer.Deployment, reason string) ([]string, map[string]string, error) {
 	log := s.log.With("deployment", d.ID)
+	ctx = deployer.WithLogger(ctx, log) // for internal
 	reverts := map[string]string{}
 	var lines []string
 	var others []string
@@ -62,7 +63,7 @@ func (s *Source) RevertUpstream(ctx context.Context, d *deployer.Deployment, rea
 func (s *Source) revertOf(ctx context.Context, d *deployer.Deployment, c deployer.Change, n int, reason string) (*ChangeInfo, bool, error) {
 	existing, err := s.api.query(ctx, "revertof:"+strconv.Itoa(n))
 	if err != nil {
-		return nil, false, s.internal("looking for an existing revert", err, n)
+		return nil, false, s.internal(ctx, "looking for an existing revert", err, n)
 	}
 	for i := range existing {
 		if existing[i].Status != StatusAbandoned {
@@ -71,7 +72,7 @@ func (s *Source) revertOf(ctx context.Context, d *deployer.Deployment, c deploye
 	}
 	rv, err := s.api.revert(ctx, n, revertMessage(d, c, reason))
 	if err != nil {
-		return nil, false, s.internal("creating a revert change", err, n)
+		return nil, false, s.internal(ctx, "creating a revert change", err, n)
 	}
 	return rv, true, nil
 }
@@ -148,7 +149,7 @@ func (s *Source) StillShips(ctx context.Context, upstream string, c deployer.Cha
 	if commit == "" {
 		ci, err := s.api.change(ctx, n)
 		if err != nil {
-			return false, s.internal("looking up a blocked change", err, n)
+			return false, s.internal(ctx, "looking up a blocked change", err, n)
 		}
 		commit = ci.CurrentRevision
 	}
@@ -164,7 +165,7 @@ func (s *Source) StillShips(ctx context.Context, upstream string, c deployer.Cha
 	}
 	reverts, err := s.api.query(ctx, "revertof:"+strconv.Itoa(n)+" status:merged")
 	if err != nil {
-		return false, s.internal("looking for a merged revert", err, n)
+		return false, s.internal(ctx, "looking for a merged revert", err, n)
 	}
 	for _, r := range reverts {
 		for _, h := range s.revertCommits(ctx, r, commit, upstream) {

@@ -143,7 +143,14 @@ func (s *Source) Prepare(ctx context.Context, req deployer.Request, prevUpstream
 	if progress == nil {
 		progress = func(string) {}
 	}
-	log := s.log.With("refs", strings.Join(req.Refs, " "))
+	// Every line about this request carries its deployment's id: the
+	// helpers below log on the logger ctx carries (s.logger).
+	log := s.log
+	if req.Deployment != 0 {
+		log = log.With("deployment", req.Deployment)
+	}
+	ctx = deployer.WithLogger(ctx, log)
+	log = log.With("refs", strings.Join(req.Refs, " "))
 	ws, err := s.validate(ctx, req.Refs)
 	if err != nil {
 		return nil, err
@@ -208,7 +215,7 @@ func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
 			ps.add("change %d was not found on %s", w.ref.Number, s.base.Host)
 			continue
 		case err != nil:
-			return nil, s.internal("looking up a change", err, w.ref.Number)
+			return nil, s.internal(ctx, "looking up a change", err, w.ref.Number)
 		}
 		w.info = ci
 		if s.checkOne(ctx, w, &ps) {
@@ -250,7 +257,7 @@ func (s *Source) checkOne(ctx context.Context, w *want, ps *problems) bool {
 	}
 	ok, err := s.api.mergeable(ctx, ci.Number, "current")
 	if err != nil {
-		s.log.Warn("gerrit: mergeable check failed", "change", ci.Number, "err", err)
+		s.logger(ctx).Warn("gerrit: mergeable check failed", "change", ci.Number, "err", err)
 	} else if !ok && !s.mergedMeanwhile(ctx, w) {
 		ps.add("%s has a merge conflict with %s; rebase it first", name, s.cfg.Branch)
 	}
@@ -296,7 +303,7 @@ func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bo
 		// its ancestors.
 		rel, err := s.api.related(ctx, ci.Number, "current")
 		if err != nil {
-			return s.internal("reading the relation chain", err, ci.Number)
+			return s.internal(ctx, "reading the relation chain", err, ci.Number)
 		}
 		self := -1
 		for i, r := range rel {
@@ -327,7 +334,7 @@ func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bo
 		// submitWholeTopic, or a chain): all of them would merge.
 		together, err := s.api.submittedTogether(ctx, ci.Number)
 		if err != nil {
-			return s.internal("reading the changes submitted together", err, ci.Number)
+			return s.internal(ctx, "reading the changes submitted together", err, ci.Number)
 		}
 		for _, o := range together {
 			if o.Number == ci.Number || requested[o.Number] || o.Status != StatusNew {
@@ -355,7 +362,7 @@ func (s *Source) checkDependsOn(ctx context.Context, w *want, dep string, byChan
 	if changeIDRe.MatchString(dep) {
 		cs, err := s.api.query(ctx, "change:"+dep)
 		if err != nil {
-			return s.internal("looking up a Depends-On change", err, w.info.Number)
+			return s.internal(ctx, "looking up a Depends-On change", err, w.info.Number)
 		}
 		found = cs
 	} else {
@@ -374,7 +381,7 @@ func (s *Source) checkDependsOn(ctx context.Context, w *want, dep string, byChan
 			return nil
 		}
 		if err != nil {
-			return s.internal("looking up a Depends-On change", err, w.info.Number)
+			return s.internal(ctx, "looking up a Depends-On change", err, w.info.Number)
 		}
 		found = []ChangeInfo{*ci}
 	}
@@ -439,13 +446,17 @@ func dependencyOrder(ws []*want) []*want {
 	return out
 }
 
+// logger is the logger for a request's lines: the one ctx carries (with
+// the deployment's id, see Prepare), or the source's own.
+func (s *Source) logger(ctx context.Context) *slog.Logger { return deployer.LoggerFrom(ctx, s.log) }
+
 // internal logs err in full and returns it for the pipeline, which shows
 // "internal error" in chat.
-func (s *Source) internal(doing string, err error, change int) error {
+func (s *Source) internal(ctx context.Context, doing string, err error, change int) error {
 	if errors.Is(err, context.Canceled) {
 		return err // the step was interrupted (!cancel, shutdown): nothing failed
 	}
-	s.log.Error("gerrit: "+doing+" failed", "change", change, "err", err)
+	s.logger(ctx).Error("gerrit: "+doing+" failed", "change", change, "err", err)
 	switch statusOf(err) {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return deployer.Errorf(deployer.EForbidden, "Gerrit refused the bot's credentials while %s for change %d; check source.gerrit.username and its password", doing, change)
@@ -486,7 +497,7 @@ func (s *Source) findMerged(ctx context.Context, ws []*want, prevUpstream string
 			return deployer.Errorf(deployer.EConflict, "change(s) %s merged, but %s does not hold their commits yet; try again in a minute",
 				strings.Join(missing, ", "), s.cfg.Branch)
 		}
-		s.log.Info("gerrit: merged commit not fetched yet; fetching again", "changes", strings.Join(missing, ","), "attempt", attempt)
+		s.logger(ctx).Info("gerrit: merged commit not fetched yet; fetching again", "changes", strings.Join(missing, ","), "attempt", attempt)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -652,7 +663,7 @@ func (s *Source) checkUnexpected(ctx context.Context, req deployer.Request, ws [
 	if err != nil {
 		// Upstream was rewritten, or is far ahead: prepared explains
 		// that after the merge if it matters.
-		s.log.Warn("gerrit: listing undeployed commits failed", "err", err)
+		s.logger(ctx).Warn("gerrit: listing undeployed commits failed", "err", err)
 		return nil
 	}
 	mine := map[string]bool{}

@@ -518,3 +518,34 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 		t.Errorf("the wait took %s to notice the cancellation", took)
 	}
 }
+
+// TestLogLinesNameTheDeployment: every line the source logs while it
+// prepares a request, its own and its helpers' (the vote, an internal
+// error), carries the request's deployment=<id>.
+func TestLogLinesNameTheDeployment(t *testing.T) {
+	t.Parallel()
+	var buf testparts.Buffer
+	logTo := func(c *gerrit.Config) { c.Logger = slog.New(slog.NewTextHandler(&buf, nil)) }
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true}, logTo)
+	x := e.g.Upload("bob", "", map[string]string{"x": "1"}, "First ever")
+	req := deployer.Request{Refs: []string{strconv.Itoa(x)}, Requester: "Alice Deployer", Deployment: 7}
+	if _, err := e.src.Prepare(context.Background(), req, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := newEnv(t, gerrittest.Options{}, logTo, func(c *gerrit.Config) { c.Password = "wrong-password" })
+	req.Refs = []string{strconv.Itoa(bad.g.Upload("bob", "", map[string]string{"a": "1"}, "A change"))}
+	req.Deployment = 8
+	if _, err := bad.src.Prepare(context.Background(), req, "", nil); err == nil {
+		t.Fatal("a refused login prepared the change")
+	}
+	out := buf.String()
+	for _, want := range []string{
+		`msg="gerrit: approved" deployment=7 change=`,
+		`msg="gerrit changes prepared" deployment=7 refs=`,
+		`msg="gerrit: looking up a change failed" deployment=8 change=`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -50,13 +50,13 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 					w.info = ci
 					continue
 				}
-				s.log.Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
+				s.logger(ctx).Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
 				return deployer.Errorf(deployer.EConflict, "%s changed while I was approving it (a new patch set?); nothing was deployed. Look at %s and run the backport again", name, s.Link(w.info.Number))
 			case statusOf(err) == http.StatusForbidden:
-				s.log.Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
+				s.logger(ctx).Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
 				return deployer.Errorf(deployer.EForbidden, "Gerrit does not let the bot vote Code-Review +2 on %s; ask a Gerrit admin, or set source.gerrit.approve to false and have it approved by hand", name)
 			case err != nil:
-				return s.internal("voting Code-Review +2", err, w.info.Number)
+				return s.internal(ctx, "voting Code-Review +2", err, w.info.Number)
 			}
 			// Gerrit's own clock dates the vote, so CI votes are compared
 			// with it rather than with ours.
@@ -66,7 +66,7 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 				}
 			}
 			progress(fmt.Sprintf("voted Code-Review +2 on %s for %s; waiting up to %s for it to merge: %s", name, req.Requester, s.cfg.MergeTimeout, s.Link(w.info.Number)))
-			s.log.Info("gerrit: approved", "change", w.info.Number, "revision", p.revision, "requester", req.Requester)
+			s.logger(ctx).Info("gerrit: approved", "change", w.info.Number, "revision", p.revision, "requester", req.Requester)
 		} else {
 			progress(fmt.Sprintf("waiting up to %s for %s to be approved and merged: %s", s.cfg.MergeTimeout, name, s.Link(w.info.Number)))
 		}
@@ -128,7 +128,7 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 	n := p.w.info.Number
 	ci, err := s.api.change(ctx, n)
 	if err != nil {
-		return false, s.internal("checking whether a change merged", err, n)
+		return false, s.internal(ctx, "checking whether a change merged", err, n)
 	}
 	name := fmt.Sprintf("change %d (%s)", n, clip(ci.Subject))
 	switch ci.Status {
@@ -161,7 +161,7 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 	}
 	ok, err := s.api.mergeable(ctx, n, p.revision)
 	if err != nil {
-		s.log.Warn("gerrit: mergeable check failed", "change", n, "err", err)
+		s.logger(ctx).Warn("gerrit: mergeable check failed", "change", n, "err", err)
 	} else if !ok {
 		if s.mergedMeanwhile(ctx, p.w) {
 			return true, nil

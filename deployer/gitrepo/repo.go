@@ -116,6 +116,7 @@ func Open(dir string, upstream Upstream) (*Repo, error) {
 	case err != nil:
 		return nil, fmt.Errorf("gitrepo: open %s: %w", dir, err)
 	}
+	removeTempAtOpen(dir) // a fetch killed mid-way left its tmp_pack_ file
 	repo, err = reopen(repo)
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: open %s: %w", dir, err)
@@ -127,8 +128,8 @@ func Open(dir string, upstream Upstream) (*Repo, error) {
 }
 
 // maxOpenPacks bounds the pack files kept open between reads. Every fetch
-// adds a pack and nothing here repacks, so keeping all of them open would
-// grow without bound.
+// adds a pack until Maintain folds them into one, so keeping all of them
+// open could grow without bound.
 const maxOpenPacks = 64
 
 // reopen opens repo's storage again with the options a long-running sole
@@ -136,8 +137,9 @@ const maxOpenPacks = 64
 // loose object file on every object read, which makes listing a 50,000
 // file tree cost seconds of system calls. ExclusiveAccess lets go-git keep
 // its list of loose objects in memory (it updates it on its own writes):
-// the bot must be the only writer of its staging repo, which it is; run
-// git maintenance on it only while the bot is stopped.
+// the bot must be the only writer of its staging repo, which it is. It
+// keeps the repo healthy itself (Maintain, in maintain.go), so nobody needs
+// to stop it to run git gc.
 func reopen(repo *git.Repository) (*git.Repository, error) {
 	st, ok := repo.Storer.(*filesystem.Storage)
 	if !ok {

@@ -463,3 +463,17 @@ func bugs(msg string) []string {
 	}
 	return out
 }
+
+// Prepare is Repo.Prepare for the git change source, which also logs what
+// it prepared on Log (when set), naming the request's deployment.
+func (s *Reverter) Prepare(ctx context.Context, req deployer.Request, prevUpstream string, progress func(string)) (*deployer.Prepared, error) {
+	prep, err := s.Repo.Prepare(ctx, req, prevUpstream, progress)
+	if err == nil && s.Log != nil {
+		log := s.Log
+		if req.Deployment != 0 {
+			log = log.With("deployment", req.Deployment)
+		}
+		log.Info("git changes prepared", "refs", strings.Join(req.Refs, " "), "upstream", prep.Upstream, "changes", len(prep.Changes))
+	}
+	return prep, err
+}

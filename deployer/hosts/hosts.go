@@ -32,9 +32,11 @@
 package hosts
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 )
 
 // Marker is what a slot's .state file records about the slot's contents.
@@ -85,6 +87,20 @@ type SyncResult struct {
 	Written int    // files and symlinks written into the slot
 	Deleted int    // paths deleted, or (rebuild) entries removed as not in the commit
 	Reason  string // why a rebuild was needed
+}
+
+// logSync writes the line a sync of a host leaves in the log: what it did,
+// or why it failed. attrs name the host and the commit and say what was
+// written; a rebuild is logged at level rebuild.
+func logSync(ctx context.Context, log *slog.Logger, rebuild slog.Level, res SyncResult, err error, attrs ...any) {
+	switch {
+	case err != nil:
+		log.Error("sync failed", append(attrs, "err", err)...)
+	case res.Action == SyncRebuild:
+		log.Log(ctx, rebuild, "synced by rebuilding the slot in full", append(attrs, "reason", res.Reason)...)
+	default:
+		log.Info("synced", attrs...)
+	}
 }
 
 // OpError is a failed operation on a host: which host, what it was doing

@@ -16,6 +16,8 @@ import (
 // server serves ActiveDir (or <root>/current, resolved per request).
 type Local struct {
 	// Logger receives one line per sync saying what it did; nil discards.
+	// A logger the context carries (deployer.WithLogger, with the
+	// deployment's id) is used instead.
 	Logger *slog.Logger
 
 	name string
@@ -60,17 +62,9 @@ func (l *Local) SyncReport(ctx context.Context, commit string, src deployer.Tree
 	defer l.mu.Unlock()
 	start := time.Now()
 	res, err := l.core().sync(ctx, commit, src)
-	if l.Logger != nil {
-		attrs := []any{"host", l.name, "commit", commit, "action", res.Action, "slot", res.Slot,
-			"written", res.Written, "deleted", res.Deleted, "took", time.Since(start)}
-		switch {
-		case err != nil:
-			l.Logger.Error("sync failed", append(attrs, "err", err)...)
-		case res.Action == SyncRebuild:
-			l.Logger.Info("synced by rebuilding the slot in full", append(attrs, "reason", res.Reason)...)
-		default:
-			l.Logger.Info("synced", attrs...)
-		}
+	if log := deployer.LoggerFrom(ctx, l.Logger); log != nil {
+		logSync(ctx, log, slog.LevelInfo, res, err, "host", l.name, "commit", commit, "action", res.Action, "slot", res.Slot,
+			"written", res.Written, "deleted", res.Deleted, "took", time.Since(start))
 	}
 	return res, err
 }

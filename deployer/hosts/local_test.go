@@ -828,3 +828,32 @@ func TestSyncLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncLogsWithTheContextLogger: a sync made for a deployment logs on
+// the logger the context carries (with deployment=<id>), as SSH does, not
+// on the host's own.
+func TestSyncLogsWithTheContextLogger(t *testing.T) {
+	var own, dep strings.Builder
+	src := newSource(map[string]tree{"c1": site})
+	h := newHost(t)
+	h.Logger = slog.New(slog.NewTextHandler(&own, nil))
+	ctx := deployer.WithLogger(context.Background(), slog.New(slog.NewTextHandler(&dep, nil)).With("deployment", 42))
+	if _, err := h.SyncReport(ctx, "c1", src); err != nil {
+		t.Fatal(err)
+	}
+	if want := `deployment=42 host=web1 commit=c1 action=rebuild`; !strings.Contains(dep.String(), want) {
+		t.Errorf("the deployment's log lacks %q:\n%s", want, dep.String())
+	}
+	if own.Len() != 0 {
+		t.Errorf("the host's own logger got the deployment's line:\n%s", own.String())
+	}
+	// Without a logger of its own, the host still logs for a deployment.
+	h2, dep2 := newHost(t), &strings.Builder{}
+	ctx = deployer.WithLogger(context.Background(), slog.New(slog.NewTextHandler(dep2, nil)))
+	if _, err := h2.SyncReport(ctx, "c1", src); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dep2.String(), `msg="synced by rebuilding the slot in full" host=web1`) {
+		t.Errorf("a host without a logger logged nothing for the deployment:\n%s", dep2.String())
+	}
+}

@@ -97,6 +97,7 @@ type Server struct {
 	nextTS      int64
 	nextEnv     int
 	pingEvery   time.Duration
+	revoked     bool // the app-level token no longer opens connections
 }
 
 // New starts a fake Slack that accepts these tokens and stops it when the
@@ -146,7 +147,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (s *Server) connectionsOpen(w http.ResponseWriter, r *http.Request) {
-	if bearer(r) != s.AppToken {
+	s.mu.Lock()
+	revoked := s.revoked
+	s.mu.Unlock()
+	if bearer(r) != s.AppToken || revoked {
 		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
 		return
 	}
@@ -305,6 +309,15 @@ func (s *Server) Drop() {
 		s.conn.UnderlyingConn().Close()
 		s.conn = nil
 	}
+}
+
+// RevokeAppToken makes apps.connections.open refuse the app-level token
+// from now on, as Slack does once the token is revoked: the open socket
+// stays up, but no new one can be opened.
+func (s *Server) RevokeAppToken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked = true
 }
 
 // Envelope is one Socket Mode envelope.
