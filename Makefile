@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo scenario test deps vet fmt-check bench bench-judge
+.PHONY: build demo scenario test deps vet fmt-check bench bench-judge soak
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/deploybot ./cmd/deploybot
@@ -24,6 +24,14 @@ test: deps fmt-check vet
 
 deps:
 	./scripts/install-test-deps.sh
+
+# The model-based test of the pipeline with new seeds until DURATION is up:
+# random commands, faults, restarts and crashes, every invariant after every
+# step. It prints sequences, steps and checks, or the seed and the shrunk
+# sequence of the first failure.
+DURATION ?= 30m
+soak:
+	$(GO) test -count=1 -timeout 0 -run '^TestModelPipeline$$' ./cmd/deploybot -model.soak=$(DURATION)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -62,7 +62,7 @@ func TestSequenceRollbackAfterAnotherRollback(t *testing.T) {
 	w := newWorld(t)
 	defer func() { w.close(t.Failed()) }()
 	w.settle()
-	one, _ := w.deploy(kindGood, true, "")
+	one, c1 := w.deploy(kindGood, true, "")
 	w.mustState(one, deployer.StateDone)
 	two, _ := w.deploy(kindBad, true, "")
 	w.mustState(two, deployer.StateRolledBack)
@@ -75,7 +75,9 @@ func TestSequenceRollbackAfterAnotherRollback(t *testing.T) {
 	if !strings.Contains(w.out.String(), "Restored 6 hosts to what they served before #1") {
 		t.Errorf("the rollback of #1 does not say it restored every host:\n%s", w.out.String())
 	}
-	// The queue moves: the next backport starts and ships.
+	// #1 was rolled back by a person: its change is blocked until it is
+	// reverted upstream. Then the queue moves: the next backport ships.
+	w.revert(c1)
 	three, _ := w.deploy(kindGood, true, " --include-unexpected")
 	w.mustState(three, deployer.StateDone)
 	_ = d
@@ -114,14 +116,14 @@ func TestSequenceBlockIsSaidFirst(t *testing.T) {
 	w.settle()
 	one, c := w.deploy(kindBad, true, "")
 	w.mustState(one, deployer.StateRolledBack)
-	two, _ := w.deploy(kindGood, false, "")
+	two, c2 := w.deploy(kindGood, false, "")
 	d := w.mustState(two, deployer.StateFailed)
 	if !strings.Contains(d.Reason, "was rolled back in #1") || strings.Contains(d.Reason, "--include-unexpected") {
 		t.Errorf("refusal: %q", d.Reason)
 	}
 	rc := w.revert(c)
 	next := w.commit(kindGood)
-	w.say("alice", "!backport "+rc.commit[:10]+" "+next.commit[:10])
+	w.say("alice", "!backport "+c2.commit[:10]+" "+rc.commit[:10]+" "+next.commit[:10])
 	w.settle()
 	three := w.lastID()
 	d = w.state(three)

@@ -15,12 +15,14 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -889,10 +891,40 @@ func (m *modelTotals) add(w *world) {
 	m.checks += w.checks
 }
 
-// TestModelPipeline runs the model over a fixed set of seeds (rapid's
-// -rapid.seed and -rapid.checks flags replay or widen it).
+var soak = flag.Duration("model.soak", 0, "run TestModelPipeline with new seeds until this much time is up (make soak DURATION=30m)")
+
+// TestModelPipeline runs the model over a fixed set of seeds: rapid's own
+// (-rapid.seed replays one, -rapid.checks widens it; 12 sequences of up to
+// 20 steps by default here). With -model.soak=D it runs new seeds until D
+// is up and prints the totals, or the seed and minimal sequence of the
+// first failure.
 func TestModelPipeline(t *testing.T) {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["rapid.checks"] {
+		flag.Set("rapid.checks", "12")
+	}
+	if !set["rapid.steps"] {
+		flag.Set("rapid.steps", "20")
+	}
 	totals := &modelTotals{}
-	rapid.Check(t, func(rt *rapid.T) { runModel(rt, totals) })
-	t.Logf("model: %d sequences, %d steps, %d invariant checks", totals.sequences, totals.steps, totals.checks)
+	start := time.Now()
+	if *soak == 0 {
+		rapid.Check(t, func(rt *rapid.T) { runModel(rt, totals) })
+	} else {
+		for round := 0; time.Since(start) < *soak && !t.Failed(); round++ {
+			seed := uint64(time.Now().UnixNano())
+			flag.Set("rapid.seed", strconv.FormatUint(seed, 10))
+			flag.Set("rapid.checks", "5")
+			t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+				rapid.Check(t, func(rt *rapid.T) { runModel(rt, totals) })
+			})
+		}
+	}
+	msg := fmt.Sprintf("model: %d sequences, %d steps, %d invariant checks in %s", totals.sequences, totals.steps, totals.checks, time.Since(start).Round(time.Second))
+	t.Log(msg)
+	fmt.Println(msg)
+	if totals.steps == 0 {
+		t.Fatal("the model ran no step")
+	}
 }
