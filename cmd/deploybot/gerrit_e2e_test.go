@@ -148,10 +148,10 @@ func TestGerritBackportRollbackAndRevert(t *testing.T) {
 	// 3. Asking for it again is refused while the revert is not merged.
 	posts := len(g.Requests())
 	gs.say("alice", "!backport "+strconv.Itoa(gs.bad))
-	gs.wait(3, time.Minute, finished...)
+	n3 := gs.wait(3, time.Minute, finished...)
 	d3 := gs.get(3)
-	if d3.State != deployer.StateFailed || !strings.Contains(d3.Reason, revertLink) || !strings.Contains(d3.Reason, "!unblock") {
-		t.Errorf("re-shipping the bad change: %s, %q; want failed naming the revert and !unblock", d3.State, d3.Reason)
+	if d3.State != deployer.StateFailed || !strings.Contains(d3.Reason, revertLink) || !strings.Contains(n3.Text, "`!unblock 102`") {
+		t.Errorf("re-shipping the bad change: %s, %q, said %q; want failed naming the revert and !unblock", d3.State, d3.Reason, n3.Text)
 	}
 	for _, r := range g.Requests()[posts:] {
 		if strings.HasPrefix(r, "POST") {

@@ -66,7 +66,7 @@ func TestIRCBackportConversation(t *testing.T) {
 	alice.Say(deployChan, "!backport good-change")
 	alice.AwaitText(patience, "deploybot", deployChan, "alice: queued good-change as #1")
 	// The submitter is pinged by nick, with the choices.
-	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#1] ", "reply `verified`", "!abort 1")
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#1] ", "`verified ", "!abort 1")
 	bob.Say(deployChan, "verified")
 	bob.AwaitText(patience, "deploybot", deployChan, "[#1] verified by Bob Submitter")
 	verdict := e.wait(1, patience, deployer.NoticeVerdict)
@@ -103,7 +103,7 @@ func TestIRCBackportConversation(t *testing.T) {
 	// The second half of the demo's scenario: a bad change is caught on
 	// the canaries and rolled back, and the channel is told why.
 	alice.Say(deployChan, "deploybot: backport bad-change")
-	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#2] ", "reply `verified`")
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#2] ", "`verified ")
 	bob.Say(deployChan, "verified")
 	e.wait(2, patience, finished...)
 	bad := e.get(2)
@@ -118,7 +118,7 @@ func TestIRCBackportConversation(t *testing.T) {
 		}
 	}
 	e.expect(all(d.Commit))
-	bob.AwaitText(patience, "deploybot", deployChan, "[#2] rolled back ", "canary check failed", "Restored 3 host(s)")
+	bob.AwaitText(patience, "deploybot", deployChan, "[#2] rolled back ", "canary check failed", "Restored 3 hosts")
 	// The reason may be cut to keep the entry on one line.
 	alice.AwaitText(10*time.Second, "deploybot", logChan, "!log alice@deploybot Rolled back ", "[#2]: "+bad.Reason[:20])
 	checkLineLengths(t, alice)
@@ -175,7 +175,7 @@ func TestIRCServerRestartWhileAwaitingVerification(t *testing.T) {
 	const patience = time.Minute
 
 	alice.Say(deployChan, "!backport good-change")
-	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#1] ", "reply `verified`")
+	bob.AwaitText(patience, "deploybot", deployChan, "bob: [#1] ", "`verified ")
 
 	// The IRC server dies and comes back; the deployment keeps waiting.
 	srv.Stop()

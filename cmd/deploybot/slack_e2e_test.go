@@ -387,7 +387,7 @@ func TestSlackAndIRCTogether(t *testing.T) {
 	if !strings.Contains(prompt.Text, "<@U02BOB>") {
 		t.Errorf("Slack prompt does not mention bob by his Slack id: %q", prompt.Text)
 	}
-	bob.AwaitText(slackWait, "deploybot", deployChan, "bob: [#1] ", "reply `verified`")
+	bob.AwaitText(slackWait, "deploybot", deployChan, "bob: [#1] ", "`verified ")
 	bob.Say(deployChan, "verified")
 	closed := s.call(0, "Slack prompt closed by the IRC answer", func(c slackfake.Call) bool {
 		return c.Method == "chat.update" && c.TS == prompt.TS
