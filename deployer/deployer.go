@@ -98,7 +98,8 @@ type Deployment struct {
 	// start of the production watch.
 	ProdStart *Sample `json:"prod_start,omitempty"`
 	// Depooled lists hosts this deployment's rollback took out of service
-	// because they could not be restored; !repool removes them.
+	// because they could not be restored (kept for the timeline; the host
+	// records say who is depooled now).
 	Depooled []string `json:"depooled,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
@@ -456,7 +457,7 @@ type Notice struct {
 	// Next lists what people may do now; the bot renders them after the
 	// text with the chat's prefix (and adapters may show them as buttons).
 	Next []Choice
-	// Choices are Next rendered as commands ("verified 3", "!abort 3"),
+	// Choices are Next rendered as commands, with the chat's prefix,
 	// filled in by the bot for adapters that offer buttons.
 	Choices []string
 	Verdict    *Verdict // set on verdict notices

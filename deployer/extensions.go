@@ -19,7 +19,7 @@ type Smoker interface {
 
 // Block is a change that was rolled back and must not ship again until
 // upstream no longer contains it (its revert is merged), or a deployer
-// lifts the block with !unblock.
+// lifts the block by hand.
 type Block struct {
 	Change     Change    `json:"change"`
 	Deployment int64     `json:"deployment"`
@@ -31,7 +31,7 @@ type Block struct {
 // Reverter is implemented by change sources that can undo a change
 // upstream after a rollback: a revert change in Gerrit, or a pushed revert
 // commit for git. The runner calls it only for rollbacks that blame the
-// change (a failed check, or a person's !rollback or !abort), not for a
+// change (a failed check, or a person's rollback or abort), not for a
 // verification timeout or a host that failed to sync. It is given only the
 // suspects (see Suspects): never a revert, which would ship what it
 // reverted again.

@@ -175,7 +175,7 @@ func (r *Runner) deployedCommit(ctx context.Context) (string, *Deployment, error
 	return head, nil, err
 }
 
-// HostView is one host as !status shows it.
+// HostView is one host as the status command shows it.
 type HostView struct {
 	Stage  Stage
 	Record HostRecord

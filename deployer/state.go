@@ -23,7 +23,7 @@ const (
 	// StateRollbackFailed ends a rollback that could not restore every
 	// host after its bounded tries: FailedHosts says, host by host, what
 	// each one serves (read back), and the bot locks deployments until a
-	// deployer has looked. `!rollback` of it tries again.
+	// deployer has looked. A deployer's rollback of it tries again.
 	StateRollbackFailed State = "rollback-failed"
 	StateFailed         State = "failed"
 	StateCancelled      State = "cancelled"

@@ -406,7 +406,7 @@ func TestSlackAndIRCTogether(t *testing.T) {
 	// A late press in Slack, after IRC answered, is declined in private.
 	s.press("U02BOB", prompt, "verified 1")
 	eph := s.call(0, "late press declined", func(c slackfake.Call) bool { return c.Method == "chat.postEphemeral" })
-	if eph.User != "U02BOB" || !strings.Contains(eph.Text, "not waiting for verification") {
+	if eph.User != "U02BOB" || !strings.Contains(eph.Text, "#1 was already verified by Bob Submitter") {
 		t.Errorf("late press answered to %q: %q", eph.User, eph.Text)
 	}
 }

@@ -130,7 +130,7 @@ func (s *Source) commentRollback(ctx context.Context, d *deployer.Deployment, n 
 			return nil
 		}
 	}
-	msg := fmt.Sprintf("deploybot rolled this change back in %s: %s\n\nRevert: %s\nIt will not be deployed again until the revert merges (or a deployer runs !unblock %d).",
+	msg := fmt.Sprintf("deploybot rolled this change back in %s: %s\n\nRevert: %s\nIt will not be deployed again until the revert merges (or a deployer lifts the block of change %d in the deployment channel).",
 		marker, oneLine(reason), revertLink, n)
 	return s.api.review(ctx, n, "current", ReviewInput{Message: msg, Tag: rollbackTag})
 }

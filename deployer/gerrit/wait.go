@@ -141,8 +141,8 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 	if ci.CurrentRevision != p.revision {
 		rev, _ := ci.current()
 		return false, deployer.Errorf(deployer.EConflict,
-			"%s got a new patch set (%d) while I waited for it to merge, so I stopped; nothing was deployed. If patch set %d is what should go out, run !backport %d again to confirm it",
-			name, rev.Number, rev.Number, n)
+			"%s got a new patch set (%d) while I waited for it to merge, so I stopped; nothing was deployed. If patch set %d is what should go out, backport it again to confirm it",
+			name, rev.Number, rev.Number).Or(deployer.DoWith(deployer.VerbBackport, "confirm the new patch set", strconv.Itoa(n)))
 	}
 	for _, a := range ci.Labels[CodeReview].All {
 		if a.Value <= -2 {
