@@ -232,7 +232,16 @@ func (j *Judge) baseline(w deployer.Window) (b deployer.Baseline, prior bool) {
 			b.Requests += start.Requests - before.Requests
 			b.Errors += start.Errors - before.Errors
 		}
-		parts = append(parts, fmt.Sprintf("%s %s before the sync (%.0f requests)", w.Stage, hostList(used, len(w.Judged)), req))
+		// The judged hosts are in the verdict's table: name them here only
+		// when some were left out.
+		who := "the " + string(w.Stage)
+		if w.Stage == deployer.Production {
+			who = "the production hosts"
+		}
+		if len(used) < len(w.Judged) {
+			who = string(w.Stage) + " " + hostList(used, len(w.Judged))
+		}
+		parts = append(parts, fmt.Sprintf("%s before the sync (%.0f requests)", who, req))
 	}
 	if b.Requests > 0 {
 		b.Rate = min(b.Errors/b.Requests, 1)
@@ -436,11 +445,10 @@ func (j *Judge) pool(w deployer.Window, checks []hostCheck, thr float64) (c host
 	return c, true
 }
 
-// evidence says in words how strong the case against a host is, next to
-// what failing takes: "evidence 340:1 that it is above the threshold,
-// failing takes 100:1".
+// evidence says how strong the case is that a host is above the
+// threshold, next to what failing takes: "evidence 340:1 (fails at 100:1)".
 func (j *Judge) evidence(logE float64) string {
-	return fmt.Sprintf("evidence %s that it is above the threshold, failing takes %s", odds(logE), odds(-math.Log(j.cfg.Alpha)))
+	return fmt.Sprintf("evidence %s (fails at %s)", odds(logE), odds(-math.Log(j.cfg.Alpha)))
 }
 
 // odds writes an evidence ratio from its logarithm: "340:1", "0.02:1",
@@ -502,7 +510,7 @@ func (j *Judge) check(host string, w deployer.Window, thr float64) hostCheck {
 	}
 	c.logE = logEvidence(n, k, thr)
 	c.gross = n >= float64(j.cfg.GrossMinRequests) && c.Rate >= j.cfg.GrossRate
-	notYet := fmt.Sprintf("not significant over %.0f requests (evidence %s, failing takes %s)", n, odds(c.logE), odds(-math.Log(j.cfg.Alpha)))
+	notYet := fmt.Sprintf("not significant over %.0f requests (%s)", n, j.evidence(c.logE))
 
 	undecided := deployer.Pending
 	if w.Complete {

@@ -127,7 +127,7 @@ func TestJudgeScenarios(t *testing.T) {
 			name:   "healthy canaries pass at the end of the window",
 			judged: map[string]load{"mw-canary1": {20, 0.005, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Pass,
-			reason: []string{"no significant increase after 60s", "baseline 0.5% (36/7200: production mw1, mw2, mw3, mw4 during the window (4800 requests) + canaries mw-canary1, mw-canary2 before the sync (2400 requests))", "threshold 0.7%"},
+			reason: []string{"no significant increase after 60s", "baseline 0.5% (36/7200: production mw1, mw2, mw3, mw4 during the window (4800 requests) + the canaries before the sync (2400 requests))", "threshold 0.7%"},
 		},
 		{
 			name:   "every request failing fails at the first look",
@@ -139,7 +139,7 @@ func TestJudgeScenarios(t *testing.T) {
 			name:   "30% errors fail within a few looks",
 			judged: map[string]load{"mw-canary1": {20, 0.3, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Fail, failBy: 3,
-			reason: []string{"mw-canary1 error rate 30.0% (6/20)", "threshold 0.7%: evidence 2e+06:1 that it is above the threshold, failing takes 100:1"},
+			reason: []string{"mw-canary1 error rate 30.0% (6/20)", "threshold 0.7%: evidence 2e+06:1 (fails at 100:1)"},
 		},
 		{
 			name:   "5% errors at 20 req/s fail well before the window ends",
@@ -408,7 +408,7 @@ func TestBaselineFromControlAndBefore(t *testing.T) {
 	if b.Requests != 4000 || b.Errors != 12 || math.Abs(b.Rate-0.003) > 1e-12 {
 		t.Errorf("baseline %+v, want 12/4000 = 0.3%%", b)
 	}
-	if want := "production p1, p2 (2 of 3 read) during the window (3000 requests) + canaries c1, c2 before the sync (1000 requests)"; b.Source != want {
+	if want := "production p1, p2 (2 of 3 read) during the window (3000 requests) + the canaries before the sync (1000 requests)"; b.Source != want {
 		t.Errorf("source %q, want %q", b.Source, want)
 	}
 	// The threshold counts one baseline error more: 13/4000 + 0.2%

@@ -175,7 +175,7 @@ func TestJudgeProductionWatch(t *testing.T) {
 	if look != 0 || v.Outcome != deployer.Pass {
 		t.Fatalf("healthy production: %s at look %d: %s", v.Outcome, look, v.Reason)
 	}
-	if want := "production mw1, mw2, mw3, mw4 before the sync (4800 requests)"; v.Baseline.Source != want {
+	if want := "the production hosts before the sync (4800 requests)"; v.Baseline.Source != want {
 		t.Errorf("baseline source %q, want %q", v.Baseline.Source, want)
 	}
 	if len(v.Hosts) != 4 || v.Baseline.Requests != 4*60*20 {
