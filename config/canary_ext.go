@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/deploybot/deploybot/deployer/judge"
 )
 
 // PrometheusSource is canary.metrics.prometheus: read the counters with
@@ -53,14 +55,13 @@ func (s Smoke) Stage(name string) []SmokeCheck {
 	return nil
 }
 
-// Defaults of the keys in this file, as config.example.yaml documents them.
+// Defaults of the keys in this file that are the configuration's own, as
+// config.example.yaml documents them. The Prometheus source's and the smoke
+// checks' defaults live with the code that uses them, in deployer/judge,
+// and are read from there.
 const (
 	DefaultProductionWatch   = 60 * time.Second
-	DefaultRequestsQuery     = `sum by (instance) (http_requests_total{instance=~"{{hosts}}"})`
-	DefaultErrorsQuery       = `sum by (instance) (http_requests_total{instance=~"{{hosts}}",code=~"5.."})`
-	DefaultInstanceLabel     = "instance"
 	DefaultSmokeExpectStatus = 200
-	DefaultSmokeTimeout      = 5 * time.Second
 )
 
 // canaryDefaults fills in the defaults of the canary keys in this file.
@@ -71,13 +72,13 @@ func (c *Config) canaryDefaults() {
 	}
 	p := &c.Canary.Metrics.Prometheus
 	if p.RequestsQuery == "" {
-		p.RequestsQuery = DefaultRequestsQuery
+		p.RequestsQuery = judge.DefaultRequestsQuery
 	}
 	if p.ErrorsQuery == "" {
-		p.ErrorsQuery = DefaultErrorsQuery
+		p.ErrorsQuery = judge.DefaultErrorsQuery
 	}
 	if p.InstanceLabel == "" {
-		p.InstanceLabel = DefaultInstanceLabel
+		p.InstanceLabel = judge.DefaultInstanceLabel
 	}
 	if p.Timeout.D() == 0 {
 		p.Timeout = c.Canary.Metrics.Timeout
@@ -89,7 +90,7 @@ func (c *Config) canaryDefaults() {
 				ch.ExpectStatus = DefaultSmokeExpectStatus
 			}
 			if ch.Timeout.D() == 0 {
-				ch.Timeout = Dur(DefaultSmokeTimeout)
+				ch.Timeout = Dur(judge.DefaultSmokeTimeout)
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deploybot/deploybot/deployer/judge"
 )
 
 const canaryBase = `source: {git: {url: /x}}
@@ -28,7 +30,7 @@ func TestCanaryExtDefaults(t *testing.T) {
 		t.Errorf("production_watch = %v, want 60s", w)
 	}
 	p := c.Canary.Metrics.Prometheus
-	if p.RequestsQuery != DefaultRequestsQuery || p.ErrorsQuery != DefaultErrorsQuery || p.InstanceLabel != "instance" || p.Timeout.D() != 2*time.Second {
+	if p.RequestsQuery != judge.DefaultRequestsQuery || p.ErrorsQuery != judge.DefaultErrorsQuery || p.InstanceLabel != "instance" || p.Timeout.D() != 2*time.Second {
 		t.Errorf("prometheus defaults %+v", p)
 	}
 	if ch := c.Canary.Smoke.Canaries[0]; ch.ExpectStatus != 200 || ch.Timeout.D() != 5*time.Second {

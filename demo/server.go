@@ -25,6 +25,9 @@ type appConfig struct {
 	Site     string          `json:"site"`
 	Version  int             `json:"version"`
 	Features map[string]bool `json:"features"`
+	// ExtraErrorRate is a share of requests failed on top of the host's
+	// own error rate (branch slow-regression sets it).
+	ExtraErrorRate float64 `json:"extra_error_rate"`
 }
 
 // hostServer is the HTTP handler of one demo host. It serves whatever tree
@@ -131,7 +134,7 @@ func (s *hostServer) serveApp(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-App-Version", strconv.Itoa(cfg.Version))
 
-	if s.simulatedError() {
+	if s.simulatedError(cfg.ExtraErrorRate) {
 		httpError(w, http.StatusInternalServerError, "simulated backend error")
 		return
 	}
@@ -203,13 +206,13 @@ func (s *hostServer) currentSlot() (*os.Root, string, error) {
 	return root, filepath.ToSlash(target), err
 }
 
-func (s *hostServer) simulatedError() bool {
-	if s.errRate <= 0 {
+func (s *hostServer) simulatedError(extra float64) bool {
+	if s.errRate+extra <= 0 {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.rng.Float64() < s.errRate
+	return s.rng.Float64() < s.errRate+extra
 }
 
 // serveMetrics writes the request counters in the Prometheus text format

@@ -23,12 +23,17 @@ const (
 	// BadBranch holds one commit on top of GoodBranch that makes config/app.json invalid
 	// JSON, so every page of a host serving it answers 500.
 	BadBranch = "bad-change"
+	// SlowBranch holds one commit off main that sets config/app.json's
+	// extra_error_rate to 0.02: a host serving it fails 2% of requests on
+	// top of its own error rate, a regression only statistics can see.
+	SlowBranch = "slow-regression"
 )
 
 // Subjects of the two pending commits, for tests that look for them in chat.
 const (
 	GoodSubject = "Fix typo on the front page"
 	BadSubject  = "Enable the new search feature"
+	SlowSubject = "Fetch the sidebar from the new backend"
 )
 
 // The authors of the upstream commits: main's, and the pending changes'.
@@ -193,6 +198,16 @@ document.addEventListener("DOMContentLoaded", () => {
 	}
 }
 
+// slowChange returns the files the slow regression rewrites on main: the
+// demo server reads extra_error_rate from config/app.json and fails that
+// share of requests more.
+func slowChange() map[string]string {
+	return map[string]string{
+		"config/app.json": strings.Replace(fileContent("config/app.json"), `"version": 1,`, `"version": 3,
+  "extra_error_rate": 0.02,`, 1),
+	}
+}
+
 func fileContent(path string) string {
 	for _, f := range mainTree {
 		if f.path == path {
@@ -255,6 +270,7 @@ func createUpstream(dir string) error {
 	}{
 		{GoodBranch, main, GoodSubject, "The heading said \"Wecome\". Bump the config version so caches refresh.", goodChange()},
 		{BadBranch, plumbing.NewBranchReferenceName(GoodBranch), BadSubject, "Turns on search_v2 and adds the search box to the header.", badChange()},
+		{SlowBranch, main, SlowSubject, "The new backend times out now and then.", slowChange()},
 	}
 	for _, b := range branches {
 		if err := wt.Checkout(&git.CheckoutOptions{Branch: b.base}); err != nil {

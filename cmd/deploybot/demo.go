@@ -25,6 +25,7 @@ import (
 type demoTimings struct {
 	VerifyTimeout, PromoteTimeout, BaselineMin, Window, Interval, ProductionWatch time.Duration
 	MinRequests                                                                   int
+	RPS                                                                           float64 // requests/s per host; 0: the demo's default
 }
 
 var interactiveTimings = demoTimings{VerifyTimeout: 10 * time.Minute, PromoteTimeout: 5 * time.Minute,
@@ -194,7 +195,7 @@ type sandbox struct {
 // opened (tests add chat adapters or other settings this way).
 func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel string, stdin io.Reader, stdout, stderr io.Writer, configure ...func(*Main)) (*sandbox, error) {
 	envCtx, stop := context.WithCancel(context.Background())
-	env, err := demo.New(ctx, demo.Options{Dir: dir, Seed: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	env, err := demo.New(ctx, demo.Options{Dir: dir, Seed: 1, RPS: t.RPS, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		stop()
 		return nil, err

@@ -20,11 +20,22 @@ const judgeUsage = `usage: deploybot judge replay [--id N] [--config FILE] [--st
 
 Re-runs the canary judge over the readings stored with past deployments, look
 by look as the bot did, with the configuration's thresholds or the ones given,
-and prints for each verdict the stored outcome, the replayed one, and the
-reading at which each was decided. Without --id it replays every deployment
-that has verdicts and ends with how many outcomes change. The store is only
-read; stop the bot first, or copy the file and pass --store COPY.
+and prints for each verdict the stored verdict and the replayed one side by
+side, with the reading at which each was decided. Without --id it replays
+every deployment that has verdicts and ends with how many outcomes change.
+The store is only read; stop the bot first, or copy the file and pass
+--store COPY.
 `
+
+// replayOptions is what `deploybot judge replay` was asked to do.
+type replayOptions struct {
+	cfgPath, storePath string
+	id                 int64
+	table              bool
+	// set applies the threshold flags given on the command line to the
+	// configuration's judge settings.
+	set func(*judge.Config)
+}
 
 // judgeCommand runs `deploybot judge ...`.
 func judgeCommand(args []string, stdout, stderr io.Writer) int {
@@ -32,31 +43,63 @@ func judgeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, judgeUsage)
 		return 2
 	}
+	o, ok := parseReplayFlags(args[1:], stderr)
+	if !ok {
+		return 2
+	}
+	return replayCommand(o, stdout, stderr)
+}
+
+// parseReplayFlags parses replay's flags; ok is false, the problem said on
+// stderr, when they are wrong.
+func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, ok bool) {
 	fs := flag.NewFlagSet("judge replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, judgeUsage) }
-	cfgPath := fs.String("config", "deploybot.yaml", "configuration file (its store and thresholds)")
-	storePath := fs.String("store", "", "bbolt file to read instead of the configuration's store.path")
-	id := fs.Int64("id", 0, "replay only this deployment")
-	alpha := fs.Float64("alpha", 0, "significance level of each look")
-	factor := fs.Float64("factor", 0, "relative effect floor: threshold >= baseline x factor")
-	absDiff := fs.Float64("abs-diff", 0, "absolute effect floor: threshold >= baseline + abs-diff")
-	minReq := fs.Int("min-requests", 0, "requests a host needs before it can pass")
-	grossRate := fs.Float64("gross-rate", 0, "error rate that fails a host at once")
-	grossMin := fs.Int("gross-min-requests", 0, "requests the gross rule needs")
-	table := fs.Bool("table", false, "also print each replayed verdict's table")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	fs.StringVar(&o.cfgPath, "config", "deploybot.yaml", "configuration file (its store and thresholds)")
+	fs.StringVar(&o.storePath, "store", "", "bbolt file to read instead of the configuration's store.path")
+	fs.Int64Var(&o.id, "id", 0, "replay only this deployment")
+	fs.BoolVar(&o.table, "table", false, "also print each replayed verdict's table")
+	var jc judge.Config
+	fs.Float64Var(&jc.Alpha, "alpha", 0, "false-alarm bound of the sequential test")
+	fs.Float64Var(&jc.Factor, "factor", 0, "relative effect floor: threshold >= baseline x factor")
+	fs.Float64Var(&jc.AbsDiff, "abs-diff", 0, "absolute effect floor: threshold >= baseline + abs-diff")
+	fs.IntVar(&jc.MinRequests, "min-requests", 0, "requests a host needs before it can pass")
+	fs.Float64Var(&jc.GrossRate, "gross-rate", 0, "error rate that fails a host at once")
+	fs.IntVar(&jc.GrossMinRequests, "gross-min-requests", 0, "requests the gross rule needs")
+	if err := fs.Parse(args); err != nil {
+		return o, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "deploybot judge replay: unexpected %q\n%s", fs.Arg(0), judgeUsage)
-		return 2
+		return o, false
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	o.set = func(c *judge.Config) {
+		for name, apply := range map[string]func(){
+			"alpha":              func() { c.Alpha = jc.Alpha },
+			"factor":             func() { c.Factor = jc.Factor },
+			"abs-diff":           func() { c.AbsDiff = jc.AbsDiff },
+			"min-requests":       func() { c.MinRequests = jc.MinRequests },
+			"gross-rate":         func() { c.GrossRate = jc.GrossRate },
+			"gross-min-requests": func() { c.GrossMinRequests = jc.GrossMinRequests },
+		} {
+			if given[name] {
+				apply()
+			}
+		}
+	}
+	return o, true
+}
 
-	c, err := config.Load(*cfgPath)
+// replayCommand loads the configuration and the stored deployments and
+// prints, for every stored verdict, the stored and the replayed verdict.
+func replayCommand(o replayOptions, stdout, stderr io.Writer) int {
+	c, err := config.Load(o.cfgPath)
 	var ps config.Problems
 	if errors.As(err, &ps) {
-		fmt.Fprintf(stderr, "%s has problems (run `deploybot check-config --config %s`):\n%s\n", *cfgPath, *cfgPath, ps.Error())
+		fmt.Fprintf(stderr, "%s has problems (run `deploybot check-config --config %s`):\n%s\n", o.cfgPath, o.cfgPath, ps.Error())
 		return 1
 	}
 	if err != nil {
@@ -64,29 +107,14 @@ func judgeCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	jc := judgeConfig(c)
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "alpha":
-			jc.Alpha = *alpha
-		case "factor":
-			jc.Factor = *factor
-		case "abs-diff":
-			jc.AbsDiff = *absDiff
-		case "min-requests":
-			jc.MinRequests = *minReq
-		case "gross-rate":
-			jc.GrossRate = *grossRate
-		case "gross-min-requests":
-			jc.GrossMinRequests = *grossMin
-		}
-	})
+	o.set(&jc)
 	if err := jc.Validate(); err != nil {
 		fmt.Fprintln(stderr, "deploybot judge replay:", deployer.ErrorMessage(err))
 		return 2
 	}
 	path := c.Store.Path
-	if *storePath != "" {
-		path = *storePath
+	if o.storePath != "" {
+		path = o.storePath
 	}
 	// store.Open creates a missing file: look first, so a typo is an
 	// error rather than an empty history.
@@ -104,36 +132,10 @@ func judgeCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-
-	var ds []*deployer.Deployment
-	if *id != 0 {
-		d, err := st.Get(*id)
-		if err != nil {
-			fmt.Fprintf(stderr, "deploybot judge replay: %s\n", deployer.ErrorMessage(err))
-			return 1
-		}
-		if len(d.Verdicts) == 0 {
-			fmt.Fprintf(stderr, "deploybot judge replay: deployment #%d has no stored verdicts (it is %s)\n", d.ID, d.State)
-			return 1
-		}
-		ds = append(ds, d)
-	} else {
-		for off := 0; ; off += 100 {
-			page, err := st.List(off, 100)
-			if err != nil {
-				fmt.Fprintln(stderr, "deploybot judge replay:", err)
-				return 1
-			}
-			for _, d := range page {
-				if len(d.Verdicts) > 0 {
-					ds = append(ds, d)
-				}
-			}
-			if len(page) < 100 {
-				break
-			}
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
+	ds, err := storedDeployments(st, o.id)
+	if err != nil {
+		fmt.Fprintln(stderr, "deploybot judge replay:", err)
+		return 1
 	}
 
 	fmt.Fprintf(stdout, "judge: alpha %g, factor %g, abs_diff %g, min_requests %d, gross_rate %g, gross_min_requests %d\n",
@@ -143,7 +145,7 @@ func judgeCommand(args []string, stdout, stderr io.Writer) int {
 		for _, r := range judge.Replay(jc, d) {
 			all = append(all, r)
 			fmt.Fprintln(stdout, r.String())
-			if *table && r.Err == "" {
+			if o.table && r.Err == "" {
 				for _, line := range judge.Table(r.Verdict)[1:] {
 					fmt.Fprintln(stdout, "    "+line)
 				}
@@ -152,4 +154,36 @@ func judgeCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, judge.ReplaySummary(all))
 	return 0
+}
+
+// storedDeployments returns deployment id, or (id 0) every deployment
+// with verdicts, oldest first. Its errors are plain sentences.
+func storedDeployments(st *store.Store, id int64) ([]*deployer.Deployment, error) {
+	if id != 0 {
+		d, err := st.Get(id)
+		if err != nil {
+			return nil, errors.New(deployer.ErrorMessage(err))
+		}
+		if len(d.Verdicts) == 0 {
+			return nil, fmt.Errorf("deployment #%d has no stored verdicts (it is %s)", d.ID, d.State)
+		}
+		return []*deployer.Deployment{d}, nil
+	}
+	var ds []*deployer.Deployment
+	for off := 0; ; off += 100 {
+		page, err := st.List(off, 100)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page {
+			if len(d.Verdicts) > 0 {
+				ds = append(ds, d)
+			}
+		}
+		if len(page) < 100 {
+			break
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
+	return ds, nil
 }

@@ -105,28 +105,31 @@ func TestJudgeReplayCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("want a header, 2 verdicts and a summary, got:\n%s", out)
+	if len(lines) != 8 {
+		t.Fatalf("want a header, 2 verdicts of 3 lines and a summary, got:\n%s", out)
 	}
-	if lines[0] != "judge: alpha 0.001, factor 2, abs_diff 0.01, min_requests 100, gross_rate 0.5, gross_min_requests 10" {
+	if lines[0] != "judge: alpha 0.01, factor 1.3, abs_diff 0.002, min_requests 100, gross_rate 0.5, gross_min_requests 10" {
 		t.Errorf("header %q", lines[0])
 	}
-	if !strings.HasPrefix(lines[1], "#1 canaries: stored pass at look 60 (60s), replayed pass at look 60 (60s) [same]") {
-		t.Errorf("line %q", lines[1])
+	// Each verdict: the stored one and the replayed one side by side.
+	if lines[1] != "#1 canaries [same]" || !strings.HasPrefix(lines[2], "  stored:   pass at look 60 (60s): no significant increase") ||
+		!strings.HasPrefix(lines[3], "  replayed: pass at look 60 (60s): no significant increase") {
+		t.Errorf("lines:\n%s", strings.Join(lines[1:4], "\n"))
 	}
-	if !strings.HasPrefix(lines[2], "#2 canaries: stored fail at look ") || !strings.Contains(lines[2], "[same]: c1 error rate 3.0%") {
-		t.Errorf("line %q", lines[2])
+	if lines[4] != "#2 canaries [same]" || !strings.HasPrefix(lines[5], "  stored:   fail at look ") || !strings.Contains(lines[6], "replayed: fail at look ") ||
+		!strings.Contains(lines[6], ": c1 error rate 3.0%") {
+		t.Errorf("lines:\n%s", strings.Join(lines[4:7], "\n"))
 	}
-	if lines[3] != "replayed 2 verdict(s) of 2 deployment(s): 0 change" {
-		t.Errorf("summary %q", lines[3])
+	if lines[7] != "replayed 2 verdict(s) of 2 deployment(s): 0 change" {
+		t.Errorf("summary %q", lines[7])
 	}
 
 	// Looser thresholds: the 3% canary would not have failed by the
 	// time the bot stopped reading.
 	code, out, _ = run("--factor", "10", "--abs-diff", "0.05", "--id", "2", "--table")
-	if code != 0 || !strings.Contains(out, "judge: alpha 0.001, factor 10, abs_diff 0.05,") ||
-		!strings.Contains(out, "#2 canaries: stored fail at look") || !strings.Contains(out, "replayed undecided at look") ||
-		!strings.Contains(out, "[CHANGED]") || !strings.Contains(out, "replayed 1 verdict(s) of 1 deployment(s): 1 change (fail -> undecided 1)") {
+	if code != 0 || !strings.Contains(out, "judge: alpha 0.01, factor 10, abs_diff 0.05,") ||
+		!strings.Contains(out, "#2 canaries [CHANGED]\n  stored:   fail at look") || !strings.Contains(out, "\n  replayed: undecided at look") ||
+		!strings.Contains(out, "replayed 1 verdict(s) of 1 deployment(s): 1 change (fail -> undecided 1)") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 	if !strings.Contains(out, "    host  requests  errors") || !strings.Contains(out, "    c1 ") {
@@ -135,7 +138,7 @@ func TestJudgeReplayCommand(t *testing.T) {
 
 	// Stricter ones catch the 0.5% canary too.
 	code, out, _ = run("--alpha", "0.5", "--factor", "1", "--abs-diff", "0.0001", "--gross-rate", "0.004", "--gross-min-requests", "100")
-	if code != 0 || !strings.Contains(out, "#1 canaries: stored pass at look 60 (60s), replayed fail at look") {
+	if code != 0 || !strings.Contains(out, "#1 canaries [CHANGED]\n  stored:   pass at look 60 (60s)") || !strings.Contains(out, "\n  replayed: fail at look") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 

@@ -67,7 +67,7 @@ canary:
 		t.Errorf("testservers: %q", fails)
 	}
 	jc := judgeConfig(c)
-	if jc.AbsDiff != 0.005 || jc.MinRequests != 50 || jc.Factor != 2 || jc.Window != time.Minute {
+	if jc.AbsDiff != 0.005 || jc.MinRequests != 50 || jc.Factor != judge.DefaultConfig().Factor || jc.Window != time.Minute {
 		t.Errorf("judge config %+v", jc)
 	}
 

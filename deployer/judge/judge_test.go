@@ -127,7 +127,7 @@ func TestJudgeScenarios(t *testing.T) {
 			name:   "healthy canaries pass at the end of the window",
 			judged: map[string]load{"mw-canary1": {20, 0.005, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Pass,
-			reason: []string{"no significant increase after 60s", "baseline 0.5%", "threshold 1.5%"},
+			reason: []string{"no significant increase after 60s", "baseline 0.5% (36/7200: production mw1, mw2, mw3, mw4 during the window (4800 requests) + the canaries before the sync (2400 requests))", "threshold 0.7%"},
 		},
 		{
 			name:   "every request failing fails at the first look",
@@ -139,13 +139,13 @@ func TestJudgeScenarios(t *testing.T) {
 			name:   "30% errors fail within a few looks",
 			judged: map[string]load{"mw-canary1": {20, 0.3, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Fail, failBy: 3,
-			reason: []string{"mw-canary1 error rate 30.0% (6/20)", "threshold 1.5%: p<1e-6"},
+			reason: []string{"mw-canary1 error rate 30.0% (6/20)", "threshold 0.7%: evidence 2e+06:1 (fails at 100:1)"},
 		},
 		{
 			name:   "5% errors at 20 req/s fail well before the window ends",
 			judged: map[string]load{"mw-canary1": {20, 0.05, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Fail, failBy: 30, failAfter: 3,
-			reason: []string{"mw-canary1 error rate 5.0%", "threshold 1.5%"},
+			reason: []string{"mw-canary1 error rate 5.0%", "threshold 0.7%"},
 		},
 		{
 			name:   "89% errors on one quiet canary cannot hide behind a busy one",
@@ -181,14 +181,14 @@ func TestJudgeScenarios(t *testing.T) {
 			judged:  map[string]load{"mw-canary1": {20, 0.03, 0.03}},
 			control: map[string]load{"mw1": {20, 0.03, 0}, "mw2": {20, 0.03, 0}},
 			looks:   60, want: deployer.Pass,
-			reason: []string{"baseline 3.0%", "threshold 6.0%"},
+			reason: []string{"baseline 3.0%", "threshold 3.9%"},
 		},
 		{
 			name:    "a 3% canary against a 0% production fails",
 			judged:  map[string]load{"mw-canary1": {20, 0.03, 0.0000001}},
 			control: map[string]load{"mw1": {20, 0, 0}, "mw2": {20, 0, 0}},
 			looks:   60, want: deployer.Fail, failBy: 60,
-			reason: []string{"baseline 0%", "threshold 1.0%"},
+			reason: []string{"baseline 0%", "threshold 0.3%"},
 		},
 	}
 	j := New(Config{})
@@ -408,11 +408,13 @@ func TestBaselineFromControlAndBefore(t *testing.T) {
 	if b.Requests != 4000 || b.Errors != 12 || math.Abs(b.Rate-0.003) > 1e-12 {
 		t.Errorf("baseline %+v, want 12/4000 = 0.3%%", b)
 	}
-	if want := "production (2 of 3 hosts) during the window + canaries before the sync (2 hosts)"; b.Source != want {
+	if want := "production p1, p2 (2 of 3 read) during the window (3000 requests) + the canaries before the sync (1000 requests)"; b.Source != want {
 		t.Errorf("source %q, want %q", b.Source, want)
 	}
-	if math.Abs(v.Hosts[0].Threshold-0.013) > 1e-12 {
-		t.Errorf("threshold %v, want 0.3%% + 1%%", v.Hosts[0].Threshold)
+	// The threshold counts one baseline error more: 13/4000 + 0.2%
+	// (more than 1.3 x 13/4000).
+	if math.Abs(v.Hosts[0].Threshold-(13.0/4000+0.002)) > 1e-12 {
+		t.Errorf("threshold %v, want 13/4000 + 0.2%%", v.Hosts[0].Threshold)
 	}
 	if v.Outcome != deployer.Pass {
 		t.Errorf("got %s: %s", v.Outcome, v.Reason)
@@ -425,7 +427,7 @@ func TestBaselineFromControlAndBefore(t *testing.T) {
 	// process) says nothing about the old code: that host is left out.
 	w.Before.Hosts["c2"] = deployer.Counts{Requests: 5000, Errors: 0}
 	b = j.Judge(w).Baseline
-	if b.Requests != 3600 || b.Errors != 10 || !strings.Contains(b.Source, "canaries before the sync (1 of 2 hosts)") {
+	if b.Requests != 3600 || b.Errors != 10 || !strings.Contains(b.Source, "canaries c1 (1 of 2 read) before the sync (600 requests)") {
 		t.Errorf("baseline %+v, want 10/3600 from p1, p2 and c1", b)
 	}
 
@@ -433,7 +435,7 @@ func TestBaselineFromControlAndBefore(t *testing.T) {
 	// AbsDiff, the strictest.
 	w.Control, w.Before = nil, nil
 	v = j.Judge(w)
-	if v.Baseline.Rate != 0 || v.Hosts[0].Threshold != 0.01 ||
+	if v.Baseline.Rate != 0 || v.Hosts[0].Threshold != 0.002 ||
 		!strings.Contains(v.Baseline.Source, "none: 0 requests, fewer than 100, so 0% errors is assumed") ||
 		!strings.Contains(v.Reason, "an assumed baseline of 0%") {
 		t.Errorf("baseline %+v, threshold %v, reason %q", v.Baseline, v.Hosts[0].Threshold, v.Reason)
@@ -444,7 +446,7 @@ func TestConfigDefaults(t *testing.T) {
 	if got, want := New(Config{}).Config(), DefaultConfig(); got != want {
 		t.Errorf("New(Config{}).Config() = %+v, want %+v", got, want)
 	}
-	c := Config{Alpha: 0.01, Factor: 3, AbsDiff: 0.02, MinRequests: 50, GrossRate: 0.9, GrossMinRequests: 5, Window: time.Minute}
+	c := Config{Alpha: 0.001, Factor: 3, AbsDiff: 0.02, MinRequests: 50, GrossRate: 0.9, GrossMinRequests: 5, Window: time.Minute}
 	if got := New(c).Config(); got != c {
 		t.Errorf("New(c).Config() = %+v, want %+v", got, c)
 	}
@@ -464,20 +466,20 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestPValueAndPct(t *testing.T) {
+func TestOddsAndPct(t *testing.T) {
 	for _, tc := range []struct {
-		logP float64
+		logE float64
 		want string
 	}{
-		{0, "p=1"},
-		{math.Log(0.031), "p=0.031"},
-		{math.Log(0.00034), "p=0.00034"},
-		{math.Log(3e-41), "p<1e-40"},
-		{-2000, "p<1e-868"},
-		{math.Inf(-1), "p=0"},
+		{0, "1:1"},
+		{math.Log(0.031), "0.031:1"},
+		{math.Log(12.4), "12:1"},
+		{math.Log(340), "340:1"},
+		{math.Log(3e12), "3e+12:1"},
+		{-20, "under 0.01:1"},
 	} {
-		if got := pValue(tc.logP); got != tc.want {
-			t.Errorf("pValue(%v) = %q, want %q", tc.logP, got, tc.want)
+		if got := odds(tc.logE); got != tc.want {
+			t.Errorf("odds(%v) = %q, want %q", tc.logE, got, tc.want)
 		}
 	}
 	for _, tc := range []struct {

@@ -19,9 +19,10 @@ type ReplayResult struct {
 	// Stored is the outcome the runner acted on, decided at look
 	// StoredLook (readings after the window's start, 1-based), StoredAt
 	// after the start.
-	Stored     deployer.Outcome
-	StoredLook int
-	StoredAt   time.Duration
+	Stored       deployer.Outcome
+	StoredLook   int
+	StoredAt     time.Duration
+	StoredReason string
 
 	// Replayed is the replaying judge's outcome; Look and At say at which
 	// reading it was decided: where it tripped for a fail, else the last
@@ -40,8 +41,12 @@ type ReplayResult struct {
 // Changed reports whether the replayed outcome differs from the stored one.
 func (r ReplayResult) Changed() bool { return r.Err == "" && r.Replayed != r.Stored }
 
-// String is the result on one line, e.g.
-// "#12 canaries: stored fail at look 3 (3s), replayed pass at look 60 (60s): no significant increase ...".
+// String is the result as three lines, the stored verdict and the
+// replayed one side by side, e.g.
+//
+//	#12 canaries [CHANGED]
+//	  stored:   pass at look 60 (60s): no significant increase after 60s: ...
+//	  replayed: fail at look 41 (41s): mw-canary1 error rate 2.1% (17/820) vs ...
 func (r ReplayResult) String() string {
 	head := fmt.Sprintf("#%d %s", r.Deployment, r.Stage)
 	if r.Err != "" {
@@ -55,8 +60,8 @@ func (r ReplayResult) String() string {
 	if r.Replayed == deployer.Pending {
 		at = fmt.Sprintf("at look %d (%s, where the stored readings end)", r.Look, seconds(r.At))
 	}
-	return fmt.Sprintf("%s: stored %s at look %d (%s), replayed %s %s [%s]: %s",
-		head, r.Stored, r.StoredLook, seconds(r.StoredAt), outcomeWord(r.Replayed), at, mark, r.Verdict.Reason)
+	return fmt.Sprintf("%s [%s]\n  stored:   %s at look %d (%s): %s\n  replayed: %s %s: %s",
+		head, mark, r.Stored, r.StoredLook, seconds(r.StoredAt), r.StoredReason, outcomeWord(r.Replayed), at, r.Verdict.Reason)
 }
 
 // outcomeWord names an outcome for a replay line: a replay that ran out of
@@ -92,7 +97,7 @@ func Replay(cfg Config, d *deployer.Deployment) []ReplayResult {
 }
 
 func (j *Judge) replay(d *deployer.Deployment, index int, v deployer.Verdict) ReplayResult {
-	r := ReplayResult{Deployment: d.ID, Index: index, Stage: v.Stage, Stored: v.Outcome}
+	r := ReplayResult{Deployment: d.ID, Index: index, Stage: v.Stage, Stored: v.Outcome, StoredReason: v.Reason}
 	if len(v.Samples) < 2 {
 		r.Err = "no readings were stored with it"
 		if strings.HasPrefix(v.Reason, "smoke checks failed") {

@@ -126,11 +126,11 @@ func TestSequentialPower(t *testing.T) {
 	}
 }
 
-// BenchmarkAlphaWorstCase is the measurement behind Config.Alpha's
-// comment: canaries exactly at the threshold (1.5% against a 0.5%
-// baseline), which is the most a host may err without having to be failed,
-// and healthy ones. It reports the share of windows failed for each; the
-// comment's figures used 20,000 windows:
+// BenchmarkAlphaWorstCase checks Config.Alpha's guarantee: canaries at
+// about the threshold (0.7% against a 0.5% baseline), which is the most a
+// host may err without having to be failed, and healthy ones. It reports
+// the share of windows failed for each, which must stay under Alpha per
+// host (plus one Alpha for the pooled test):
 //
 //	JUDGE_WINDOWS=20000 [JUDGE_ALPHA=0.01] go test -run '^$' -bench AlphaWorstCase -benchtime 1x ./deployer/judge
 func BenchmarkAlphaWorstCase(b *testing.B) {
@@ -144,7 +144,7 @@ func BenchmarkAlphaWorstCase(b *testing.B) {
 			canaries int
 			rate     float64
 			metric   string
-		}{{1, 0.015, "%fail-1-at-threshold"}, {2, 0.015, "%fail-2-at-threshold"}, {2, 0.005, "%fail-2-healthy"}} {
+		}{{1, 0.007, "%fail-1-at-threshold"}, {2, 0.007, "%fail-2-at-threshold"}, {2, 0.005, "%fail-2-healthy"}} {
 			fail, pass, inc := simulate(New(Config{Alpha: alpha}), 3, n, 60, c.canaries, c.rate)
 			b.ReportMetric(100*float64(fail)/float64(n), c.metric)
 			b.Logf("%d canaries at %.1f%%: %d failed (%.2f%%), %d passed, %d inconclusive of %d windows",

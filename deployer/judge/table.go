@@ -13,10 +13,10 @@ import (
 // and the decision. No markdown: IRC shows it as is, and adapters that have
 // a monospace block can wrap the lines in one.
 //
-//	canaries FAIL: mw-canary1 error rate 31.0% (62/200) vs baseline 0.5% (12/2400), threshold 1.5%: p<1e-40
+//	canaries FAIL: mw-canary1 error rate 31.0% (62/200) vs baseline 0.5% (12/2400: the canaries before the sync (2400 requests)), threshold 0.7%: evidence 1e+40:1 (fails at 100:1)
 //	host        requests  errors   rate  baseline  threshold  decision
-//	mw-canary1       200      62  31.0%      0.5%       1.5%  fail: above threshold 1.5%, p<1e-40
-//	mw-canary2       210       1   0.5%      0.5%       1.5%  pending: no significant increase yet, p=0.96
+//	mw-canary1       200      62  31.0%      0.5%       0.7%  fail: above threshold 0.7%: evidence 1e+40:1 (fails at 100:1)
+//	mw-canary2       210       1   0.5%      0.5%       0.7%  pending: no significant increase yet: not significant over 210 requests (evidence 0.13:1 (fails at 100:1))
 func Table(v deployer.Verdict) []string {
 	rows := [][]string{{"host", "requests", "errors", "rate", "baseline", "threshold", "decision"}}
 	for _, h := range v.Hosts {
