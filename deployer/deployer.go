@@ -61,9 +61,9 @@ type Deployment struct {
 	Base         string   `json:"base,omitempty"`          // staging commit the hosts served before
 	// PrevDeployment is the deployment whose outcome Base is (0: the
 	// baseline), so people read "back on what #3 deployed", not a hash.
-	PrevDeployment int64 `json:"prev_deployment,omitempty"`
-	Commit       string   `json:"commit,omitempty"`        // staging commit of this deployment
-	Files        []string `json:"files,omitempty"`         // paths that differ between Base and Commit
+	PrevDeployment int64    `json:"prev_deployment,omitempty"`
+	Commit         string   `json:"commit,omitempty"` // staging commit of this deployment
+	Files          []string `json:"files,omitempty"`  // paths that differ between Base and Commit
 
 	// Touched lists every host that may have received Commit. A host is added
 	// before its sync starts, so a crash mid-sync still rolls it back.
@@ -460,8 +460,8 @@ type Notice struct {
 	// Choices are Next rendered as commands, with the chat's prefix,
 	// filled in by the bot for adapters that offer buttons.
 	Choices []string
-	Verdict    *Verdict // set on verdict notices
-	State      State    // the deployment's state when sent
+	Verdict *Verdict // set on verdict notices
+	State   State    // the deployment's state when sent
 }
 
 // NoticeKind says what a Notice is about, so adapters can render it (e.g.

@@ -115,8 +115,8 @@ type Runner struct {
 	// ours holds the finished deployments whose rollback a person asked
 	// this process for: driving them is not a resume.
 	ours map[int64]bool
-	sigs      chan signal
-	wake      chan struct{}
+	sigs chan signal
+	wake chan struct{}
 	// landedSince counts deployments finished since the staging repository
 	// was last maintained.
 	landedSince int
