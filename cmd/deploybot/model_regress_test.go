@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -158,8 +159,10 @@ func TestSequenceFirstStartWithEmptyHosts(t *testing.T) {
 	w := newWorldWith(t, worldOptions{noProvision: true})
 	defer func() { w.close(t.Failed()) }()
 	// Settle without the invariants first: the hosts are empty.
-	for !w.said("6 of 6 hosts are not on the commit the fleet serves") {
-		w.settleQuietly()
+	for end := time.Now().Add(30 * time.Second); !w.said("6 of 6 hosts are not on the commit the fleet serves"); w.settleQuietly() {
+		if time.Now().After(end) {
+			t.Fatalf("the bot never said at start that its hosts serve nothing:\n%s", w.out.String())
+		}
 	}
 	w.say("alice", "!status")
 	w.mustSay("hosts not on the fleet's commit: ts1 (serves nothing)")
