@@ -192,7 +192,7 @@ func TestWaitStopsAndExplains(t *testing.T) {
 		{"unmergeable", func(g *gerrittest.Server, n int) { f := false; g.SetMergeable(n, &f) },
 			[]string{"can no longer merge", "Rebase it"}},
 		{"new patch set", func(g *gerrittest.Server, n int) { g.NewPatchSet(n, map[string]string{"a": "2"}) },
-			[]string{"got a new patch set (2)", "If patch set 2 is what should go out, run !backport"}},
+			[]string{"got a new patch set (2)", "If patch set 2 is what should go out, backport it again"}},
 		{"abandoned", func(g *gerrittest.Server, n int) { g.Abandon(n) },
 			[]string{"was abandoned while I waited"}},
 		{"timeout", func(g *gerrittest.Server, n int) {},
