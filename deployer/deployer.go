@@ -35,6 +35,10 @@ type Change struct {
 	Owner       string   `json:"owner,omitempty"` // Gerrit account username, when known
 	URL         string   `json:"url,omitempty"`
 	Bugs        []string `json:"bugs,omitempty"`
+	// Component is the deploy path of the component or submodule the
+	// change belongs to, with a composite source ("" for the root, and
+	// always with a single-repository source).
+	Component string `json:"component,omitempty"`
 }
 
 // Deployment is one request to ship one or more changes, from the moment it
