@@ -298,8 +298,22 @@ func (cp *composer) component(st *state) (plumbing.Hash, []part, error) {
 
 // exists reports whether the object database holds object h (a recorded
 // tree from an earlier composition is reused only then).
+//
+// It asks for the object's size, not HasEncodedObject: with the exclusive
+// access the staging repo is opened with, go-git's HasEncodedObject fails
+// for every packed object (its loose-object check does not fall through
+// to the packs), which would make every composition start from scratch.
 func (cp *composer) exists(h plumbing.Hash) bool {
-	return !h.IsZero() && cp.s.HasEncodedObject(h) == nil
+	if h.IsZero() {
+		return false
+	}
+	if sz, ok := cp.c.staging.repo.Storer.(interface {
+		EncodedObjectSize(plumbing.Hash) (int64, error)
+	}); ok {
+		_, err := sz.EncodedObjectSize(h)
+		return err == nil
+	}
+	return cp.s.HasEncodedObject(h) == nil
 }
 
 // prevSubs returns the submodule parts prev records inside dir that belong
@@ -358,6 +372,13 @@ func (cp *composer) flatten(comp, at, url string, commit plumbing.Hash, follow b
 			return plumbing.ZeroHash, nil, deployer.Errorf(deployer.EInvalid,
 				"component %s lies inside submodule %s of %s, which it does not own; configure it at %s or not at all",
 				owner, dp, displayPath(comp), dp)
+		}
+		for _, o := range cp.owned {
+			if o != dp && within(o, dp) {
+				return plumbing.ZeroHash, nil, deployer.Errorf(deployer.EInvalid,
+					"component %s lies inside submodule %s of %s, which it does not own; configure it at %s or not at all",
+					o, dp, displayPath(comp), dp)
+			}
 		}
 		if strings.ContainsAny(sm.Path, " \t\n") {
 			return plumbing.ZeroHash, nil, deployer.Errorf(deployer.EConflict, "submodule path %q of %s holds whitespace, which I cannot record", sm.Path, displayPath(at))

@@ -470,3 +470,44 @@ func TestCompositeStillShipsAndReverts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCompositeCheckRemotes(t *testing.T) {
+	f := newGitFixture(t)
+	comps := append(f.components(),
+		Component{Path: "php-2", URL: filepath.Join(f.base, "nowhere"), Branch: "wmf/2"},
+		Component{Path: "php-3", URL: f.core, Branch: "wmf/3"})
+	got := CheckRemotes(context.Background(), comps)
+	if len(got) != 2 || !strings.Contains(got[0], "php-2: its remote") || !strings.Contains(got[0], "cannot be reached") ||
+		!strings.Contains(got[1], "php-3: "+f.core+" has no branch wmf/3") {
+		t.Errorf("CheckRemotes = %q", got)
+	}
+}
+
+func TestCompositeNestedComponents(t *testing.T) {
+	f := newGitFixture(t)
+	// Nested inside the submodule, not on it: refused.
+	_, c := f.open(append(f.components(), Component{Path: "php-1/extensions/Foo/lib", URL: f.ext, Branch: "wmf/1"}))
+	_, err := c.Baseline(context.Background())
+	wantCode(t, err, deployer.EInvalid, "php-1/extensions/Foo/lib lies inside submodule php-1/extensions/Foo of php-1, which it does not own")
+
+	// On the submodule: the component tracks the extension's branch
+	// directly and owns that path; a merged change deploys without waiting
+	// for core's pointer.
+	f2 := newGitFixture(t)
+	r, c2 := f2.open(append(f2.components(), Component{Path: "php-1/extensions/Foo", URL: f2.ext, Branch: "wmf/1"}))
+	d := &deployed{f: f2, r: r, c: c2}
+	if d.up, err = c2.Baseline(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fix := f2.commit(f2.ext, "Foo: direct", map[string]string{"Foo.php": "<?php // Foo direct\n"})
+	p, err := d.prepare(false, "php-1/extensions/Foo:"+fix[:8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changeIDs(p); !reflect.DeepEqual(got, []string{"php-1/extensions/Foo:Foo: direct"}) {
+		t.Errorf("changes = %v", got)
+	}
+	want := f2.want("master", "wmf/1")
+	want["php-1/extensions/Foo/Foo.php"] = "<?php // Foo direct\n"
+	sameFiles(t, files(t, r, p.Upstream), want)
+}
