@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo scenario test deps vet fmt-check bench bench-judge soak
+.PHONY: build demo scenario test deps vet fmt-check bench bench-judge bench-composite soak
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/deploybot ./cmd/deploybot
@@ -44,7 +44,7 @@ vet:
 # run against rsync -a --delete and a real sshd on 127.0.0.1, printed as a
 # table of medians (DEPLOYBOT_BENCH_RUNS runs each, default 5). The first
 # run builds a 50,000-file git repository and caches it in $TMPDIR.
-bench: bench-judge
+bench: bench-judge bench-composite
 	$(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 60m ./deployer/hosts
 
 # The canary judge against scap's rule on the same generated traffic: time
@@ -52,3 +52,10 @@ bench: bench-judge
 # "Canary judgement"). Simulated seconds, so one run is exact.
 bench-judge:
 	$(GO) test -run '^$$' -bench '^BenchmarkCanaryRules$$' -benchtime 1x ./deployer/judge
+
+# A composite deploy tree of 50,000 files (a root repository and one
+# release branch with 20 submodules): a one-file change inside a submodule,
+# composed and synced, side by side with the same change in a plain tree,
+# and the objects composing read (README, "Components").
+bench-composite:
+	$(GO) test -run '^$$' -bench '^BenchmarkComposite$$' -benchtime 1x -timeout 30m ./deployer/gitrepo

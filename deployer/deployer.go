@@ -42,6 +42,10 @@ type Change struct {
 	// Unexpected is set when the change was not asked for by name and
 	// ships only because the request said --include-unexpected.
 	Unexpected bool `json:"unexpected,omitempty"`
+	// Component is the deploy path of the component or submodule the
+	// change belongs to, with a composite source ("" for the root, and
+	// always with a single-repository source).
+	Component string `json:"component,omitempty"`
 }
 
 // Deployment is one request to ship one or more changes, from the moment it

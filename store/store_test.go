@@ -56,7 +56,7 @@ func fullDeployment() *deployer.Deployment {
 			ID: "12345", Commit: strings.Repeat("a", 40), Subject: "Fix the thing",
 			Author: "Bob", AuthorEmail: "bob@example.org", Owner: "bob",
 			URL: "https://gerrit.example.org/12345", Bugs: []string{"T1", "T2"},
-			Reverts: strings.Repeat("f", 40), Unexpected: true,
+			Reverts: strings.Repeat("f", 40), Unexpected: true, Component: "php-1.46.0-wmf.3",
 		}},
 		PrevDeployment: 7,
 		VerifiedBy:     "bob",

@@ -51,7 +51,6 @@ const (
 	// upstreamPrefix is where fetched upstream branches live, kept apart from
 	// refs/heads so an upstream branch can never overwrite the deploy branch.
 	upstreamPrefix = "refs/upstream/heads/"
-	fetchSpec      = config.RefSpec("+refs/heads/*:" + upstreamPrefix + "*")
 )
 
 // Upstream names the repository deployments come from and the branch that
@@ -71,10 +70,16 @@ type Upstream struct {
 // FileChange.Open a Diff hands out, takes mu. That serialises access within
 // one process; two processes must not share a staging repo.
 type Repo struct {
-	mu       sync.Mutex
+	mu       *sync.Mutex
 	dir      string
 	upstream Upstream
 	repo     *git.Repository
+	// remote and prefix are the remote this value fetches and where its
+	// branches land: RemoteName and refs/upstream/heads/ for the staging
+	// repo itself, others for the views of a composite source (see
+	// Repo.view), which share the object database and mu.
+	remote string
+	prefix string
 }
 
 var (
@@ -121,10 +126,11 @@ func Open(dir string, upstream Upstream) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: open %s: %w", dir, err)
 	}
-	if err := configureRemote(repo, upstream.URL); err != nil {
+	r := &Repo{mu: new(sync.Mutex), dir: dir, upstream: upstream, repo: repo, remote: RemoteName, prefix: upstreamPrefix}
+	if err := r.configureRemote(); err != nil {
 		return nil, err
 	}
-	return &Repo{dir: dir, upstream: upstream, repo: repo}, nil
+	return r, nil
 }
 
 // maxOpenPacks bounds the pack files kept open between reads. Every fetch
@@ -186,26 +192,34 @@ func absLocalPath(u string) string {
 	return u
 }
 
-func configureRemote(repo *git.Repository, url string) error {
-	cfg, err := repo.Config()
+// fetchSpec is the refspec that brings the remote's branches under prefix.
+func (r *Repo) fetchSpec() config.RefSpec {
+	return config.RefSpec("+refs/heads/*:" + r.prefix + "*")
+}
+
+// configureRemote points r.remote at r.upstream.URL in the repository's
+// configuration, writing it only when it changed.
+func (r *Repo) configureRemote() error {
+	cfg, err := r.repo.Config()
 	if err != nil {
 		return fmt.Errorf("gitrepo: read config: %w", err)
 	}
+	url, spec := r.upstream.URL, r.fetchSpec()
 	want := &config.RemoteConfig{
-		Name:  RemoteName,
+		Name:  r.remote,
 		URLs:  []string{url},
-		Fetch: []config.RefSpec{fetchSpec},
+		Fetch: []config.RefSpec{spec},
 	}
-	if have := cfg.Remotes[RemoteName]; have != nil &&
+	if have := cfg.Remotes[r.remote]; have != nil &&
 		len(have.URLs) == 1 && have.URLs[0] == url &&
-		len(have.Fetch) == 1 && have.Fetch[0] == fetchSpec {
+		len(have.Fetch) == 1 && have.Fetch[0] == spec {
 		return nil
 	}
 	if err := want.Validate(); err != nil {
 		return fmt.Errorf("gitrepo: remote: %w", err)
 	}
-	cfg.Remotes[RemoteName] = want
-	if err := repo.Storer.SetConfig(cfg); err != nil {
+	cfg.Remotes[r.remote] = want
+	if err := r.repo.Storer.SetConfig(cfg); err != nil {
 		return fmt.Errorf("gitrepo: write config: %w", err)
 	}
 	return nil
@@ -235,8 +249,8 @@ func (r *Repo) Fetch(ctx context.Context) error {
 
 func (r *Repo) fetch(ctx context.Context) error {
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: RemoteName,
-		RefSpecs:   []config.RefSpec{fetchSpec},
+		RemoteName: r.remote,
+		RefSpecs:   []config.RefSpec{r.fetchSpec()},
 		Tags:       git.NoTags,
 		Prune:      true,
 	})
@@ -288,8 +302,8 @@ func (r *Repo) upstreamHeads() (map[string]plumbing.Hash, error) {
 	heads := map[string]plumbing.Hash{}
 	err = iter.ForEach(func(ref *plumbing.Reference) error {
 		name := ref.Name().String()
-		if ref.Type() == plumbing.HashReference && strings.HasPrefix(name, upstreamPrefix) {
-			heads[strings.TrimPrefix(name, upstreamPrefix)] = ref.Hash()
+		if ref.Type() == plumbing.HashReference && strings.HasPrefix(name, r.prefix) {
+			heads[strings.TrimPrefix(name, r.prefix)] = ref.Hash()
 		}
 		return nil
 	})

@@ -178,7 +178,7 @@ func (s *Reverter) pushReverts(ctx context.Context, d *deployer.Deployment, todo
 	defer s.repo.Storer.RemoveReference(revertRef)
 	branch := plumbing.NewBranchReferenceName(s.upstream.Branch)
 	err = s.repo.PushContext(ctx, &git.PushOptions{
-		RemoteName:        RemoteName,
+		RemoteName:        s.remote,
 		RefSpecs:          []config.RefSpec{config.RefSpec(revertRef.String() + ":" + branch.String())},
 		RequireRemoteRefs: []config.RefSpec{config.RefSpec(tip + ":" + branch.String())},
 	})

@@ -77,7 +77,7 @@ func (r *Repo) Commit(ctx context.Context, d *deployer.Deployment, upstream stri
 		trailer(tip.Message, upstreamTrailer) == up.Hash.String() {
 		return tip.Hash.String(), nil
 	}
-	return r.addCommit(tip, up.TreeHash, deployMessage(d, up.Hash))
+	return r.addCommit(tip, up.TreeHash, deployMessage(d, up))
 }
 
 // Revert adds a rollback commit for deployment d to the deploy branch: the
@@ -152,12 +152,22 @@ func (r *Repo) addCommit(parent *object.Commit, tree plumbing.Hash, msg string) 
 // deployMessage is a deployment's staging commit message. Everything after
 // the subject is one paragraph of trailers, so `git interpret-trailers`
 // and the trailer function below read it the same way.
-func deployMessage(d *deployer.Deployment, upstream plumbing.Hash) string {
+//
+// When upstream is a composition (a composite source's upstream), its
+// Component and Submodule lines are copied too, so the deploy branch alone
+// says which upstream commit every part of the tree holds.
+func deployMessage(d *deployer.Deployment, up *object.Commit) string {
+	upstream := up.Hash
 	var b strings.Builder
 	fmt.Fprintf(&b, "Deployment #%d: %s\n\n", d.ID, oneLine(d.Title()))
 	fmt.Fprintf(&b, "Requested-by: %s\n", oneLine(d.Requester))
 	for _, c := range d.Changes {
 		fmt.Fprintf(&b, "Change: %s %s\n", oneLine(c.ID), oneLine(c.Subject))
+	}
+	if strings.HasPrefix(up.Message, compositionSubject) {
+		for _, l := range compositionLines(up.Message) {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
 	}
 	fmt.Fprintf(&b, "%s%s\n", upstreamTrailer, upstream)
 	return b.String()
