@@ -297,29 +297,36 @@ func (p *pipeline) endPrepare(ctx context.Context, to State, actor, reason strin
 	return nil
 }
 
+// setBase records, once, what the deployment starts from: the commit the
+// fleet serves as the store says, its upstream commit and the deployment
+// that put it there. The staging tip must hold its tree before anything is
+// staged on it.
+func (p *pipeline) setBase(ctx context.Context) error {
+	if p.d.Base != "" {
+		return nil
+	}
+	base, landed, err := p.r.deployedCommit(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.restoreTip(ctx, base, fmt.Sprintf("the staging tip did not hold the tree the fleet serves; restored before #%d", p.d.ID)); err != nil {
+		return err
+	}
+	_, up, err := p.r.Staging.Head(ctx)
+	if err != nil {
+		return err
+	}
+	var prev int64
+	if landed != nil {
+		prev = landed.ID
+	}
+	return p.update(func(d *Deployment) { d.Base, d.PrevUpstream, d.PrevDeployment = base, up, prev })
+}
+
 func (p *pipeline) prepare(ctx context.Context) error {
 	r := p.r
-	if p.d.Base == "" {
-		// The base is what the fleet serves, as the store says; the
-		// staging tip must hold its tree before anything is staged on it.
-		base, landed, err := r.deployedCommit(ctx)
-		if err != nil {
-			return err
-		}
-		if err := p.restoreTip(ctx, base, fmt.Sprintf("the staging tip did not hold the tree the fleet serves; restored before #%d", p.d.ID)); err != nil {
-			return err
-		}
-		_, up, err := r.Staging.Head(ctx)
-		if err != nil {
-			return err
-		}
-		var prev int64
-		if landed != nil {
-			prev = landed.ID
-		}
-		if err := p.update(func(d *Deployment) { d.Base, d.PrevUpstream, d.PrevDeployment = base, up, prev }); err != nil {
-			return err
-		}
+	if err := p.setBase(ctx); err != nil {
+		return err
 	}
 	sctx, done := p.interruptible(ctx)
 	// The sources' and Gerrit's log lines about this deployment carry its id.

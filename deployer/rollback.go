@@ -115,6 +115,14 @@ func (p *pipeline) rollback(ctx context.Context) error {
 		}
 		return p.rollbackFailed(ctx, failed, stageErr)
 	}
+	return p.rolledBack(ctx, start, hosts, failed, depooled, depoolLines)
+}
+
+// rolledBack ends a rollback that restored or depooled every touched host:
+// it blames the suspects, lifts the bot's lock, stores rolled-back and says
+// so, host by host.
+func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host, failed map[string]error, depooled, depoolLines []string) error {
+	r := p.r
 	revertLines := p.blame(ctx)
 	p.unlockIfOurs()
 	failedText := map[string]string{}
