@@ -577,7 +577,7 @@ func (b *Bot) describe(d *deployer.Deployment, long bool) []string {
 	}
 	now := time.Now()
 	switch d.State {
-	case deployer.StateAwaitingVerification, deployer.StateAwaitingPromotion:
+	case deployer.StateAwaitingVerification, deployer.StateAwaitingPromotion, deployer.StateAwaitingMetrics:
 		line += fmt.Sprintf("; %s left to answer", d.Deadline.Sub(now).Round(time.Second))
 	}
 	if !d.StartedAt.IsZero() {

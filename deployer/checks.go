@@ -244,3 +244,64 @@ func (p *pipeline) checkProduction(ctx context.Context) error {
 	p.announceVerdict(*v, NoticeVerdict, tail, next...)
 	return p.finish()
 }
+
+// canaryMetricsProblems reads the canaries' counters now and returns, per
+// canary that cannot be read, why in words ("can1: answered 404"). A
+// canary check over such a host could only be inconclusive after a whole
+// window, so the problem is said before the canaries are synced.
+func (p *pipeline) canaryMetricsProblems(ctx context.Context) []string {
+	canaries := hostNames(p.r.Fleet[Canaries])
+	s, err := p.r.Metrics.Read(ctx, canaries)
+	var out []string
+	for _, h := range canaries {
+		c, ok := s.Hosts[h]
+		switch {
+		case ok && c.Err != "":
+			out = append(out, fmt.Sprintf("%s (%s)", h, short(c.Err)))
+		case !ok && err != nil:
+			out = append(out, fmt.Sprintf("%s (the metrics source cannot be read)", h))
+		case !ok:
+			out = append(out, fmt.Sprintf("%s (no reading)", h))
+		}
+	}
+	if err != nil {
+		p.log.Warn("reading the canaries' metrics before their sync failed", "err", err)
+	}
+	return out
+}
+
+// askAboutMetrics moves a verified deployment whose canaries' metrics
+// cannot be read to awaiting-metrics: deployers decide, with the same
+// timeout as an inconclusive verdict.
+func (p *pipeline) askAboutMetrics(who string, problems []string) error {
+	timeout := p.r.cfg.PromoteTimeout
+	if err := p.to(StateAwaitingMetrics, who, "verified by "+who+"; the canaries' metrics cannot be read", func(d *Deployment) {
+		d.VerifiedBy = who
+		d.Deadline = p.r.Now().Add(timeout)
+	}); err != nil {
+		return err
+	}
+	p.say(NoticePromote, fmt.Sprintf("verified by %s, but the canaries' metrics cannot be read: %s. The canary check could only be inconclusive. Deployers decide before the canaries are synced (rolling back in %s if nobody answers)",
+		who, strings.Join(problems, ", "), timeout),
+		Do(VerbPromote, p.d.ID, "sync the canaries without those metrics"), Do(VerbRollback, p.d.ID, "roll back"))
+	return nil
+}
+
+func (p *pipeline) awaitMetrics(ctx context.Context) error {
+	s, err := p.wait(ctx, p.d.Deadline, time.Time{}, nil, sigPromote, sigAbort, sigRollback)
+	if err != nil {
+		return err
+	}
+	switch {
+	case s == nil:
+		return p.toRollback(fmt.Sprintf("the canaries' metrics could not be read and nobody answered within %s", p.r.cfg.PromoteTimeout), bot)
+	case s.kind == sigPromote:
+		if err := p.to(StateSyncingCanaries, s.who, "canaries synced without their metrics, decided by "+s.who, func(d *Deployment) { d.MetricsWaived = true }); err != nil {
+			return err
+		}
+		p.say(NoticeProgress, fmt.Sprintf("%s decided to go on without those metrics; syncing canaries (%s)", s.who, hostList(p.r.Fleet[Canaries])))
+		return nil
+	default:
+		return p.toRollback("rolled back by "+s.who+" because the canaries' metrics could not be read", s.who)
+	}
+}

@@ -113,6 +113,9 @@ func (r *Runner) Promote(id int64, who string) error {
 	if err != nil {
 		return err
 	}
+	if d.State == StateAwaitingMetrics {
+		return r.signal(d, sigPromote, who, StateAwaitingMetrics)
+	}
 	return r.signal(d, sigPromote, who, StateAwaitingPromotion)
 }
 

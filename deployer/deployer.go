@@ -80,6 +80,9 @@ type Deployment struct {
 	Reminded bool      `json:"reminded,omitempty"`
 	// VerifiedBy is who answered `verified`.
 	VerifiedBy string `json:"verified_by,omitempty"`
+	// MetricsWaived is set when a deployer chose to sync the canaries
+	// although some of their metrics could not be read.
+	MetricsWaived bool `json:"metrics_waived,omitempty"`
 	// RollbackTries counts the attempts at this deployment's rollback,
 	// across restarts; see Config.RollbackTries.
 	RollbackTries int `json:"rollback_tries,omitempty"`

@@ -100,6 +100,8 @@ func (p *pipeline) step(ctx context.Context) error {
 		return p.syncTestservers(ctx)
 	case StateAwaitingVerification:
 		return p.awaitVerification(ctx)
+	case StateAwaitingMetrics:
+		return p.awaitMetrics(ctx)
 	case StateSyncingCanaries:
 		return p.syncCanaries(ctx)
 	case StateCheckingCanaries:
@@ -677,6 +679,9 @@ func (p *pipeline) awaitVerification(ctx context.Context) error {
 	case s == nil:
 		return p.toRollback(fmt.Sprintf("nobody replied `verified` within %s", timeout), bot)
 	case s.kind == sigVerify:
+		if problems := p.canaryMetricsProblems(ctx); len(problems) > 0 {
+			return p.askAboutMetrics(s.who, problems)
+		}
 		if err := p.to(StateSyncingCanaries, s.who, "verified by "+s.who, func(d *Deployment) { d.VerifiedBy = s.who }); err != nil {
 			return err
 		}

@@ -12,6 +12,10 @@ const (
 	StatePreparing            State = "preparing"
 	StateSyncingTestservers   State = "syncing-testservers"
 	StateAwaitingVerification State = "awaiting-verification"
+	// StateAwaitingMetrics: verified, but a canary's metrics cannot be
+	// read, so the canary check could only be inconclusive; deployers
+	// decide before the canaries are synced.
+	StateAwaitingMetrics State = "awaiting-metrics"
 	StateSyncingCanaries      State = "syncing-canaries"
 	StateCheckingCanaries     State = "checking-canaries"
 	StateAwaitingPromotion    State = "awaiting-promotion"
@@ -47,7 +51,8 @@ var transitions = map[State][]State{
 	StateQueued:               {StatePreparing, StateCancelled},
 	StatePreparing:            {StateSyncingTestservers, StateFailed, StateCancelled},
 	StateSyncingTestservers:   {StateAwaitingVerification, StateRollingBack},
-	StateAwaitingVerification: {StateSyncingCanaries, StateRollingBack},
+	StateAwaitingVerification: {StateSyncingCanaries, StateAwaitingMetrics, StateRollingBack},
+	StateAwaitingMetrics:      {StateSyncingCanaries, StateRollingBack},
 	StateSyncingCanaries:      {StateCheckingCanaries, StateRollingBack},
 	StateCheckingCanaries:     {StateSyncingProduction, StateAwaitingPromotion, StateRollingBack},
 	StateAwaitingPromotion:    {StateSyncingProduction, StateRollingBack},

@@ -224,3 +224,25 @@ func TestSequenceRestartWhileWaitingPingsAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestSequenceBrokenCanaryMetricsAreSaidBeforeTheSync (issue 13): a
+// canary whose metrics cannot be read is said when the change is
+// verified, before the canaries are synced; deployers decide.
+func TestSequenceBrokenCanaryMetricsAreSaidBeforeTheSync(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	w.hosts[1].metricsDown.Store(true) // can1
+	w.faults++
+	id, _ := w.deploy(kindGood, true, "")
+	w.mustState(id, deployer.StateAwaitingMetrics)
+	w.mustSay("the canaries' metrics cannot be read: can1")
+	w.mustSay(fmt.Sprintf("`!promote %d` (sync the canaries without those metrics)", id))
+	w.say("alice", "!promote")
+	w.settle()
+	// Without can1's readings the canary check is inconclusive: asked again.
+	w.mustState(id, deployer.StateAwaitingPromotion)
+	w.say("alice", "!promote")
+	w.settle()
+	w.mustState(id, deployer.StateDone)
+}

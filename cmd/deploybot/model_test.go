@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +59,7 @@ type modelChange struct {
 type modelHost struct {
 	name, stage, root string
 	srv               *httptest.Server
+	metricsDown       atomic.Bool // /metrics answers 500 whatever the tree
 	scrapes           atomic.Int64
 	errs              atomic.Int64
 }
@@ -81,7 +84,7 @@ func (h *modelHost) kinds() map[string]bool {
 // traffic on the tree it serves would make them.
 func (h *modelHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k := h.kinds()
-	if k[kindNoStats] && h.stage != "testservers" {
+	if h.metricsDown.Load() || (k[kindNoStats] && h.stage != "testservers") {
 		http.Error(w, "metrics broken", http.StatusInternalServerError)
 		return
 	}
@@ -300,6 +303,12 @@ func newWorldWith(t tb, opt worldOptions) *world {
 		}
 	}
 	w.cfg = filepath.Join(dir, "deploybot.yaml")
+	// Depooling is a file per host: the model sees who is out of service.
+	var pool string
+	for _, st := range []string{"canaries", "production"} {
+		pool += fmt.Sprintf("    %s: {depool: [touch, \"%s/depooled-{host}\"], repool: [rm, -f, \"%s/depooled-{host}\"]}\n", st, dir, dir)
+	}
+	pool = "  stage_options:\n" + pool
 	cfg := fmt.Sprintf(`bot: {name: deploybot, prefix: "!"}
 store: {path: %s/deploybot.db, open_timeout: 5s}
 staging: {path: %s/staging.git}
@@ -310,7 +319,7 @@ hosts:
   transport: local
   parallel: 10
   max_failed_hosts: "1"
-  stages:
+%s  stages:
 %spipeline: {verify_timeout: %s, promote_timeout: %s, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
 canary:
   baseline_min: 1ms
@@ -327,7 +336,7 @@ chat:
   console: {user: alice}
 log: {level: debug, format: text, file: %s/deploybot.log}
 web: {listen: "off"}
-`, dir, dir, w.upstream, !opt.noPushReverts, stages.String(), modelTimings.verify, modelTimings.promote, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+`, dir, dir, w.upstream, !opt.noPushReverts, pool, stages.String(), modelTimings.verify, modelTimings.promote, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +507,7 @@ func (w *world) quiet() bool {
 	lock, _ := w.m.Store.Lock()
 	for _, d := range unf {
 		switch {
-		case d.State == deployer.StateAwaitingVerification, d.State == deployer.StateAwaitingPromotion:
+		case d.State == deployer.StateAwaitingVerification, d.State == deployer.StateAwaitingPromotion, d.State == deployer.StateAwaitingMetrics:
 		case d.State.Active():
 			return false
 		case d.State == deployer.StateQueued && lock == nil && !w.anyActive(unf):
@@ -589,6 +598,19 @@ func (w *world) check() {
 			w.t.Fatalf("#%d waits (%s) without a deadline", d.ID, d.State)
 		}
 	}
+	// The queue is first-in first-out: nothing started while an earlier
+	// deployment still waits in the queue.
+	all, _ := st.List(0, 1000)
+	started := func(d *deployer.Deployment) bool {
+		return d.State != deployer.StateQueued && !(d.State == deployer.StateCancelled && d.Base == "")
+	}
+	for _, a := range all {
+		for _, b := range all {
+			if a.State == deployer.StateQueued && b.ID > a.ID && started(b) {
+				w.t.Fatalf("#%d started while the earlier #%d still waits in the queue", b.ID, a.ID)
+			}
+		}
+	}
 	// Every host serves exactly what its record says, tree exact.
 	recs, err := st.Hosts()
 	if err != nil {
@@ -653,6 +675,10 @@ func (w *world) check() {
 			w.t.Fatalf("production host %s serves a bad change", h.name)
 		}
 		rec := recs[h.name]
+		_, err := os.Stat(filepath.Join(w.dir, "depooled-"+h.name))
+		if rec.Depooled != (err == nil) {
+			w.t.Fatalf("%s: the store says depooled=%v, the pool says %v", h.name, rec.Depooled, err == nil)
+		}
 		if rec.Depooled || rec.Behind != "" {
 			continue
 		}
@@ -669,11 +695,19 @@ func (w *world) check() {
 	w.checkTranscript()
 }
 
+var restoredRe = regexp.MustCompile(`Restored (\d+) hosts? to .*?, each read back: ([^.]*)\.`)
+
 // checkTranscript asserts that what the bot said is true.
 func (w *world) checkTranscript() {
 	w.t.Helper()
 	resumes := map[int64]int{}
 	for _, n := range w.tap.Notices() {
+		// "Restored N hosts ..., each read back: a, b." names N hosts.
+		if m := restoredRe.FindStringSubmatch(n.Text); m != nil {
+			if want, got := m[1], strconv.Itoa(len(strings.Split(m[2], ", "))); want != got {
+				w.t.Fatalf("#%d says it restored %s hosts but names %s: %s", n.Deployment, want, got, n.Text)
+			}
+		}
 		switch {
 		case strings.HasPrefix(n.Text, "resuming after a restart"):
 			resumes[n.Deployment]++
@@ -846,6 +880,31 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.log = append(w.log, "crash armed in the next host write")
 			c := w.commit(kindGood)
 			w.say("alice", "!backport "+c.commit[:10]+" --include-unexpected")
+			w.settle()
+		},
+		"break-canary-metrics": func(rt *rapid.T) {
+			h := rapid.SampledFrom(w.hosts[1:3]).Draw(rt, "canary")
+			h.metricsDown.Store(true)
+			w.faults++
+			w.log = append(w.log, "metrics of "+h.name+" answer 500")
+		},
+		"mend-metrics": func(rt *rapid.T) {
+			for _, h := range w.hosts {
+				h.metricsDown.Store(false)
+			}
+			w.log = append(w.log, "every host's metrics answer again")
+		},
+		"repool": func(rt *rapid.T) {
+			dp, _ := w.m.Runner.Depooled()
+			if len(dp) == 0 {
+				rt.Skip("nothing depooled")
+			}
+			var names []string
+			for n := range dp {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			w.say("alice", "!repool "+rapid.SampledFrom(names).Draw(rt, "host"))
 			w.settle()
 		},
 		"wait-out-deadline": func(rt *rapid.T) {
