@@ -117,6 +117,8 @@ type Runner struct {
 	ours map[int64]bool
 	sigs chan signal
 	wake chan struct{}
+	// ready is closed once Run has read back what every host serves.
+	ready chan struct{}
 	// landedSince counts deployments finished since the staging repository
 	// was last maintained.
 	landedSince int
@@ -174,13 +176,18 @@ func NewRunner(cfg Config, deps Deps) *Runner {
 		deps.Logger = slog.Default()
 	}
 	return &Runner{
-		cfg:  cfg,
-		Deps: deps,
-		log:  deps.Logger,
-		sigs: make(chan signal, 16),
-		wake: make(chan struct{}, 1),
+		cfg:   cfg,
+		Deps:  deps,
+		log:   deps.Logger,
+		sigs:  make(chan signal, 16),
+		wake:  make(chan struct{}, 1),
+		ready: make(chan struct{}),
 	}
 }
+
+// Ready is closed once Run has started: the staging baseline exists and
+// what every host serves has been read back and recorded.
+func (r *Runner) Ready() <-chan struct{} { return r.ready }
 
 // Config returns the runner's effective configuration.
 func (r *Runner) Config() Config { return r.cfg }
@@ -202,6 +209,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	r.checkFleet(ctx)
+	close(r.ready)
 	for {
 		d, err := r.next()
 		if err != nil {

@@ -15,15 +15,15 @@ const (
 	// StateAwaitingMetrics: verified, but a canary's metrics cannot be
 	// read, so the canary check could only be inconclusive; deployers
 	// decide before the canaries are synced.
-	StateAwaitingMetrics State = "awaiting-metrics"
-	StateSyncingCanaries      State = "syncing-canaries"
-	StateCheckingCanaries     State = "checking-canaries"
-	StateAwaitingPromotion    State = "awaiting-promotion"
-	StateSyncingProduction    State = "syncing-production"
-	StateCheckingProduction   State = "checking-production"
-	StateDone                 State = "done"
-	StateRollingBack          State = "rolling-back"
-	StateRolledBack           State = "rolled-back"
+	StateAwaitingMetrics    State = "awaiting-metrics"
+	StateSyncingCanaries    State = "syncing-canaries"
+	StateCheckingCanaries   State = "checking-canaries"
+	StateAwaitingPromotion  State = "awaiting-promotion"
+	StateSyncingProduction  State = "syncing-production"
+	StateCheckingProduction State = "checking-production"
+	StateDone               State = "done"
+	StateRollingBack        State = "rolling-back"
+	StateRolledBack         State = "rolled-back"
 	// StateRollbackFailed ends a rollback that could not restore every
 	// host after its bounded tries: FailedHosts says, host by host, what
 	// each one serves (read back), and the bot locks deployments until a

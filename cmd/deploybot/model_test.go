@@ -500,6 +500,11 @@ func (w *world) quiet() bool {
 	if w.crashed.Load() {
 		return false
 	}
+	select {
+	case <-w.m.Runner.Ready():
+	default:
+		return false // still reading back its hosts
+	}
 	unf, err := w.m.Store.Unfinished()
 	if err != nil {
 		return false
@@ -751,16 +756,23 @@ func (w *world) actions() map[string]func(*rapid.T) {
 		return func(rt *rapid.T) {
 			c := w.commit(kind)
 			cmd := "!backport " + c.commit[:10]
-			if rapid.Bool().Draw(rt, "include-unexpected") {
+			if rapid.IntRange(0, 9).Draw(rt, "include-unexpected") < 7 {
 				cmd += " --include-unexpected"
 			}
 			w.say("alice", cmd)
 			w.settle()
+			// Most submitters answer at once; the rest is left to later steps.
+			if id := w.active(); id != 0 && rapid.IntRange(0, 9).Draw(rt, "answer") < 6 {
+				w.say("bob", fmt.Sprintf("verified %d", id))
+				w.settle()
+			}
 		}
 	}
 	who := func(rt *rapid.T) string { return rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who") }
 	return map[string]func(*rapid.T){
 		"backport-good":    backport(kindGood),
+		"backport-good-2":  backport(kindGood),
+		"backport-good-3":  backport(kindGood),
 		"backport-bad":     backport(kindBad),
 		"backport-quiet":   backport(kindQuiet),
 		"backport-nostats": backport(kindNoStats),
@@ -940,6 +952,8 @@ func runModel(rt *rapid.T, totals *modelTotals) {
 type modelTotals struct {
 	mu                          sync.Mutex
 	sequences, steps, checks, n int
+	states                      map[deployer.State]int
+	restarts, faults            int
 }
 
 func (m *modelTotals) add(w *world) {
@@ -948,12 +962,32 @@ func (m *modelTotals) add(w *world) {
 	m.sequences++
 	m.steps += w.steps
 	m.checks += w.checks
+	m.restarts += w.restarts
+	m.faults += w.faults
+	if m.states == nil {
+		m.states = map[deployer.State]int{}
+	}
+	ds, _ := w.m.Store.List(0, 1000)
+	for _, d := range ds {
+		m.states[d.State]++
+	}
+}
+
+// summary says what the sequences reached, so a run that never reaches a
+// state is seen.
+func (m *modelTotals) summary() string {
+	var parts []string
+	for _, st := range []deployer.State{deployer.StateDone, deployer.StateRolledBack, deployer.StateRollbackFailed, deployer.StateFailed,
+		deployer.StateCancelled, deployer.StateQueued, deployer.StateAwaitingVerification, deployer.StateAwaitingMetrics, deployer.StateAwaitingPromotion} {
+		parts = append(parts, fmt.Sprintf("%s %d", st, m.states[st]))
+	}
+	return fmt.Sprintf("%d restarts, %d faults injected; deployments: %s", m.restarts, m.faults, strings.Join(parts, ", "))
 }
 
 var soak = flag.Duration("model.soak", 0, "run TestModelPipeline with new seeds until this much time is up (make soak DURATION=30m)")
 
 // TestModelPipeline runs the model over a fixed set of seeds: rapid's own
-// (-rapid.seed replays one, -rapid.checks widens it; 12 sequences of up to
+// (-rapid.seed replays one, -rapid.checks widens it; 15 sequences of up to
 // 20 steps by default here). With -model.soak=D it runs new seeds until D
 // is up and prints the totals, or the seed and minimal sequence of the
 // first failure.
@@ -961,7 +995,7 @@ func TestModelPipeline(t *testing.T) {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["rapid.checks"] {
-		flag.Set("rapid.checks", "12")
+		flag.Set("rapid.checks", "15")
 	}
 	if !set["rapid.steps"] {
 		flag.Set("rapid.steps", "20")
@@ -980,7 +1014,7 @@ func TestModelPipeline(t *testing.T) {
 			})
 		}
 	}
-	msg := fmt.Sprintf("model: %d sequences, %d steps, %d invariant checks in %s", totals.sequences, totals.steps, totals.checks, time.Since(start).Round(time.Second))
+	msg := fmt.Sprintf("model: %d sequences, %d steps, %d invariant checks in %s; %s", totals.sequences, totals.steps, totals.checks, time.Since(start).Round(time.Second), totals.summary())
 	t.Log(msg)
 	fmt.Println(msg)
 	if totals.steps == 0 {
