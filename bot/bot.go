@@ -127,6 +127,10 @@ func (b *Bot) stopped(a Adapter) {
 	b.mu.Unlock()
 	if left == 0 {
 		b.Log.Error("no chat adapter is left: nobody can answer the bot's prompts or give it commands until it is restarted")
+		if b.Runner != nil {
+			// A deployment must not wait on people who cannot reach it.
+			b.Runner.NobodyCanAnswer(fmt.Sprintf("the %s connection, the last one, stopped for good", a.Name()))
+		}
 		return
 	}
 	b.Announce(deployer.Notice{Kind: deployer.NoticeInfo, Text: fmt.Sprintf(

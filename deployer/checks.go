@@ -288,13 +288,15 @@ func (p *pipeline) askAboutMetrics(who string, problems []string) error {
 }
 
 func (p *pipeline) awaitMetrics(ctx context.Context) error {
-	s, err := p.wait(ctx, p.d.Deadline, time.Time{}, nil, sigPromote, sigAbort, sigRollback)
+	s, err := p.wait(ctx, p.d.Deadline, time.Time{}, nil, sigPromote, sigAbort, sigRollback, sigGone)
 	if err != nil {
 		return err
 	}
 	switch {
 	case s == nil:
 		return p.toRollback(fmt.Sprintf("the canaries' metrics could not be read and nobody answered within %s", p.r.cfg.PromoteTimeout), bot)
+	case s.kind == sigGone:
+		return p.toRollback("nobody can answer any more: "+s.who, bot)
 	case s.kind == sigPromote:
 		if err := p.to(StateSyncingCanaries, s.who, "canaries synced without their metrics, decided by "+s.who, func(d *Deployment) { d.MetricsWaived = true }); err != nil {
 			return err

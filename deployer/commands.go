@@ -388,3 +388,26 @@ func (r *Runner) Unblock(change, who string) (*Block, error) {
 	r.log.Info("block lifted", "deployment", b.Deployment, "change", b.Change.ID, "who", who)
 	return &b, nil
 }
+
+// NobodyCanAnswer is called when no person can reach the bot any more (its
+// last chat connection stopped for good). A deployment waiting for people
+// is rolled back without blame rather than left waiting on a connection
+// that is gone, and deployments are locked so that none starts that nobody
+// could answer. why is said in the reason and the lock.
+func (r *Runner) NobodyCanAnswer(why string) {
+	if l, err := r.Store.Lock(); err == nil && l == nil {
+		if err := r.Store.SetLock(&Lock{By: bot, Reason: "nobody can answer the bot: " + why, Since: r.Now()}); err != nil {
+			r.log.Error("locking deployments failed", "err", err)
+		}
+	}
+	d, err := r.Active()
+	if err != nil || d == nil {
+		return
+	}
+	switch d.State {
+	case StateAwaitingVerification, StateAwaitingPromotion, StateAwaitingMetrics:
+		if err := r.signal(d, sigGone, why, d.State); err != nil {
+			r.log.Warn("could not stop a deployment waiting for people", "deployment", d.ID, "err", err)
+		}
+	}
+}

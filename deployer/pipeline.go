@@ -671,13 +671,15 @@ func (p *pipeline) awaitVerification(ctx context.Context) error {
 		left := p.d.Deadline.Sub(p.r.Now()).Round(time.Second)
 		p.askToVerify(NoticeReminder, fmt.Sprintf("reminder: %s is waiting for you to test it on %s (%s left, then it is rolled back)", p.d.Title(), hostList(p.r.Fleet[Testservers]), left))
 		return p.update(func(d *Deployment) { d.Reminded = true })
-	}, sigVerify, sigAbort, sigRollback)
+	}, sigVerify, sigAbort, sigRollback, sigGone)
 	if err != nil {
 		return err
 	}
 	switch {
 	case s == nil:
 		return p.toRollback(fmt.Sprintf("nobody replied `verified` within %s", timeout), bot)
+	case s.kind == sigGone:
+		return p.toRollback("nobody can answer any more: "+s.who, bot)
 	case s.kind == sigVerify:
 		if problems := p.canaryMetricsProblems(ctx); len(problems) > 0 {
 			return p.askAboutMetrics(s.who, problems)
@@ -693,13 +695,15 @@ func (p *pipeline) awaitVerification(ctx context.Context) error {
 }
 
 func (p *pipeline) awaitPromotion(ctx context.Context) error {
-	s, err := p.wait(ctx, p.d.Deadline, time.Time{}, nil, sigPromote, sigAbort, sigRollback)
+	s, err := p.wait(ctx, p.d.Deadline, time.Time{}, nil, sigPromote, sigAbort, sigRollback, sigGone)
 	if err != nil {
 		return err
 	}
 	switch {
 	case s == nil:
 		return p.toRollback(fmt.Sprintf("the canary check was inconclusive and nobody answered within %s", p.r.cfg.PromoteTimeout), bot)
+	case s.kind == sigGone:
+		return p.toRollback("nobody can answer any more: "+s.who, bot)
 	case s.kind == sigPromote:
 		if err := p.to(StateSyncingProduction, s.who, "promoted by "+s.who, nil); err != nil {
 			return err

@@ -131,6 +131,9 @@ const (
 	sigAbort    signalKind = "abort"
 	sigPromote  signalKind = "promote"
 	sigRollback signalKind = "rollback"
+	// sigGone: nobody can answer any more (every chat connection stopped);
+	// who carries the reason.
+	sigGone signalKind = "gone"
 )
 
 type signal struct {

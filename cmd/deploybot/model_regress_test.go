@@ -246,3 +246,24 @@ func TestSequenceBrokenCanaryMetricsAreSaidBeforeTheSync(t *testing.T) {
 	w.settle()
 	w.mustState(id, deployer.StateDone)
 }
+
+// TestSequenceNobodyCanAnswer (issue 16): when the last chat connection
+// stops for good, a deployment waiting for its submitter is rolled back
+// without blame instead of waiting on a connection that is gone, and
+// deployments are locked.
+func TestSequenceNobodyCanAnswer(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	id, _ := w.deploy(kindGood, false, "")
+	w.mustState(id, deployer.StateAwaitingVerification)
+	w.m.Runner.NobodyCanAnswer("the slack connection, the last one, stopped for good")
+	w.settle()
+	d := w.mustState(id, deployer.StateRolledBack)
+	if d.Blame || !strings.Contains(d.Reason, "nobody can answer any more") {
+		t.Errorf("#%d: blame %v, reason %q", id, d.Blame, d.Reason)
+	}
+	if l, _ := w.m.Store.Lock(); l == nil || !strings.Contains(l.Reason, "nobody can answer the bot") {
+		t.Errorf("deployments are not locked: %+v", l)
+	}
+}
