@@ -733,3 +733,36 @@ func TestUnrestorableHostIsDepooledAndRepooled(t *testing.T) {
 		t.Errorf("still depooled: %v", dp)
 	}
 }
+
+// TestDemoRollbackAfterRollback is the sequences issue's "done means" in
+// the demo's sandbox: good-change verified, bad-change verified (and
+// rolled back by the canaries), then `!rollback 1` rolls #1 back on every
+// host, and the next backport starts. It used to leave #1 rolling back
+// for ever and the queue stuck.
+func TestDemoRollbackAfterRollback(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	base := e.head()
+	good := e.deployGood()
+	e.say("alice", "!backport bad-change --include-unexpected")
+	e.wait(2, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	e.wait(2, time.Minute, finished...)
+	if d := e.get(2); d.State != deployer.StateRolledBack {
+		t.Fatalf("bad-change ended %s: %s", d.State, d.Reason)
+	}
+	e.expect(all(good.Commit))
+	e.say("alice", "!rollback 1")
+	n := e.wait(1, time.Minute, deployer.NoticeRolledBack)
+	if d := e.get(1); d.State != deployer.StateRolledBack || !strings.Contains(n.Text, "Restored 7 hosts") {
+		t.Fatalf("#1 after !rollback 1: %s (%s): %s", d.State, d.Reason, n.Text)
+	}
+	if strings.Contains(e.out.String(), "resuming after a restart") || strings.Contains(e.out.String(), "internal error") {
+		t.Errorf("untrue lines:\n%s", e.out.String())
+	}
+	e.expect(all(base))
+	e.say("alice", "!backport good-change --include-unexpected")
+	e.wait(3, time.Minute, deployer.NoticeStarted)
+	e.wait(3, time.Minute, finished...)
+	e.expect(all(base))
+}
