@@ -1,7 +1,9 @@
 package deployer_test
 
 import (
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/deployer/deployertest"
@@ -79,5 +81,39 @@ func TestPipelineStates(t *testing.T) {
 				t.Errorf("the channel never heard %q:\n%s", tc.said, e.Notices.Text())
 			}
 		})
+	}
+}
+
+// TestRunnerKeepsTheStagingRepositoryHealthy (defect 10 of the sequences
+// issue): every deployment's fetch adds a pack to the staging repository;
+// the runner repacks it itself when it is idle, so packs (and open files)
+// stop growing while the bot runs.
+func TestRunnerKeepsTheStagingRepositoryHealthy(t *testing.T) {
+	e := deployertest.New(t, deployer.Config{})
+	packs := func() int {
+		ms, _ := filepath.Glob(filepath.Join(e.Dir, "staging.git", "objects", "pack", "*.pack"))
+		return len(ms)
+	}
+	most := 0
+	for i := 0; i < 12; i++ {
+		c := e.Change()
+		d, _, err := e.Runner.Submit(deployer.Request{Refs: []string{c}, Requester: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Await(d.ID, deployer.StateAwaitingVerification)
+		if err := e.Runner.Verify(d.ID, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		e.Await(d.ID, deployer.StateDone)
+		most = max(most, packs())
+	}
+	if most < 8 {
+		t.Fatalf("only %d packs at most: the test does not make the repository grow", most)
+	}
+	for end := time.Now().Add(20 * time.Second); packs() > 4; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d packs after 12 deployments (at most %d): the runner never repacked", packs(), most)
+		}
 	}
 }
