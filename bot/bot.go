@@ -252,6 +252,9 @@ func (b *Bot) Handle(m Message) {
 		}
 		line := fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err))
 		if next := b.RenderNext(deployer.ErrorNext(err)); next != "" {
+			if !strings.HasSuffix(line, ".") {
+				line += "."
+			}
 			line += " " + next
 		}
 		m.refused(line)
@@ -401,6 +404,14 @@ func (b *Bot) rollback(m Message, who string, args []string) ([]string, error) {
 	}
 	if d == nil {
 		return nil, deployer.Errorf(deployer.ENotFound, "there is no deployment to roll back")
+	}
+	if len(args) == 0 && d.State.Finished() {
+		// Without an id, undo only what people just watched: when a later
+		// deployment ended since (failed, rolled back), ask for the id.
+		if last, err := b.Store.List(0, 1); err == nil && len(last) == 1 && last[0].ID != d.ID {
+			return nil, deployer.Errorf(deployer.EConflict, "the fleet serves #%d (%s), which finished %s ago; #%d came after it. Say which one you mean",
+				d.ID, d.Title(), time.Since(d.EndedAt).Round(time.Second), last[0].ID).Or(deployer.Do(deployer.VerbRollback, d.ID, "undo #"+strconv.FormatInt(d.ID, 10)+" on every host"))
+		}
 	}
 	if err := b.Runner.Rollback(d.ID, who); err != nil {
 		return nil, err
@@ -589,7 +600,11 @@ func (b *Bot) describe(d *deployer.Deployment, long bool) []string {
 		if d.State.Finished() && !d.EndedAt.IsZero() {
 			end = d.EndedAt
 		}
-		line += fmt.Sprintf("; %s", end.Sub(d.StartedAt).Round(time.Second))
+		took := "running for"
+		if d.State.Finished() {
+			took = "took"
+		}
+		line += fmt.Sprintf("; %s %s", took, end.Sub(d.StartedAt).Round(time.Second))
 	}
 	if d.State == deployer.StateQueued {
 		line += fmt.Sprintf("; queued %s ago", now.Sub(d.CreatedAt).Round(time.Second))

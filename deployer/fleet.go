@@ -313,31 +313,11 @@ func (r *Runner) checkFleet(ctx context.Context) {
 // host rejoins the fleet. It refuses while a deployment runs. It returns
 // lines for chat.
 func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]string, error) {
-	r.mu.Lock()
-	if r.active != 0 {
-		r.mu.Unlock()
-		return nil, Errorf(EConflict, "deployment #%d is running; sync hosts when it has finished", r.active)
+	release, err := r.exclusive("sync hosts")
+	if err != nil {
+		return nil, err
 	}
-	if r.busy {
-		r.mu.Unlock()
-		return nil, Errorf(EConflict, "a fleet sync is running already")
-	}
-	if d, err := r.Active(); err != nil || d != nil {
-		r.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		return nil, Errorf(EConflict, "deployment #%d is running; sync hosts when it has finished", d.ID)
-	}
-	r.busy = true
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.busy = false
-		r.mu.Unlock()
-		r.poke()
-	}()
-
+	defer release()
 	v, err := r.FleetView(ctx)
 	if err != nil {
 		return nil, err
@@ -392,6 +372,38 @@ func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]s
 	return lines, nil
 }
 
+// exclusive holds the hosts for a command that syncs them outside any
+// deployment (a fleet sync, a repool): it refuses while a deployment runs
+// (its hosts are not on the fleet's commit) or another such command does,
+// and keeps the queue from starting until release is called.
+func (r *Runner) exclusive(what string) (release func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy {
+		return nil, Errorf(EConflict, "a fleet sync or repool is running already; try again when it has finished")
+	}
+	id := r.active
+	if id == 0 {
+		d, err := r.Active()
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			id = d.ID
+		}
+	}
+	if id != 0 {
+		return nil, Errorf(EConflict, "deployment #%d is running; %s when it has finished", id, what)
+	}
+	r.busy = true
+	return func() {
+		r.mu.Lock()
+		r.busy = false
+		r.mu.Unlock()
+		r.poke()
+	}, nil
+}
+
 func isAre(n int) string {
 	if n == 1 {
 		return "is"
@@ -417,7 +429,8 @@ func (r *Runner) Depooled() (map[string]int64, error) {
 
 // Repool puts a depooled host back into service after making sure it
 // serves the commit the store says the fleet serves (syncing it to that
-// commit first if needed).
+// commit first if needed). It refuses while a deployment runs: that
+// deployment's stages are not on the fleet's commit.
 func (r *Runner) Repool(ctx context.Context, host, who string) error {
 	if r.Pool == nil {
 		return Errorf(EInvalid, "no repool command is configured (hosts.stage_options.<stage>.repool)")
@@ -426,6 +439,11 @@ func (r *Runner) Repool(ctx context.Context, host, who string) error {
 	if h == nil {
 		return Errorf(ENotFound, "there is no host %q in the configuration", host)
 	}
+	release, err := r.exclusive("repool hosts")
+	if err != nil {
+		return err
+	}
+	defer release()
 	depooled, err := r.Depooled()
 	if err != nil {
 		return err

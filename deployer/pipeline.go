@@ -629,7 +629,7 @@ func (p *pipeline) syncTestservers(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	p.askToVerify(NoticeVerify, fmt.Sprintf("%s is on %s: test it there (waiting %s)", p.d.Title(), hostList(p.r.Fleet[Testservers]), timeout))
+	p.askToVerify(NoticeVerify, fmt.Sprintf("on %s now: %s. Test it there (waiting %s)", hostList(p.r.Fleet[Testservers]), p.d.Title(), timeout))
 	return nil
 }
 
@@ -659,8 +659,8 @@ func (p *pipeline) awaitVerification(ctx context.Context) error {
 		p.resumed = false
 		left := p.d.Deadline.Sub(p.r.Now()).Round(time.Second)
 		if left > 0 {
-			p.askToVerify(NoticeVerify, fmt.Sprintf("still waiting for you (the bot restarted): %s is on %s: test it there (%s left, then it is rolled back)",
-				p.d.Title(), hostList(p.r.Fleet[Testservers]), left))
+			p.askToVerify(NoticeVerify, fmt.Sprintf("still waiting for you (the bot restarted): on %s now: %s. Test it there (%s left, then it is rolled back)",
+				hostList(p.r.Fleet[Testservers]), p.d.Title(), left))
 		}
 	}
 	var remind time.Time

@@ -267,3 +267,20 @@ func TestSequenceNobodyCanAnswer(t *testing.T) {
 		t.Errorf("deployments are not locked: %+v", l)
 	}
 }
+
+// TestSequenceRollbackWithoutIDAsksWhich (issue 12): `!rollback` without
+// an id, after a later deployment was rolled back, does not silently undo
+// the earlier good one: it names it and asks for the id.
+func TestSequenceRollbackWithoutIDAsksWhich(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	one, _ := w.deploy(kindGood, true, "")
+	w.mustState(one, deployer.StateDone)
+	two, _ := w.deploy(kindBad, true, "")
+	w.mustState(two, deployer.StateRolledBack)
+	w.say("alice", "!rollback")
+	w.settle()
+	w.mustState(one, deployer.StateDone)
+	w.mustSay(fmt.Sprintf("#%d came after it. Say which one you mean. Next: `!rollback %d`", two, one))
+}

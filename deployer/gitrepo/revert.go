@@ -70,7 +70,7 @@ func (s *Reverter) RevertUpstream(ctx context.Context, d *deployer.Deployment, r
 			return nil, nil, err
 		}
 		if !in {
-			lines = append(lines, fmt.Sprintf("%.10s (%s) is no longer on %s upstream; nothing to revert", commit, c.Subject, s.Branch()))
+			lines = append(lines, fmt.Sprintf("%.10s (%s) is not on %s upstream (it was deployed from another branch, or %s was rewritten), so there is nothing to revert there; do not deploy that branch again as it is", commit, c.Subject, s.Branch(), s.Branch()))
 			continue
 		}
 		rv, err := s.RevertedIn(ctx, tip, commit)

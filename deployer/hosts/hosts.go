@@ -122,6 +122,23 @@ func (e *OpError) Error() string {
 	return fmt.Sprintf("host %s: %s %q: %v", e.Host, e.Op, e.Path, e.Err)
 }
 
+// Plain says what failed in words for the channel, without the error
+// chain: "could not write slots/b/index.php: no space left on device".
+func (e *OpError) Plain() string {
+	cause := e.Err
+	for {
+		next := errors.Unwrap(cause)
+		if next == nil {
+			break
+		}
+		cause = next
+	}
+	if e.Path == "" {
+		return fmt.Sprintf("could not %s: %v", e.Op, cause)
+	}
+	return fmt.Sprintf("could not %s %s: %v", e.Op, e.Path, cause)
+}
+
 // Unwrap returns the cause, so errors.Is(err, context.Canceled) and the
 // like see through an OpError.
 func (e *OpError) Unwrap() error { return e.Err }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -188,5 +190,21 @@ func TestVerifyTreeClean(t *testing.T) {
 	}
 	if err := VerifyHost(ctx, newHost(t), src); err == nil {
 		t.Error("VerifyHost of a host serving nothing succeeded")
+	}
+}
+
+// TestOpErrorPlain: the channel reads what failed on a host in words,
+// without the Go error chain (which goes to the log).
+func TestOpErrorPlain(t *testing.T) {
+	err := opError("web1", "write", "slots/b/index.php", &fs.PathError{Op: "open", Path: "/srv/web1/slots/b/index.php", Err: syscall.ENOSPC})
+	var oe *OpError
+	if !errors.As(err, &oe) {
+		t.Fatalf("%T", err)
+	}
+	if got, want := oe.Plain(), "could not write slots/b/index.php: no space left on device"; got != want {
+		t.Errorf("Plain() = %q, want %q", got, want)
+	}
+	if !strings.Contains(err.Error(), "host web1") {
+		t.Errorf("the log's error lost the host: %q", err.Error())
 	}
 }
