@@ -284,3 +284,32 @@ func TestSequenceRollbackWithoutIDAsksWhich(t *testing.T) {
 	w.mustState(one, deployer.StateDone)
 	w.mustSay(fmt.Sprintf("#%d came after it. Say which one you mean. Next: `!rollback %d`", two, one))
 }
+
+// TestSequenceRepoolWaitsForTheRunningDeployment: found by `make soak`: a
+// repool during a deployment synced a canary back to the fleet's commit
+// while the running deployment's canaries serve its own. Repool (like
+// !sync) now refuses while a deployment runs.
+func TestSequenceRepoolWaitsForTheRunningDeployment(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	one, _ := w.deploy(kindQuiet, true, "")
+	w.mustState(one, deployer.StateAwaitingPromotion)
+	// can1 cannot be restored by the rollback: it is depooled.
+	w.mu.Lock()
+	w.broken["can1"] = true
+	w.mu.Unlock()
+	w.faults++
+	w.say("alice", fmt.Sprintf("!rollback %d", one))
+	w.settle()
+	w.mustState(one, deployer.StateRolledBack)
+	w.mustSay("Depooled can1")
+	w.mu.Lock()
+	w.broken["can1"] = false
+	w.mu.Unlock()
+	next, _ := w.deploy(kindQuiet, true, " --include-unexpected")
+	w.mustState(next, deployer.StateAwaitingPromotion)
+	w.say("alice", "!repool can1")
+	w.settle()
+	w.mustSay(fmt.Sprintf("deployment #%d is running; repool hosts when it has finished", next))
+}
