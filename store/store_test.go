@@ -60,6 +60,7 @@ func fullDeployment() *deployer.Deployment {
 		}},
 		PrevDeployment: 7,
 		VerifiedBy:     "bob",
+		MetricsWaived:  true,
 		RollbackTries:  2,
 		Upstream:       strings.Repeat("b", 40),
 		PrevUpstream:   strings.Repeat("c", 40),

@@ -474,7 +474,7 @@ func TestSlackRestartDuringVerification(t *testing.T) {
 	}
 	s.press("U02BOB", before, "verified 1")
 	closed := s.call(0, "old prompt answered", func(c slackfake.Call) bool { return c.Method == "chat.update" && c.TS == before.TS })
-	if len(closed.Buttons()) != 0 || !strings.Contains(closed.BlockText(), "<@U02BOB> pressed *Verified*") || !strings.Contains(closed.BlockText(), "test it there") {
+	if len(closed.Buttons()) != 0 || !strings.Contains(closed.BlockText(), "<@U02BOB> pressed *Verified*") || !strings.Contains(closed.BlockText(), "Test it there") {
 		t.Errorf("old prompt after the press: %q, buttons %v", closed.BlockText(), buttonsOf(closed))
 	}
 	s.wait(1, slackWait, finished...)
