@@ -375,7 +375,9 @@ func TestCompositeThroughMain(t *testing.T) {
 	extFix = r.commit(r.ext, "Foo: drop the old file", map[string]string{"Foo.php": "", "src/Foo.php": "<?php // Foo 2\n"})
 	bump := r.bump(extFix)
 	d = w.deploy("root:"+cfg[:8]+" php-1:"+coreFix[:8]+" php-1/extensions/Foo:"+extFix[:8], old, tree(false))
-	if got, want := changeRefs(d), []string{"@" + cfg[:8], "php-1/extensions/Foo@" + extFix[:8], "php-1@" + bump[:8], "php-1@" + coreFix[:8]}; !reflect.DeepEqual(got, want) {
+	want := []string{"@" + cfg[:8], "php-1/extensions/Foo@" + extFix[:8], "php-1@" + bump[:8], "php-1@" + coreFix[:8]}
+	sort.Strings(want)
+	if got := changeRefs(d); !reflect.DeepEqual(got, want) {
 		t.Errorf("#6 changes %v, want %v", got, want)
 	}
 	if got := strings.Join(d.Files, ","); got != "php-1/api.php,php-1/extensions/Foo/Foo.php,php-1/extensions/Foo/src/Foo.php,wmf-config/InitialiseSettings.php" {
