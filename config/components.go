@@ -11,14 +11,19 @@ import (
 // followed (fetched from their own URLs and deployed as files). See
 // deployer/gitrepo.Component, which it maps to one for one.
 //
-// Not yet read by Load: the field on Source is added once config.go is
-// split into one file per section (see the composite branch's report).
+// With source.type gerrit a component names its Gerrit Project; its URL
+// then defaults to the site's URL/Project, where Gerrit serves anonymous
+// clones.
 type SourceComponent struct {
 	Name       string `yaml:"name"` // how refs name it; default: the path, or "root"
 	Path       string `yaml:"path"`
 	URL        string `yaml:"url"`
+	Project    string `yaml:"project"` // the Gerrit project (source.type gerrit)
 	Branch     string `yaml:"branch"`
 	Submodules bool   `yaml:"submodules"`
+	// Line is where the entry starts in the file, for check-config's
+	// online checks (set by Parse).
+	Line int `yaml:"-"`
 }
 
 func (c SourceComponent) label() string {
@@ -37,9 +42,25 @@ func (c SourceComponent) label() string {
 // reachable, is checked online (gitrepo.CheckComponents).
 func CheckComponents(cs []SourceComponent) []string {
 	var out []string
+	for _, p := range checkComponents(cs) {
+		out = append(out, p.msg)
+	}
+	return out
+}
+
+// componentProblem is one problem of a component list and the index of
+// the component it is about, so that Load can name its line.
+type componentProblem struct {
+	i   int
+	msg string
+}
+
+func checkComponents(cs []SourceComponent) []componentProblem {
+	var ps []componentProblem
 	paths, names := map[string]bool{}, map[string]bool{}
-	for _, c := range cs {
+	for i, c := range cs {
 		l := c.label()
+		out := []string{}
 		if !componentPathOK(c.Path) {
 			out = append(out, l+": the path must be relative and slash-separated, without \".\", \"..\", \".git\", empty parts, \":\" or whitespace")
 		}
@@ -70,18 +91,21 @@ func CheckComponents(cs []SourceComponent) []string {
 		if c.Branch == "" {
 			out = append(out, l+": branch is required")
 		}
+		for _, m := range out {
+			ps = append(ps, componentProblem{i, m})
+		}
 	}
-	for _, inner := range cs {
+	for i, inner := range cs {
 		for _, outer := range cs {
 			if outer.Path == "" || inner.Path == outer.Path || !strings.HasPrefix(inner.Path, outer.Path+"/") {
 				continue
 			}
 			if !outer.Submodules {
-				out = append(out, fmt.Sprintf("%s lies inside component %q, which does not follow submodules: components overlap only where the inner one replaces a submodule of the outer", inner.label(), outer.Path))
+				ps = append(ps, componentProblem{i, fmt.Sprintf("%s lies inside component %q, which does not follow submodules: components overlap only where the inner one replaces a submodule of the outer", inner.label(), outer.Path)})
 			}
 		}
 	}
-	return out
+	return ps
 }
 
 func componentPathOK(p string) bool {

@@ -83,6 +83,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	ps = append(ps, durationProblems(reflect.ValueOf(c))...)
 	c.hostLines(&root)
+	c.Source.componentLines(&root)
 	c.defaults()
 	ps = append(ps, c.check(&root)...)
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })

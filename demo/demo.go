@@ -76,6 +76,10 @@ type Env struct {
 	// Upstream is the path of the upstream git repository: non-bare, with
 	// branches main, good-change and bad-change, main checked out.
 	Upstream string
+	// Release and Extension are the bare repositories of the live release
+	// branch (mediawiki/core at ReleaseBranch, deployed at ReleaseDir) and
+	// of its extension submodule Foo (release.go).
+	Release, Extension string
 	// Hosts lists every host, testservers first, then canaries, then
 	// production.
 	Hosts []Host
@@ -121,10 +125,12 @@ func New(ctx context.Context, opt Options) (*Env, error) {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	e := &Env{
-		Dir:      dir,
-		Upstream: filepath.Join(dir, "upstream"),
-		opt:      opt,
-		log:      log,
+		Dir:       dir,
+		Upstream:  filepath.Join(dir, "upstream"),
+		Release:   filepath.Join(dir, "release", "core.git"),
+		Extension: filepath.Join(dir, "release", "extensions", "Foo.git"),
+		opt:       opt,
+		log:       log,
 		client: &http.Client{
 			Timeout: 2 * time.Second,
 			Transport: &http.Transport{
@@ -135,6 +141,9 @@ func New(ctx context.Context, opt Options) (*Env, error) {
 		},
 	}
 	if err := openOrCreateUpstream(e.Upstream); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if err := openOrCreateRelease(filepath.Join(dir, "release")); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	counts := map[deployer.Stage]int{

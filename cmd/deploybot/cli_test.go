@@ -18,7 +18,7 @@ func TestDemoScenario(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "SCENARIO PASSED") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"<alice> !backport good-change", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve"} {
+	for _, want := range []string{"<alice> !backport good-change", "<alice> !backport php-1.46.0-wmf.3/extensions/Foo:", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("scenario output lacks %q", want)
 		}
@@ -28,7 +28,7 @@ func TestDemoScenario(t *testing.T) {
 func TestCheckConfig(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	if code := realMain([]string{"check-config", "--config", "../../config.example.yaml"}, nil, &out, &errOut); code != 0 {
+	if code := realMain([]string{"check-config", "--offline", "--config", "../../config.example.yaml"}, nil, &out, &errOut); code != 0 {
 		t.Fatalf("example config: exit %d: %s", code, errOut.String())
 	}
 	if !strings.Contains(out.String(), "is valid: 5 hosts in 3 stages") {

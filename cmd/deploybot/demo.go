@@ -38,7 +38,9 @@ store: {path: deploybot.db, open_timeout: 1s}
 staging: {path: staging.git}
 source:
   type: git
-  git: {url: {{.Upstream}}, branch: main}
+  components:
+    - {path: "", url: {{.Upstream}}, branch: main}
+    - {path: {{.ReleaseDir}}, url: {{.Release}}, branch: {{.ReleaseBranch}}, submodules: true}
 hosts:
   transport: local
   parallel: 10
@@ -75,7 +77,8 @@ func writeDemoConfig(env *demo.Env, t demoTimings, logLevel string) (string, err
 		return "", err
 	}
 	defer f.Close()
-	err = demoConfig.Execute(f, map[string]any{"Dir": env.Dir, "Upstream": env.Upstream, "Stages": env.HostsByStage(), "T": t, "LogLevel": logLevel})
+	err = demoConfig.Execute(f, map[string]any{"Dir": env.Dir, "Upstream": env.Upstream,
+		"ReleaseDir": demo.ReleaseDir, "Release": env.Release, "ReleaseBranch": demo.ReleaseBranch, "Stages": env.HostsByStage(), "T": t, "LogLevel": logLevel})
 	if err != nil {
 		return "", err
 	}
@@ -145,11 +148,13 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			fmt.Fprintf(stdout, "\nSCENARIO FAILED: %v\n", err)
 			return 1
 		}
-		fmt.Fprintln(stdout, "\nSCENARIO PASSED: the good change is on all 7 hosts; the bad change was caught on the canaries and rolled back before any production host got it.")
+		fmt.Fprintln(stdout, "\nSCENARIO PASSED: the config change and the extension change are on all 7 hosts; the bad change was caught on the canaries and rolled back before any production host got it.")
 		return 0
 	}
 	fmt.Fprintf(stdout, `deploybot demo: a sandbox in %s
-  upstream repository: %s (branches good-change and bad-change wait to be deployed)
+  deploy tree: the configuration repository %s at the root (branches good-change
+  and bad-change wait to be deployed), and release branch `+demo.ReleaseBranch+` of core
+  at `+demo.ReleaseDir+`/ with extension Foo as a submodule
   hosts: %s
   bot log: %s
 
@@ -306,13 +311,15 @@ func (sb *sandbox) say(user, text string) {
 	sb.Main.Console.Handle("/as "+user+" "+text, sb.Main.Bot.Handle)
 }
 
-// playScenario deploys good-change, then bad-change, answering as the
-// submitter, and checks where every host ends up.
+// playScenario deploys good-change (a change to the root repository),
+// then an extension change on the release branch, then bad-change,
+// answering as the submitter, and checks after each that every host
+// serves the composed tree (the staging commit), file by file.
 func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 	const patience = 3 * time.Minute
 	finished := []deployer.NoticeKind{deployer.NoticeDone, deployer.NoticeRolledBack, deployer.NoticeFailed, deployer.NoticeCancelled}
 
-	fmt.Fprintln(out, "--- 1. a good change")
+	fmt.Fprintln(out, "--- 1. a good change (to the configuration repository at the root)")
 	sb.say("alice", "!backport good-change")
 	if _, err := sb.Tap.Wait(ctx, 1, patience, deployer.NoticeVerify); err != nil {
 		return err
@@ -332,8 +339,13 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintln(out, "\n--- 2. a bad change")
-	sb.say("alice", "!backport bad-change")
+	fmt.Fprintln(out, "\n--- 2. an extension change on the release branch")
+	ext, err := sb.Env.MergeExtensionChange()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "    (merged %.10s in Foo's %s; core's pointer moved to it, as Gerrit's superproject subscription does)\n", ext, demo.ReleaseBranch)
+	sb.say("alice", "!backport "+demo.ReleaseDir+"/"+demo.ExtensionPath+":"+ext[:10])
 	if _, err := sb.Tap.Wait(ctx, 2, patience, append(finished, deployer.NoticeVerify)...); err != nil {
 		return err
 	}
@@ -341,8 +353,31 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 	if _, err := sb.Tap.Wait(ctx, 2, patience, finished...); err != nil {
 		return err
 	}
-	sb.say("alice", "!history 2")
-	bad, err := sb.Main.Store.Get(2)
+	extd, err := sb.Main.Store.Get(2)
+	if err != nil {
+		return err
+	}
+	if extd.State != deployer.StateDone {
+		return fmt.Errorf("the extension change ended %s (%s), not done", extd.State, extd.Reason)
+	}
+	if want := demo.ReleaseDir + "/" + demo.ExtensionPath + "/i18n/en.json"; strings.Join(extd.Files, ",") != want {
+		return fmt.Errorf("the extension change changed %v, want only %s", extd.Files, want)
+	}
+	if err := sb.checkFleet(ctx, extd.Commit, out); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, "\n--- 3. a bad change")
+	sb.say("alice", "!backport bad-change")
+	if _, err := sb.Tap.Wait(ctx, 3, patience, append(finished, deployer.NoticeVerify)...); err != nil {
+		return err
+	}
+	sb.say("bob", "verified")
+	if _, err := sb.Tap.Wait(ctx, 3, patience, finished...); err != nil {
+		return err
+	}
+	sb.say("alice", "!history 3")
+	bad, err := sb.Main.Store.Get(3)
 	if err != nil {
 		return err
 	}
@@ -359,7 +394,7 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 			}
 		}
 	}
-	return sb.checkFleet(ctx, good.Commit, out)
+	return sb.checkFleet(ctx, extd.Commit, out)
 }
 
 // checkFleet reads back every host's commit and compares its served tree
@@ -388,6 +423,6 @@ func (sb *sandbox) checkFleet(ctx context.Context, want string, out io.Writer) e
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	fmt.Fprintf(out, "    check: all %d hosts serve %.10s, trees identical to the staging commit\n", len(sb.Main.Fleet.Hosts()), want)
+	fmt.Fprintf(out, "    check: all %d hosts serve %.10s, each tree identical file by file to the composed tree (the staging commit)\n", len(sb.Main.Fleet.Hosts()), want)
 	return nil
 }

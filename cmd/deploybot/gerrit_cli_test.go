@@ -45,7 +45,9 @@ func TestGerritPasswordMissingStopsOpen(t *testing.T) {
 	t.Parallel()
 	_, err := startSandbox(context.Background(), t.TempDir(), testTimings, "error", strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}, func(m *Main) {
 		m.Config.Source.Type = "gerrit"
-		m.Config.Source.Gerrit = config.GerritSource{URL: "http://127.0.0.1:9", Project: "app", Branch: "main", GitURL: m.Config.Source.Git.URL,
+		up := m.Config.Source.Components[0].URL
+		m.Config.Source.Components = nil
+		m.Config.Source.Gerrit = config.GerritSource{URL: "http://127.0.0.1:9", Project: "app", Branch: "main", GitURL: up,
 			Username: "deploybot", PasswordEnv: "DEPLOYBOT_TEST_SURELY_UNSET_PASSWORD", MergeTimeout: config.Dur(time.Minute), PollInterval: config.Dur(time.Second)}
 	})
 	if err == nil || err.Error() != "the Gerrit password variable DEPLOYBOT_TEST_SURELY_UNSET_PASSWORD is not set" {

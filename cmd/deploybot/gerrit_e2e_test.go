@@ -35,7 +35,7 @@ func newGerritSandbox(t *testing.T) *gerritSandbox {
 	testparts.Need(t, "git", "git")
 	gs := &gerritSandbox{}
 	gs.e2e = newE2E(t, testTimings, func(m *Main) {
-		up := m.Config.Source.Git.URL
+		up := m.Config.Source.Components[0].URL // the demo's root repository
 		repo, err := git.PlainOpen(up)
 		if err != nil {
 			t.Fatal(err)
@@ -55,6 +55,7 @@ func newGerritSandbox(t *testing.T) *gerritSandbox {
 			t.Fatal(err)
 		}
 		m.Config.Source.Type = "gerrit"
+		m.Config.Source.Components = nil // one Gerrit project: the demo's root repository
 		m.Config.Source.Gerrit = config.GerritSource{
 			URL: gs.g.URL, Project: gs.g.Project, Branch: demo.MainBranch, GitURL: up,
 			Username: gs.g.Username, PasswordFile: pw, Approve: true,

@@ -45,7 +45,9 @@ commands:
   demo [--dir DIR] [--scenario]
                               a complete sandbox on this machine: an upstream repo,
                               seven hosts, traffic, and the bot on this terminal
-  check-config --config FILE  check a configuration; list every problem with its line
+  check-config --config FILE [--offline]
+                              check a configuration; list every problem with its line
+                              (source.components: also asks each remote, unless --offline)
   judge replay [--id N] [--config FILE] [--alpha X --factor X --abs-diff X --min-requests N]
                               re-run the canary judge over stored verdicts' readings
   version                     print the version
@@ -63,7 +65,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "deploybot %s (%s)\n", version, runtime.Version())
 		return 0
 	case "check-config":
-		return checkConfig(args[1:], stdout, stderr)
+		return checkConfig(ctx, args[1:], stdout, stderr)
 	case "judge":
 		return judgeCommand(args[1:], stdout, stderr)
 	case "run":
@@ -92,15 +94,21 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer) int {
+func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "deploybot.yaml", "configuration file")
+	offline := fs.Bool("offline", false, "do not contact the components' remotes")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	c, err := config.Load(*path)
 	var ps config.Problems
+	if err == nil && !*offline && len(c.Source.Components) > 0 {
+		if ps = checkSourceRemotes(ctx, c); len(ps) > 0 { // wire_source.go
+			err = ps
+		}
+	}
 	if errors.As(err, &ps) {
 		fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(ps))
 		for _, p := range ps {
@@ -116,8 +124,17 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	for _, hs := range c.Hosts.Stages {
 		n += len(hs)
 	}
-	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, source %s %s (%s), %d deployer(s)\n",
-		*path, n, c.Source.Type, stagingUpstream(c).URL, stagingUpstream(c).Branch, len(c.Access.Deployers))
+	src := fmt.Sprintf("source %s %s (%s)", c.Source.Type, stagingUpstream(c).URL, stagingUpstream(c).Branch)
+	if k := len(c.Source.Components); k > 0 {
+		src = fmt.Sprintf("source %s, %d component(s)", c.Source.Type, k)
+		if *offline {
+			src += " (remotes not contacted)"
+		} else {
+			src += ", every remote answered"
+		}
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, %s, %d deployer(s)\n",
+		*path, n, src, len(c.Access.Deployers))
 	return 0
 }
 

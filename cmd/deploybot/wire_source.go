@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/deploybot/deploybot/config"
@@ -11,21 +12,46 @@ import (
 
 // stagingUpstream is the repository and branch the staging repository
 // fetches for the configured source: the git remote, or the Gerrit
-// project's git URL.
+// project's git URL. For a composite source it is the first component by
+// path (the root, when there is one); the composite fetches every
+// component itself.
 func stagingUpstream(c *config.Config) gitrepo.Upstream {
+	if comps := components(c); len(comps) > 0 {
+		first := comps[0]
+		for _, comp := range comps {
+			if comp.Path < first.Path {
+				first = comp
+			}
+		}
+		return gitrepo.Upstream{URL: first.URL, Branch: first.Branch}
+	}
 	if c.Source.Type == "gerrit" {
 		return gitrepo.Upstream{URL: c.Source.Gerrit.GitURL, Branch: c.Source.Gerrit.Branch}
 	}
 	return gitrepo.Upstream{URL: c.Source.Git.URL, Branch: c.Source.Git.Branch}
 }
 
+// components maps source.components onto gitrepo's components, one for one.
+func components(c *config.Config) []gitrepo.Component {
+	var out []gitrepo.Component
+	for _, sc := range c.Source.Components {
+		out = append(out, gitrepo.Component{Name: sc.Name, Path: sc.Path, URL: sc.URL, Branch: sc.Branch, Submodules: sc.Submodules})
+	}
+	return out
+}
+
 // changeSource builds the change source the configuration names, around
-// the staging repository (which Open has opened on stagingUpstream). Both
-// sources are deployer.Reverters, so the runner blocks and reverts what a
-// rollback blames.
+// the staging repository (which Open has opened on stagingUpstream). Every
+// source is a deployer.Reverter, so the runner blocks and reverts what a
+// rollback blames. With source.components the git source is the
+// composite (gitrepo.Composite); without them it is the one repository,
+// the one-component case.
 func (m *Main) changeSource(c *config.Config) (deployer.ChangeSource, error) {
 	switch c.Source.Type {
 	case "gerrit":
+		if len(c.Source.Components) > 0 {
+			return nil, fmt.Errorf("source.components with source.type gerrit is not supported yet; use source.type git with the projects' git URLs")
+		}
 		pw, err := c.GerritPassword()
 		if err != nil {
 			return nil, err
@@ -42,7 +68,40 @@ func (m *Main) changeSource(c *config.Config) (deployer.ChangeSource, error) {
 		}
 		return src, nil
 	case "git":
+		if comps := components(c); len(comps) > 0 {
+			src, err := gitrepo.NewComposite(m.Staging, comps)
+			if err != nil {
+				return nil, fmt.Errorf("source.components: %w", err)
+			}
+			src.Push, src.Log = c.Source.Git.PushReverts, m.Logger
+			return src, nil
+		}
 		return &gitrepo.Reverter{Repo: m.Staging, Push: c.Source.Git.PushReverts, Log: m.Logger}, nil
 	}
 	return nil, fmt.Errorf("source type %q is not supported (use git or gerrit)", c.Source.Type)
+}
+
+// checkSourceRemotes is check-config's online part for a composite
+// source: every component's remote answers and has its branch
+// (gitrepo.CheckRemotes), and every component nested in another sits
+// exactly on one of its submodules (gitrepo.CheckSubmodulePaths). Each
+// problem is at its component's line.
+func checkSourceRemotes(ctx context.Context, c *config.Config) config.Problems {
+	var ps config.Problems
+	comps := components(c)
+	for i := range comps {
+		for _, msg := range gitrepo.CheckRemotes(ctx, comps[i:i+1]) {
+			ps = append(ps, config.Problem{Line: c.Source.Components[i].Line, Msg: "source.components: " + msg})
+		}
+	}
+	if len(ps) > 0 {
+		return ps // the submodule check would only fail to fetch again
+	}
+	nested := gitrepo.CheckSubmodulePaths(ctx, comps)
+	for i, comp := range comps {
+		if msg, ok := nested[comp.Path]; ok {
+			ps = append(ps, config.Problem{Line: c.Source.Components[i].Line, Msg: "source.components: " + msg})
+		}
+	}
+	return ps
 }

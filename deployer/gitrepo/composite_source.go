@@ -424,10 +424,13 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 		if !ok {
 			return nil, nil, deployer.Errorf(deployer.EConflict, "in %s: %.10s does not descend from the deployed commit %s; rebase it onto %s", st.name(), target, short(st.prev), st.Branch)
 		}
-		for sub, rs := range subs {
-			if err := c.pointsAt(ctx, st, target, sub, rs); err != nil {
-				return nil, nil, err
-			}
+		// Submodule refs named with the component's own: the target is
+		// the first commit from the named one on whose pointers hold them
+		// (the superproject update that usually follows a core change).
+		if later, err := c.pointingAt(ctx, st, target, subs); err != nil {
+			return nil, nil, err
+		} else if later != target {
+			target = later
 		}
 	case len(subs) > 0:
 		tip, err := c.tip(st)
@@ -488,6 +491,38 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 		return changes, []unexpected{{where: st.name(), commits: un}}, nil
 	}
 	return changes, nil, nil
+}
+
+// pointingAt returns from, or the first commit after it on st's branch,
+// that points every submodule of subs at a commit holding its refs; the
+// error names what from points at when none does.
+func (c *Composite) pointingAt(ctx context.Context, st *state, from plumbing.Hash, subs map[string][]*cref) (plumbing.Hash, error) {
+	all := func(h plumbing.Hash) error {
+		for sub, rs := range subs {
+			if err := c.pointsAt(ctx, st, h, sub, rs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	first := all(from)
+	if first == nil {
+		return from, nil
+	}
+	tip, err := c.tip(st)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	line, err := st.view.rangeLocked(ctx, from, tip)
+	if err != nil {
+		return plumbing.ZeroHash, prefixed(err, st.name())
+	}
+	for _, uc := range line {
+		if h := plumbing.NewHash(uc.Hash); all(h) == nil {
+			return h, nil
+		}
+	}
+	return plumbing.ZeroHash, deployer.Errorf(deployer.EConflict, "%s; the submodule pointer moves once the superproject is updated (Gerrit's superproject subscription does it on merge)", deployer.ErrorMessage(first))
 }
 
 // pointsAt checks that component commit h points submodule sub at a
