@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/deployertest"
 	"github.com/deploybot/deploybot/deployer/hosts"
 	"github.com/deploybot/deploybot/store"
 )
@@ -78,28 +79,6 @@ func TestRollbackOfAnOlderDeploymentNamesTheLaterOnes(t *testing.T) {
 	}
 }
 
-// recorder is an Announcer that keeps every notice.
-type recorder struct {
-	mu      sync.Mutex
-	notices []deployer.Notice
-}
-
-func (r *recorder) Announce(n deployer.Notice) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.notices = append(r.notices, n)
-}
-
-func (r *recorder) texts() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var s []string
-	for _, n := range r.notices {
-		s = append(s, string(n.Kind)+": "+n.Text)
-	}
-	return strings.Join(s, "\n")
-}
-
 // staging is a deploy branch whose Revert fails until mended: a full disk
 // on the deploy host. It is this package's own interface, not an outside
 // system, so a small implementation is the honest test double here. Each
@@ -159,7 +138,7 @@ func TestRollbackThatKeepsFailingEndsAndLocks(t *testing.T) {
 	}
 	fleet := deployer.Fleet{deployer.Production: {hosts.NewLocal("mw1001", t.TempDir()), hosts.NewLocal("mw1002", t.TempDir())}}
 	stg := &staging{head: "c1", tree: map[string]string{"c1": "T1", "c0": "T0"}, broken: true}
-	rec := &recorder{}
+	rec := &deployertest.Recorder{}
 	r := deployer.NewRunner(deployer.Config{RetryDelay: 10 * time.Millisecond, RollbackTries: 3},
 		deployer.Deps{Store: st, Staging: stg, Announcer: rec, Fleet: fleet})
 	if err := r.Rollback(id, "alice"); err != nil {
@@ -182,19 +161,19 @@ func TestRollbackThatKeepsFailingEndsAndLocks(t *testing.T) {
 				return d
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("#%d is %s, want %s; notices:\n%s", id, d.State, want, rec.texts())
+				t.Fatalf("#%d is %s, want %s; notices:\n%s", id, d.State, want, rec.Text())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	d := waitState(deployer.StateRollbackFailed)
-	for end := time.Now().Add(5 * time.Second); !strings.Contains(rec.texts(), "ROLLBACK FAILED") && time.Now().Before(end); {
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(rec.Text(), "ROLLBACK FAILED") && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if d.RollbackTries != 3 {
 		t.Errorf("tries: %d, want 3", d.RollbackTries)
 	}
-	texts := rec.texts()
+	texts := rec.Text()
 	for _, want := range []string{"the rollback is not complete (try 1 of 3)", "(try 2 of 3)", "ROLLBACK FAILED",
 		"mw1001: restored, read back", "mw1002: restored, read back", "Deployments are locked"} {
 		if !strings.Contains(texts, want) {
