@@ -263,7 +263,7 @@ type world struct {
 	log         []string
 }
 
-var modelTimings = struct{ verify, promote, window, interval, watch string }{"2s", "2s", "300ms", "30ms", "150ms"}
+var modelTimings = struct{ verify, promote, window, interval, watch string }{"5s", "5s", "300ms", "30ms", "150ms"}
 
 // worldOptions change the model's configuration for scripted tests.
 type worldOptions struct {
@@ -513,6 +513,11 @@ func (w *world) quiet() bool {
 	for _, d := range unf {
 		switch {
 		case d.State == deployer.StateAwaitingVerification, d.State == deployer.StateAwaitingPromotion, d.State == deployer.StateAwaitingMetrics:
+			// Quiet only while its deadline is not about to fire during
+			// the checks (which read the store and hosts one by one).
+			if time.Until(d.Deadline) < 1500*time.Millisecond {
+				return false
+			}
 		case d.State.Active():
 			return false
 		case d.State == deployer.StateQueued && lock == nil && !w.anyActive(unf):
