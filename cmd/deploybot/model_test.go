@@ -258,14 +258,20 @@ type world struct {
 	steps       int
 	checks      int
 	log         []string
+	// now, when set, is the runner's clock (window tests move it).
+	now func() time.Time
 }
 
 var modelTimings = struct{ verify, promote, window, interval, watch string }{"2s", "2s", "300ms", "30ms", "150ms"}
 
 // worldOptions change the model's configuration for scripted tests.
 type worldOptions struct {
-	noPushReverts bool // the git source only says what to revert
-	noProvision   bool // the hosts start empty, as on a first start
+	noPushReverts bool   // the git source only says what to revert
+	noProvision   bool   // the hosts start empty, as on a first start
+	batch         bool   // pipeline.batch.enabled (batch_e2e_test.go)
+	maxRounds     int    // pipeline.batch.max_rounds (0: the default)
+	windows       string // a windows: section, YAML (none: no windows)
+	verify        string // verify_timeout (none: modelTimings.verify)
 }
 
 func newWorld(t tb) *world { return newWorldWith(t, worldOptions{}) }
@@ -311,7 +317,8 @@ hosts:
   parallel: 10
   max_failed_hosts: "1"
   stages:
-%spipeline: {verify_timeout: %s, promote_timeout: %s, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
+%spipeline: {verify_timeout: %s, promote_timeout: %s, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms, batch: {enabled: %v, max_rounds: %d}}
+%s
 canary:
   baseline_min: 1ms
   window: %s
@@ -327,7 +334,7 @@ chat:
   console: {user: alice}
 log: {level: debug, format: text, file: %s/deploybot.log}
 web: {listen: "off"}
-`, dir, dir, w.upstream, !opt.noPushReverts, stages.String(), modelTimings.verify, modelTimings.promote, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+`, dir, dir, w.upstream, !opt.noPushReverts, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -342,6 +349,13 @@ web: {listen: "off"}
 	}
 	w.run()
 	return w
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // close stops the bot and removes the world. On a failure it first logs
@@ -393,6 +407,9 @@ func (w *world) open() {
 		w.t.Fatal(err)
 	}
 	w.m = m
+	if w.now != nil {
+		m.Runner.Now = w.now
+	}
 	w.crashed.Store(false)
 	w.store = &crashStore{Store: m.Store, crash: w.crashNow}
 	m.Runner.Store, m.Bot.Store = w.store, w.store
