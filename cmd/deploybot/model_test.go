@@ -276,12 +276,16 @@ type worldOptions struct {
 
 func newWorld(t tb) *world { return newWorldWith(t, worldOptions{}) }
 
-func newWorldWith(t tb, opt worldOptions) *world {
+func newWorldWith(t tb, opt worldOptions) *world { return newWorldWithClock(t, opt, nil) }
+
+// newWorldWithClock builds a world whose runner reads the clock now (nil:
+// the real one).
+func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	dir, err := os.MkdirTemp("", "deploybot-model-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}}
+	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}, now: now}
 	w.git("init", "-q", "-b", "main", w.upstream)
 	// push_reverts pushes to the checked-out branch: let it update the tree.
 	w.git("-C", w.upstream, "config", "receive.denyCurrentBranch", "updateInstead")
