@@ -820,6 +820,38 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.revert(c)
 			w.settle()
 		},
+		"backport-batch": func(rt *rapid.T) {
+			n := rapid.IntRange(2, 4).Draw(rt, "changes")
+			var refs []string
+			for i := 0; i < n; i++ {
+				c := w.commit(rapid.SampledFrom([]string{kindGood, kindGood, kindBad, kindQuiet}).Draw(rt, "kind"))
+				refs = append(refs, c.commit[:10])
+			}
+			cmd := "!backport --batch " + strings.Join(refs, " ")
+			if rapid.Bool().Draw(rt, "include-unexpected") {
+				cmd += " --include-unexpected"
+			}
+			w.say("alice", cmd)
+			w.settle()
+		},
+		"window-add": func(rt *rapid.T) {
+			c := w.commit(rapid.SampledFrom([]string{kindGood, kindBad}).Draw(rt, "kind"))
+			w.say(rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who"), "!add "+c.commit[:10])
+			w.settle()
+		},
+		"window-drop": func(rt *rapid.T) {
+			v, err := w.m.Runner.WindowStatus()
+			if err != nil || len(v.Items) == 0 {
+				rt.Skip("nothing on the list")
+			}
+			it := rapid.SampledFrom(v.Items).Draw(rt, "item")
+			w.say(who(rt), "!drop "+it.Change.ID[:10])
+			w.settle()
+		},
+		"window-go": func(rt *rapid.T) {
+			w.say("alice", "!window go")
+			w.settle()
+		},
 		"backport-tip": func(rt *rapid.T) {
 			if len(w.changes) == 0 {
 				rt.Skip("no change")
@@ -889,8 +921,15 @@ func (w *world) lastID() int64 {
 	return ds[0].ID
 }
 
+// modelWindow is a backport window open for the whole of any sequence, so
+// the model adds to its list and deploys it (window tests move a clock).
+var modelWindow = fmt.Sprintf(`windows:
+  once:
+    - {start: "%s", duration: 1000h, name: the model's window}
+`, time.Now().UTC().Add(-time.Hour).Format(time.RFC3339))
+
 func runModel(rt *rapid.T, totals *modelTotals) {
-	w := newWorld(rt)
+	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow})
 	ok := false
 	defer func() { w.close(!ok) }()
 	w.settle()
