@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo scenario test deps vet fmt-check bench bench-judge bench-composite soak
+.PHONY: build demo scenario test deps vet fmt-check bench bench-judge bench-composite bench-batch soak
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/deploybot ./cmd/deploybot
@@ -44,7 +44,7 @@ vet:
 # run against rsync -a --delete and a real sshd on 127.0.0.1, printed as a
 # table of medians (DEPLOYBOT_BENCH_RUNS runs each, default 5). The first
 # run builds a 50,000-file git repository and caches it in $TMPDIR.
-bench: bench-judge bench-composite
+bench: bench-judge bench-composite bench-batch
 	$(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 60m ./deployer/hosts
 
 # The canary judge against scap's rule on the same generated traffic: time
@@ -59,3 +59,9 @@ bench-judge:
 # and the objects composing read (README, "Components").
 bench-composite:
 	$(GO) test -run '^$$' -bench '^BenchmarkComposite$$' -benchtime 1x -timeout 30m ./deployer/gitrepo
+
+# A backport window of 8 changes, one bad, deployed one at a time and as
+# one batch with bisection: wall time, canary-host exposure to the bad
+# change, canary windows (README, "Backport windows and batches").
+bench-batch:
+	$(GO) test -run '^$$' -bench '^BenchmarkBatchWindow$$' -benchtime 1x -timeout 10m ./cmd/deploybot

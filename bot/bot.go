@@ -192,7 +192,10 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"backport": {deployerOnly, "!backport <ref> [<ref>...] [--include-unexpected]", "deploy a change: a commit id or a branch upstream", false, (*Bot).backport},
+		"backport": {deployerOnly, "!backport [--batch] <ref> [<ref>...] [--include-unexpected] [--emergency <reason>]", "deploy a change: a commit id or a branch upstream (--batch: several changes as one batch)", false, (*Bot).backport},
+		"window":   {anyone, "!window [go]", "the open or next backport window and its list; go: deploy the list (deployers)", false, (*Bot).window},
+		"add":      {anyone, "!add <change>", "put your change on the next backport window's list (its submitter or a deployer)", false, (*Bot).add},
+		"drop":     {anyone, "!drop <change>", "take a change off the window's list", false, (*Bot).drop},
 		"verified": {submitterOrDeployer, "verified [id]", "say the change works on the testservers", false, (*Bot).verified},
 		"abort":    {submitterOrDeployer, "!abort [id]", "stop a deployment and roll back what it synced", false, (*Bot).abort},
 		"promote":  {deployerOnly, "!promote [id]", "continue to production after an inconclusive canary check", false, (*Bot).promote},
@@ -289,6 +292,13 @@ func (b *Bot) refuse(cmd command, s Sender, args []string) string {
 	if b.Dir.Is(s, d.Submitter) {
 		return ""
 	}
+	if d.Batch {
+		for _, sub := range d.BatchSubmitters(b.Dir.Submitter) {
+			if b.Dir.Is(s, sub) {
+				return ""
+			}
+		}
+	}
 	return fmt.Sprintf("only the submitter (%s) or a deployer may answer for #%d", b.Dir.Mention(s.Adapter, d.Submitter), d.ID)
 }
 
@@ -334,10 +344,20 @@ func parseID(s string) (int64, bool) {
 
 func (b *Bot) backport(m Message, who string, args []string) ([]string, error) {
 	req := deployer.Request{Requester: who}
-	for _, a := range args {
+	for i, a := range args {
+		if req.Emergency != "" {
+			break // the rest is the emergency's reason
+		}
 		switch {
 		case a == "--include-unexpected":
 			req.IncludeUnexpected = true
+		case a == "--batch":
+			req.Batch = true
+		case a == "--emergency":
+			req.Emergency = strings.Join(args[i+1:], " ")
+			if req.Emergency == "" {
+				return nil, deployer.Errorf(deployer.EInvalid, "say why it cannot wait for a window: --emergency <reason>")
+			}
 		case strings.HasPrefix(a, "-"):
 			return nil, deployer.Errorf(deployer.EInvalid, "unknown option %q; usage: %s", a, commands["backport"].usage)
 		default:
@@ -682,7 +702,7 @@ func (b *Bot) history(m Message, who string, args []string) ([]string, error) {
 }
 
 func (b *Bot) help(m Message, who string, args []string) ([]string, error) {
-	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "help"}
+	order := []string{"backport", "window", "add", "drop", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "help"}
 	lines := []string{fmt.Sprintf("I deploy backports. Commands (prefix %s, or address me as \"%s: <command>\"):", b.Prefix, b.Name)}
 	for _, name := range order {
 		c := commands[name]

@@ -35,6 +35,7 @@ type Config struct {
 	Chat     Chat     `yaml:"chat"`
 	Log      Log      `yaml:"log"`
 	Web      Web      `yaml:"web"`
+	Windows  Windows  `yaml:"windows"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -123,6 +124,8 @@ func (c *Config) check(root *yaml.Node) Problems {
 	ps = append(ps, c.Chat.check(root)...)
 	ps = append(ps, c.Web.check(root)...)
 	ps = append(ps, c.checkCanary(root)...) // canary_ext.go
+	ps = append(ps, c.Windows.check(root)...)
+	ps = append(ps, c.Pipeline.Batch.check(root)...)
 	return ps
 }
 
@@ -142,4 +145,5 @@ func (c *Config) resolvePaths(dir string) {
 	c.Chat.Slack.resolve(abs)
 	c.Chat.IRC.resolvePaths(dir)
 	abs(&c.Web.TokenFile)
+	abs(&c.Windows.ICal)
 }

@@ -16,6 +16,8 @@ type Pipeline struct {
 	RollbackTries int `yaml:"rollback_tries"`
 	// RetryDelay is the first pause before a failed step is redone.
 	RetryDelay Duration `yaml:"retry_delay"`
+	// Batch holds the batch and bisection limits (windows.go).
+	Batch Batch `yaml:"batch"`
 }
 
 // defaults fills in the pipeline's own defaults, deployer.DefaultConfig.

@@ -140,6 +140,9 @@ func (p *pipeline) watch(ctx context.Context, stage Stage, judged, control []str
 		p.log.Debug("sample judged", "stage", stage, "outcome", v.Outcome, "reason", v.Reason)
 		switch v.Outcome {
 		case Fail:
+			if p.judging {
+				return &v, nil // bisect.go judges the round
+			}
 			return nil, p.verdictRollback(v)
 		case Pass, Inconclusive:
 			if !complete {
@@ -167,6 +170,9 @@ func (p *pipeline) verdictRollback(v Verdict) error {
 		return err
 	}
 	p.event("verdict", string(v.Stage)+" "+string(v.Outcome)+": "+v.Reason)
+	if v.Stage == Canaries && p.canBisect() {
+		return p.startBisect(v) // bisect.go
+	}
 	if err := p.checkFailed(checkName(v.Stage) + " failed: " + v.Reason); err != nil {
 		return err
 	}

@@ -68,11 +68,20 @@ func (r *Runner) Submit(req Request) (*Deployment, int, error) {
 	if len(problems) > 0 {
 		return nil, 0, Errorf(EInvalid, "nothing was queued: %s", strings.Join(problems, "; "))
 	}
+	if err := r.checkBatch(req); err != nil { // batch.go
+		return nil, 0, err
+	}
+	if err := r.checkWindow(req); err != nil { // window.go
+		return nil, 0, err
+	}
 	d := &Deployment{
 		State:             StateQueued,
 		Requester:         req.Requester,
 		Refs:              req.Refs,
 		IncludeUnexpected: req.IncludeUnexpected,
+		Batch:             req.Batch,
+		Emergency:         req.Emergency,
+		Window:            req.Window,
 		CreatedAt:         r.Now(),
 	}
 	id, err := r.Store.Create(d)
@@ -90,6 +99,9 @@ func (r *Runner) Submit(req Request) (*Deployment, int, error) {
 		}
 	}
 	r.log.Info("deployment queued", "deployment", id, "requester", req.Requester, "refs", strings.Join(req.Refs, " "), "position", pos)
+	if d.Emergency != "" && r.windows() {
+		r.announceEmergency(d)
+	}
 	r.poke()
 	return d, pos, nil
 }

@@ -109,6 +109,17 @@ type Deployment struct {
 	// records say who is depooled now).
 	Depooled []string `json:"depooled,omitempty"`
 
+	// Batch, Emergency, Window, Verified, Dropped and Bisect belong to
+	// batches, windows and bisection (batch.go, window.go, bisect.go).
+	Batch     bool   `json:"batch,omitempty"`
+	Emergency string `json:"emergency,omitempty"` // why it ships outside a window
+	Window    string `json:"window,omitempty"`    // the window whose list it deploys
+	// Verified maps each change of a batch to who verified it.
+	Verified map[string]string `json:"verified,omitempty"`
+	// Dropped lists changes taken out of a batch, with why.
+	Dropped []DroppedChange `json:"dropped,omitempty"`
+	Bisect  *Bisection      `json:"bisect,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	EndedAt   time.Time `json:"ended_at,omitzero"`
@@ -317,6 +328,13 @@ type Request struct {
 	Refs              []string
 	IncludeUnexpected bool
 	Requester         string
+	// Batch asks for the refs to be deployed as one batch whose changes
+	// are verified, and bisected on a canary failure, one by one.
+	Batch bool
+	// Emergency is why a backport must go out outside the windows.
+	Emergency string
+	// Window is the key of the window whose list is deployed ("" none).
+	Window string
 	// Deployment is the id of the deployment being prepared, for the
 	// source's log lines (0 when there is none yet).
 	Deployment int64

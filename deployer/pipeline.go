@@ -37,6 +37,11 @@ type pipeline struct {
 	// previous one had started; resumedIn is the state it found it in.
 	resumed   bool
 	resumedIn State
+	// judging is set while a bisection round is watched: a failing
+	// verdict is returned to the bisection rather than rolling back.
+	judging bool
+	// bisectUnits are the batch's units, found by canBisect.
+	bisectUnits [][]Change
 }
 
 const bot = "deploybot"
@@ -114,6 +119,8 @@ func (p *pipeline) step(ctx context.Context) error {
 		return p.checkProduction(ctx)
 	case StateRollingBack:
 		return p.rollback(ctx)
+	case StateBisecting:
+		return p.bisect(ctx) // bisect.go
 	}
 	return fmt.Errorf("no step for state %q", p.d.State)
 }
@@ -613,6 +620,10 @@ func (p *pipeline) syncTestservers(ctx context.Context) error {
 	if rb, err := p.syncAndSmoke(ctx, Testservers); rb || err != nil {
 		return err
 	}
+	if p.d.Batch && len(p.d.Verified) > 0 && p.allVerified() {
+		// A batch restaged without its unverified changes (batch.go).
+		return p.toCanaries(StateSyncingTestservers)
+	}
 	// The canaries' counters now are the start of their pre-sync baseline,
 	// which the verification wait gives time to accumulate.
 	base, err := p.r.Metrics.Read(ctx, hostNames(p.r.Fleet[Canaries]))
@@ -628,6 +639,10 @@ func (p *pipeline) syncTestservers(ctx context.Context) error {
 		}
 	}); err != nil {
 		return err
+	}
+	if p.d.Batch {
+		p.askBatch(NoticeVerify, fmt.Sprintf("batch #%d is on the testservers (waiting %s)", p.d.ID, timeout))
+		return nil
 	}
 	p.askToVerify(NoticeVerify, fmt.Sprintf("on %s now: %s. Test it there (waiting %s)", hostList(p.r.Fleet[Testservers]), p.d.Title(), timeout))
 	return nil
@@ -653,6 +668,9 @@ func hostList(hs []Host) string {
 }
 
 func (p *pipeline) awaitVerification(ctx context.Context) error {
+	if p.d.Batch {
+		return p.awaitBatchVerification(ctx) // batch.go
+	}
 	timeout := p.r.cfg.VerifyTimeout
 	if p.resumed && p.resumedIn == StateAwaitingVerification {
 		// The submitter must know they are still being asked.

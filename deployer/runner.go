@@ -41,6 +41,10 @@ type Config struct {
 	// reset the count). After the last, the deployment ends rollback-failed
 	// and the bot locks deployments.
 	RollbackTries int
+	// Schedule holds the backport windows (nil: deploy at any time);
+	// Batch the batch and bisection limits (window.go, batch.go).
+	Schedule *Schedule
+	Batch    BatchConfig
 }
 
 // DefaultConfig returns the defaults documented in config.example.yaml.
@@ -82,6 +86,8 @@ type Deps struct {
 	Explain func(Verdict) []string
 	// Now is the clock (tests may replace it); time.Now by default.
 	Now func() time.Time
+	// Windows keeps the windows' lists (nil: no windows).
+	Windows WindowStore
 }
 
 // Runner moves deployments through the pipeline, one at a time, in the
@@ -213,6 +219,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	r.checkFleet(ctx)
 	close(r.ready)
+	go r.pollWindows(ctx) // window.go
 	for {
 		d, err := r.next()
 		if err != nil {

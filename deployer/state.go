@@ -31,6 +31,9 @@ const (
 	StateRollbackFailed State = "rollback-failed"
 	StateFailed         State = "failed"
 	StateCancelled      State = "cancelled"
+	// StateBisecting searches a batch that failed its canary check for
+	// the guilty change(s), one canary window per round (bisect.go).
+	StateBisecting State = "bisecting"
 )
 
 // transitions lists, for every state, the states it may move to.
@@ -47,14 +50,31 @@ const (
 //     in rollback-failed, which records what each host serves and locks the
 //     deployments. rollback-failed may go back to rolling-back: a deployer's
 //     `rollback` after fixing the cause.
+//   - A batch (batch.go) may go back from awaiting-verification to
+//     syncing-testservers: its unverified changes dropped and the rest
+//     restaged as a new commit, stored with the transition before any
+//     host is synced; when every change left is verified, syncing the
+//     testservers leads straight to syncing-canaries.
+//   - bisecting (bisect.go) is entered only from checking-canaries when a
+//     batch of two or more units fails the canary check. The canaries are
+//     put back on the base before the first round; each round's staging
+//     commit and the units it tests are stored before the canaries are
+//     synced to it, and its outcome before the next round is staged, so a
+//     restart redoes at most the round under way (a new window). It ends
+//     in syncing-production with the innocent changes (a commit whose
+//     exact tree passed a round, with testservers and canaries already on
+//     it; the guilty blocked and reverted upstream first), or in
+//     rolling-back (every unit guilty, rounds exhausted, or a person's
+//     rollback), which restores every touched host to the base.
 var transitions = map[State][]State{
 	StateQueued:               {StatePreparing, StateCancelled},
 	StatePreparing:            {StateSyncingTestservers, StateFailed, StateCancelled},
-	StateSyncingTestservers:   {StateAwaitingVerification, StateRollingBack},
-	StateAwaitingVerification: {StateSyncingCanaries, StateAwaitingMetrics, StateRollingBack},
+	StateSyncingTestservers:   {StateAwaitingVerification, StateSyncingCanaries, StateRollingBack},
+	StateAwaitingVerification: {StateSyncingCanaries, StateSyncingTestservers, StateAwaitingMetrics, StateRollingBack},
 	StateAwaitingMetrics:      {StateSyncingCanaries, StateRollingBack},
 	StateSyncingCanaries:      {StateCheckingCanaries, StateRollingBack},
-	StateCheckingCanaries:     {StateSyncingProduction, StateAwaitingPromotion, StateRollingBack},
+	StateCheckingCanaries:     {StateSyncingProduction, StateAwaitingPromotion, StateRollingBack, StateBisecting},
+	StateBisecting:            {StateSyncingProduction, StateRollingBack},
 	StateAwaitingPromotion:    {StateSyncingProduction, StateRollingBack},
 	StateSyncingProduction:    {StateCheckingProduction, StateDone, StateRollingBack},
 	StateCheckingProduction:   {StateDone, StateRollingBack},

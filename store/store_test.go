@@ -52,6 +52,13 @@ func fullDeployment() *deployer.Deployment {
 		Submitter:         "bob",
 		Refs:              []string{"12345", "12346"},
 		IncludeUnexpected: true,
+		Batch:             true,
+		Emergency:         "the site is down",
+		Window:            "2025-06-02T13:00:00Z",
+		Verified:          map[string]string{"12345": "bob"},
+		Dropped:           []deployer.DroppedChange{{Change: deployer.Change{ID: "12346"}, Why: "not verified"}},
+		Bisect: &deployer.Bisection{Units: [][]deployer.Change{{{ID: "12345"}}, {{ID: "12346"}}}, Innocent: []int{0}, Guilty: []int{1},
+			Round: 1, Rounds: []deployer.BisectRound{{Round: 1, Changes: []string{"12345"}, Of: 2, Outcome: deployer.Pass}}},
 		Changes: []deployer.Change{{
 			ID: "12345", Commit: strings.Repeat("a", 40), Subject: "Fix the thing",
 			Author: "Bob", AuthorEmail: "bob@example.org", Owner: "bob",

@@ -67,6 +67,12 @@ chat:
   console: {user: alice}
 log: {level: {{.LogLevel}}, format: text, file: deploybot.log}
 web: {listen: "127.0.0.1:0"}
+# A backport window open from the sandbox's start for 12 hours: !window
+# shows it, !add puts a change on its list, !window go deploys the list.
+# After it, a backport needs --emergency <reason>.
+windows:
+  once:
+    - {start: "{{.WindowStart}}", duration: 12h, name: the demo's backport window}
 `))
 
 // writeDemoConfig writes the sandbox's configuration file and returns its path.
@@ -78,7 +84,8 @@ func writeDemoConfig(env *demo.Env, t demoTimings, logLevel string) (string, err
 	}
 	defer f.Close()
 	err = demoConfig.Execute(f, map[string]any{"Dir": env.Dir, "Upstream": env.Upstream,
-		"ReleaseDir": demo.ReleaseDir, "Release": env.Release, "ReleaseBranch": demo.ReleaseBranch, "Stages": env.HostsByStage(), "T": t, "LogLevel": logLevel})
+		"ReleaseDir": demo.ReleaseDir, "Release": env.Release, "ReleaseBranch": demo.ReleaseBranch, "Stages": env.HostsByStage(), "T": t, "LogLevel": logLevel,
+		"WindowStart": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)})
 	if err != nil {
 		return "", err
 	}
@@ -164,6 +171,9 @@ will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as
   !backport good-change        deploy the good change
   /as bob verified             bob says it works on the testserver
   !backport bad-change         this one breaks the site: watch the canaries catch it
+  !window                      the backport window open now and its list
+  /as bob !add good-change     bob puts his change on the window's list
+  !window go                   deploy the window's list
   !status   !history   !rollback   !help
 
 Ctrl-C stops the bot; run the same sandbox later with:

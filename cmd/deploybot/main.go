@@ -266,6 +266,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	for _, p := range c.People {
 		dir.People = append(dir.People, bot.Person{Name: p.Name, Emails: p.Emails, Gerrit: p.Gerrit, Chat: p.Chat, Nick: p.Nick, Slack: p.Slack})
 	}
+	schedule, err := c.Windows.Schedule()
+	if err != nil {
+		return err
+	}
 	m.Bot = &bot.Bot{Name: c.Bot.Name, Prefix: c.Bot.Prefix, Store: m.Store, Dir: dir, Log: log}
 	m.Runner = deployer.NewRunner(deployer.Config{
 		VerifyTimeout:  c.Pipeline.VerifyTimeout.D(),
@@ -280,11 +284,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		// The runner's side of hosts.max_failed_hosts and canary.production_watch.
 		ProductionWatch:     m.ProductionWatch,
 		MaxFailedProduction: c.Hosts.MaxFailed,
+		Schedule:            schedule,
+		Batch:               deployer.BatchConfig{Enabled: c.Pipeline.Batch.Enabled, MaxChanges: c.Pipeline.Batch.MaxChanges, MaxRounds: c.Pipeline.Batch.MaxRounds},
 	}, deployer.Deps{
 		Store: m.Store, Source: source, Staging: m.Staging, Fleet: m.Fleet,
 		Metrics: metrics, Judge: judge.New(jc), Announcer: m.Bot, Logger: log,
 		Submitter: dir.Submitter, Explain: explain,
-		Smoker: m.Smoker, Pool: m.Pool,
+		Smoker: m.Smoker, Pool: m.Pool, Windows: m.Store,
 	})
 	m.Bot.Runner = m.Runner
 	if err = m.openWeb(); err != nil {

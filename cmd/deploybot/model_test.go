@@ -261,24 +261,34 @@ type world struct {
 	steps       int
 	checks      int
 	log         []string
+	// now, when set, is the runner's clock (window tests move it).
+	now func() time.Time
 }
 
 var modelTimings = struct{ verify, promote, window, interval, watch string }{"5s", "5s", "300ms", "30ms", "150ms"}
 
 // worldOptions change the model's configuration for scripted tests.
 type worldOptions struct {
-	noPushReverts bool // the git source only says what to revert
-	noProvision   bool // the hosts start empty, as on a first start
+	noPushReverts bool   // the git source only says what to revert
+	noProvision   bool   // the hosts start empty, as on a first start
+	batch         bool   // pipeline.batch.enabled (batch_e2e_test.go)
+	maxRounds     int    // pipeline.batch.max_rounds (0: the default)
+	windows       string // a windows: section, YAML (none: no windows)
+	verify        string // verify_timeout (none: modelTimings.verify)
 }
 
 func newWorld(t tb) *world { return newWorldWith(t, worldOptions{}) }
 
-func newWorldWith(t tb, opt worldOptions) *world {
+func newWorldWith(t tb, opt worldOptions) *world { return newWorldWithClock(t, opt, nil) }
+
+// newWorldWithClock builds a world whose runner reads the clock now (nil:
+// the real one).
+func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	dir, err := os.MkdirTemp("", "deploybot-model-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}}
+	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}, now: now}
 	w.git("init", "-q", "-b", "main", w.upstream)
 	// push_reverts pushes to the checked-out branch: let it update the tree.
 	w.git("-C", w.upstream, "config", "receive.denyCurrentBranch", "updateInstead")
@@ -320,7 +330,8 @@ hosts:
   parallel: 10
   max_failed_hosts: "1"
 %s  stages:
-%spipeline: {verify_timeout: %s, promote_timeout: %s, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
+%spipeline: {verify_timeout: %s, promote_timeout: %s, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms, batch: {enabled: %v, max_rounds: %d}}
+%s
 canary:
   baseline_min: 1ms
   window: %s
@@ -336,7 +347,7 @@ chat:
   console: {user: alice}
 log: {level: debug, format: text, file: %s/deploybot.log}
 web: {listen: "off"}
-`, dir, dir, w.upstream, !opt.noPushReverts, pool, stages.String(), modelTimings.verify, modelTimings.promote, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+`, dir, dir, w.upstream, !opt.noPushReverts, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -351,6 +362,13 @@ web: {listen: "off"}
 	}
 	w.run()
 	return w
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // close stops the bot and removes the world. On a failure it first logs
@@ -402,6 +420,9 @@ func (w *world) open() {
 		w.t.Fatal(err)
 	}
 	w.m = m
+	if w.now != nil {
+		m.Runner.Now = w.now
+	}
 	w.crashed.Store(false)
 	w.store = &crashStore{Store: m.Store, crash: w.crashNow}
 	m.Runner.Store, m.Bot.Store = w.store, w.store
@@ -850,6 +871,38 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.revert(c)
 			w.settle()
 		},
+		"backport-batch": func(rt *rapid.T) {
+			n := rapid.IntRange(2, 4).Draw(rt, "changes")
+			var refs []string
+			for i := 0; i < n; i++ {
+				c := w.commit(rapid.SampledFrom([]string{kindGood, kindGood, kindBad, kindQuiet}).Draw(rt, "kind"))
+				refs = append(refs, c.commit[:10])
+			}
+			cmd := "!backport --batch " + strings.Join(refs, " ")
+			if rapid.Bool().Draw(rt, "include-unexpected") {
+				cmd += " --include-unexpected"
+			}
+			w.say("alice", cmd)
+			w.settle()
+		},
+		"window-add": func(rt *rapid.T) {
+			c := w.commit(rapid.SampledFrom([]string{kindGood, kindBad}).Draw(rt, "kind"))
+			w.say(rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who"), "!add "+c.commit[:10])
+			w.settle()
+		},
+		"window-drop": func(rt *rapid.T) {
+			v, err := w.m.Runner.WindowStatus()
+			if err != nil || len(v.Items) == 0 {
+				rt.Skip("nothing on the list")
+			}
+			it := rapid.SampledFrom(v.Items).Draw(rt, "item")
+			w.say(who(rt), "!drop "+it.Change.ID[:10])
+			w.settle()
+		},
+		"window-go": func(rt *rapid.T) {
+			w.say("alice", "!window go")
+			w.settle()
+		},
 		"backport-tip": func(rt *rapid.T) {
 			if len(w.changes) == 0 {
 				rt.Skip("no change")
@@ -944,8 +997,15 @@ func (w *world) lastID() int64 {
 	return ds[0].ID
 }
 
+// modelWindow is a backport window open for the whole of any sequence, so
+// the model adds to its list and deploys it (window tests move a clock).
+var modelWindow = fmt.Sprintf(`windows:
+  once:
+    - {start: "%s", duration: 1000h, name: the model's window}
+`, time.Now().UTC().Add(-time.Hour).Format(time.RFC3339))
+
 func runModel(rt *rapid.T, totals *modelTotals) {
-	w := newWorld(rt)
+	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow})
 	ok := false
 	defer func() { w.close(!ok) }()
 	w.settle()

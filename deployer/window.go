@@ -1,0 +1,455 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// This file holds backport windows: the schedule (a weekly pattern in a
+// time zone plus one-off windows, from the configuration or an iCalendar
+// file), the list of changes people put on the next window, and the rule
+// that a backport outside a window needs a stated emergency.
+//
+// With no schedule configured (Config.Schedule nil) none of this applies
+// and the bot deploys at any time, as it always did.
+
+// BackportWindow is one backport window: a span of time in which deployers ship
+// the changes on its list.
+type BackportWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Name is what the schedule calls it ("" for none), e.g. "UTC late
+	// backport window".
+	Name string `json:"name,omitempty"`
+	// Deployers names who may deploy in it (none: every deployer).
+	Deployers []string `json:"deployers,omitempty"`
+}
+
+// Key is the window's identity in the store: its start, in UTC.
+func (w BackportWindow) Key() string { return w.Start.UTC().Format(time.RFC3339) }
+
+// Span says the window in words: "Mon 13:00–14:00 UTC".
+func (w BackportWindow) Span() string {
+	loc := w.Start.Location()
+	return w.Start.Format("Mon 2 Jan 15:04") + "–" + w.End.In(loc).Format("15:04 MST")
+}
+
+// Open reports whether the window is open at t.
+func (w BackportWindow) Open(t time.Time) bool { return !t.Before(w.Start) && t.Before(w.End) }
+
+// Clock is a time of day.
+type Clock struct{ Hour, Minute int }
+
+// WeeklyWindow is a window that recurs on some days of every week at some
+// times of day, in a time zone.
+type WeeklyWindow struct {
+	Days      []time.Weekday
+	At        []Clock
+	Duration  time.Duration
+	Location  *time.Location
+	Name      string
+	Deployers []string
+	// Until, when set, is when the pattern stops (RRULE UNTIL).
+	Until time.Time
+}
+
+// Schedule is every backport window: weekly patterns and one-off windows.
+type Schedule struct {
+	Weekly []WeeklyWindow
+	OneOff []BackportWindow
+}
+
+// Empty reports whether the schedule has no window at all.
+func (s *Schedule) Empty() bool { return s == nil || (len(s.Weekly) == 0 && len(s.OneOff) == 0) }
+
+// Between returns the windows that overlap [from, to), by start.
+func (s *Schedule) Between(from, to time.Time) []BackportWindow {
+	if s == nil {
+		return nil
+	}
+	var out []BackportWindow
+	for _, ww := range s.Weekly {
+		loc := ww.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		// Start a day early so a window that began before from and is
+		// still open is found; stop a day late for the same reason.
+		f := from.In(loc).Add(-24*time.Hour - ww.Duration)
+		day := time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, loc)
+		for ; day.Before(to.Add(24 * time.Hour)); day = day.AddDate(0, 0, 1) {
+			if !hasDay(ww.Days, day.Weekday()) {
+				continue
+			}
+			for _, at := range ww.At {
+				st := time.Date(day.Year(), day.Month(), day.Day(), at.Hour, at.Minute, 0, 0, loc)
+				if !ww.Until.IsZero() && st.After(ww.Until) {
+					continue
+				}
+				w := BackportWindow{Start: st, End: st.Add(ww.Duration), Name: ww.Name, Deployers: ww.Deployers}
+				if w.End.After(from) && w.Start.Before(to) {
+					out = append(out, w)
+				}
+			}
+		}
+	}
+	for _, w := range s.OneOff {
+		if w.End.After(from) && w.Start.Before(to) {
+			out = append(out, w)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	// Two patterns may name the same start; keep one.
+	var dedup []BackportWindow
+	for _, w := range out {
+		if len(dedup) > 0 && dedup[len(dedup)-1].Start.Equal(w.Start) {
+			continue
+		}
+		dedup = append(dedup, w)
+	}
+	return dedup
+}
+
+func hasDay(days []time.Weekday, d time.Weekday) bool {
+	for _, x := range days {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// Current returns the window open at now, or nil.
+func (s *Schedule) Current(now time.Time) *BackportWindow {
+	for _, w := range s.Between(now, now.Add(time.Nanosecond)) {
+		if w.Open(now) {
+			return &w
+		}
+	}
+	return nil
+}
+
+// Next returns the first window that starts after now (looking a year
+// ahead), or nil.
+func (s *Schedule) Next(now time.Time) *BackportWindow {
+	for _, w := range s.Between(now, now.AddDate(1, 0, 0)) {
+		if w.Start.After(now) {
+			return &w
+		}
+	}
+	return nil
+}
+
+// CurrentOrNext is the window a change added now goes on: the open one,
+// else the next.
+func (s *Schedule) CurrentOrNext(now time.Time) *BackportWindow {
+	if w := s.Current(now); w != nil {
+		return w
+	}
+	return s.Next(now)
+}
+
+// WindowItem is one change on a window's list.
+type WindowItem struct {
+	Ref       string    `json:"ref"`    // as typed
+	Change    Change    `json:"change"` // as the source describes it
+	Submitter string    `json:"submitter"`
+	AddedBy   string    `json:"added_by"`
+	Added     time.Time `json:"added"`
+	// Deployment is set once the item was deployed (by window go).
+	Deployment int64 `json:"deployment,omitempty"`
+}
+
+// WindowStore keeps the windows' lists and which openings were announced.
+// Implementations: store (bbolt).
+type WindowStore interface {
+	// WindowList returns the list of the window with this key, in the
+	// order the changes were added.
+	WindowList(key string) ([]WindowItem, error)
+	// UpdateWindowList replaces the list with what mutate returns, in one
+	// transaction; mutate's error aborts it.
+	UpdateWindowList(key string, mutate func([]WindowItem) ([]WindowItem, error)) error
+	// MarkWindowOpened records that the opening of window key was
+	// announced; it returns false when it already was.
+	MarkWindowOpened(key string) (bool, error)
+}
+
+// ChangeDescriber is implemented by change sources that can say what a
+// ref names (its subject and author) before it is deployed, so `add` can
+// check who may add it and ping its submitter when the window opens.
+type ChangeDescriber interface {
+	Describe(ref string) (Change, error)
+}
+
+// windows reports whether a schedule is configured.
+func (r *Runner) windows() bool { return !r.cfg.Schedule.Empty() }
+
+// WindowView is what `window` shows.
+type WindowView struct {
+	Window *BackportWindow // the open window, else the next (nil: none scheduled)
+	Open   bool
+	Items  []WindowItem
+}
+
+// WindowStatus returns the open or next window and its list.
+func (r *Runner) WindowStatus() (WindowView, error) {
+	if !r.windows() {
+		return WindowView{}, Errorf(EInvalid, "no backport windows are configured: deployments may start at any time")
+	}
+	now := r.Now()
+	w := r.cfg.Schedule.CurrentOrNext(now)
+	if w == nil {
+		return WindowView{}, nil
+	}
+	v := WindowView{Window: w, Open: w.Open(now)}
+	if r.Windows != nil {
+		items, err := r.Windows.WindowList(w.Key())
+		if err != nil {
+			return v, err
+		}
+		v.Items = items
+	}
+	return v, nil
+}
+
+// AddToWindow puts the change ref names on the open or next window's
+// list. Its submitter may add it, and so may a deployer (deployer true).
+func (r *Runner) AddToWindow(ref, who string, deployer bool) (*BackportWindow, WindowItem, error) {
+	if !r.windows() || r.Windows == nil {
+		return nil, WindowItem{}, Errorf(EInvalid, "no backport windows are configured: ask a deployer to deploy it at any time")
+	}
+	if err := r.checkRef(ref); err != nil {
+		return nil, WindowItem{}, err
+	}
+	w := r.cfg.Schedule.CurrentOrNext(r.Now())
+	if w == nil {
+		return nil, WindowItem{}, Errorf(ENotFound, "no backport window is scheduled in the next year")
+	}
+	item := WindowItem{Ref: ref, Change: Change{ID: ref}, AddedBy: who, Added: r.Now()}
+	if d, ok := r.Source.(ChangeDescriber); ok {
+		c, err := d.Describe(ref)
+		if err != nil {
+			return nil, WindowItem{}, err
+		}
+		item.Change = c
+	}
+	if r.Submitter != nil {
+		item.Submitter = r.Submitter([]Change{item.Change})
+	}
+	if item.Submitter == "" {
+		item.Submitter = who
+	}
+	if !deployer && item.Submitter != who {
+		return nil, WindowItem{}, Errorf(EConflict, "%s is %s's change: only its submitter or a deployer may put it on the window", shortID(item.Change.ID), item.Submitter)
+	}
+	err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
+		for _, it := range items {
+			if it.Change.ID == item.Change.ID {
+				return nil, Errorf(EConflict, "%s is on the %s window's list already (added by %s)", shortID(it.Change.ID), w.Span(), it.AddedBy)
+			}
+		}
+		return append(items, item), nil
+	})
+	if err != nil {
+		return nil, WindowItem{}, err
+	}
+	r.log.Info("change added to a window", "window", w.Key(), "change", item.Change.ID, "who", who)
+	return w, item, nil
+}
+
+// DropFromWindow takes a change off the open or next window's list: its
+// submitter, whoever added it, or a deployer may.
+func (r *Runner) DropFromWindow(ref, who string, deployer bool) (*BackportWindow, WindowItem, error) {
+	if !r.windows() || r.Windows == nil {
+		return nil, WindowItem{}, Errorf(EInvalid, "no backport windows are configured")
+	}
+	w := r.cfg.Schedule.CurrentOrNext(r.Now())
+	if w == nil {
+		return nil, WindowItem{}, Errorf(ENotFound, "no backport window is scheduled")
+	}
+	var dropped WindowItem
+	err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
+		for i, it := range items {
+			if it.Ref == ref || it.Change.ID == ref || (len(ref) >= 7 && strings.HasPrefix(it.Change.ID, ref)) {
+				if !deployer && who != it.Submitter && who != it.AddedBy {
+					return nil, Errorf(EConflict, "only %s (its submitter), whoever added it or a deployer may take %s off the list", it.Submitter, shortID(it.Change.ID))
+				}
+				dropped = it
+				return append(items[:i:i], items[i+1:]...), nil
+			}
+		}
+		return nil, Errorf(ENotFound, "%s is not on the %s window's list", ref, w.Span())
+	})
+	if err != nil {
+		return nil, WindowItem{}, err
+	}
+	return w, dropped, nil
+}
+
+// checkWindow enforces the emergency rule on a request: with windows
+// configured, a backport outside a window must give an emergency reason.
+func (r *Runner) checkWindow(req Request) error {
+	if !r.windows() || req.Emergency != "" {
+		return nil
+	}
+	now := r.Now()
+	if r.cfg.Schedule.Current(now) != nil {
+		return nil
+	}
+	msg := "no backport window is open now"
+	if n := r.cfg.Schedule.Next(now); n != nil {
+		msg += fmt.Sprintf("; the next is %s (in %s)", n.Span(), n.Start.Sub(now).Round(time.Minute))
+	}
+	return Errorf(EConflict, "%s. Add the change to its list, or, if it cannot wait, say why with --emergency <reason>", msg).
+		Or(DoWith(VerbAdd, "put it on the next window", req.Refs...))
+}
+
+// announceEmergency records and tells the channel that a deployment goes
+// out outside any window, and why.
+func (r *Runner) announceEmergency(d *Deployment) {
+	msg := fmt.Sprintf("EMERGENCY backport #%d outside the backport windows, by %s: %s", d.ID, d.Requester, d.Emergency)
+	_ = r.Store.AppendEvent(Event{Deployment: d.ID, Time: r.Now(), Actor: d.Requester, Kind: "emergency", Message: msg})
+	r.log.Warn("emergency backport outside the windows", "deployment", d.ID, "who", d.Requester, "reason", d.Emergency)
+	r.say(d, NoticeInfo, msg)
+}
+
+// CheckWindows announces the opening of the window open now, once per
+// window (the store remembers across restarts): it pings every submitter
+// on its list and says who may deploy. The runner calls it every
+// WindowPoll; tests with their own clock call it directly.
+func (r *Runner) CheckWindows() error {
+	if !r.windows() || r.Windows == nil {
+		return nil
+	}
+	w := r.cfg.Schedule.Current(r.Now())
+	if w == nil {
+		return nil
+	}
+	first, err := r.Windows.MarkWindowOpened(w.Key())
+	if err != nil || !first {
+		return err
+	}
+	items, err := r.Windows.WindowList(w.Key())
+	if err != nil {
+		return err
+	}
+	who := "any deployer"
+	if len(w.Deployers) > 0 {
+		who = strings.Join(w.Deployers, ", ")
+	}
+	name := "the backport window"
+	if w.Name != "" {
+		name = w.Name
+	}
+	text := fmt.Sprintf("%s is open (%s); %s may deploy. ", name, w.Span(), who)
+	var mention []string
+	var next []Choice
+	if len(items) == 0 {
+		text += "Nothing is on its list."
+	} else {
+		var parts []string
+		seen := map[string]bool{}
+		for _, it := range items {
+			parts = append(parts, fmt.Sprintf("%s (%s, %s)", shortID(it.Change.ID), it.Change.Subject, it.Submitter))
+			if !seen[it.Submitter] {
+				seen[it.Submitter] = true
+				mention = append(mention, it.Submitter)
+			}
+		}
+		text += fmt.Sprintf("On its list (%d): %s. Submitters, be around to test your change when you are pinged", len(items), strings.Join(parts, ", "))
+		next = []Choice{DoWith(VerbWindow, "deploy the list", "go")}
+	}
+	_ = r.Store.AppendEvent(Event{Time: r.Now(), Actor: bot, Kind: "window", Message: fmt.Sprintf("window %s opened with %d change(s)", w.Span(), len(items))})
+	r.log.Info("backport window opened", "window", w.Key(), "changes", len(items))
+	r.Announcer.Announce(Notice{Kind: NoticeWindow, Text: text, Mention: mention, Next: next})
+	return nil
+}
+
+// WindowGo deploys the open window's list: as one batch when batches are
+// on, else one deployment per change, in the order they were added. It
+// returns the deployments queued.
+func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
+	if !r.windows() || r.Windows == nil {
+		return nil, Errorf(EInvalid, "no backport windows are configured")
+	}
+	w := r.cfg.Schedule.Current(r.Now())
+	if w == nil {
+		return nil, r.checkWindow(Request{})
+	}
+	items, err := r.Windows.WindowList(w.Key())
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, it := range items {
+		if it.Deployment == 0 {
+			refs = append(refs, it.Change.ID)
+		}
+	}
+	if len(refs) == 0 {
+		return nil, Errorf(EConflict, "nothing on the %s window's list is left to deploy", w.Span())
+	}
+	var out []*Deployment
+	if r.cfg.Batch.Enabled && len(refs) > 1 {
+		d, _, err := r.Submit(Request{Refs: refs, Requester: who, Batch: true, Window: w.Key()})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	} else {
+		for _, ref := range refs {
+			d, _, err := r.Submit(Request{Refs: []string{ref}, Requester: who, Window: w.Key()})
+			if err != nil {
+				return out, err
+			}
+			out = append(out, d)
+		}
+	}
+	ids := map[string]int64{}
+	for i, ref := range refs {
+		ids[ref] = out[min(i, len(out)-1)].ID
+	}
+	err = r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
+		for i := range items {
+			if id := ids[items[i].Change.ID]; id != 0 && items[i].Deployment == 0 {
+				items[i].Deployment = id
+			}
+		}
+		return items, nil
+	})
+	return out, err
+}
+
+// The verbs and notice of windows.
+const (
+	VerbAdd    Verb = "add"
+	VerbDrop   Verb = "drop"
+	VerbWindow Verb = "window"
+	// NoticeWindow announces a window's opening, pinging its submitters.
+	NoticeWindow NoticeKind = "window"
+)
+
+// windowPoll is how often the runner looks whether a window has opened.
+const windowPoll = time.Second
+
+// pollWindows announces each window's opening until ctx ends.
+func (r *Runner) pollWindows(ctx context.Context) {
+	if !r.windows() || r.Windows == nil {
+		return
+	}
+	t := time.NewTicker(windowPoll)
+	defer t.Stop()
+	for {
+		if err := r.CheckWindows(); err != nil {
+			r.log.Error("checking the backport windows failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
