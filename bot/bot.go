@@ -207,6 +207,7 @@ func init() {
 		"unblock":  {deployerOnly, "!unblock <change>", "let a rolled-back change ship again before its revert is merged", false, (*Bot).unblock},
 		"repool":   {deployerOnly, "!repool <host>", "put a depooled host back into service (after checking it serves the deployed commit)", false, (*Bot).repool},
 		"sync":     {deployerOnly, "!sync [host...]", "bring hosts that are not on the fleet's commit up to date, stage by stage with the smoke checks", false, (*Bot).sync},
+		"whoami":   {anyone, "!whoami", "the identity I see for you, and whether it makes you a deployer", true, (*Bot).whoami}, // bot/whoami.go
 	}
 }
 
@@ -682,7 +683,7 @@ func (b *Bot) history(m Message, who string, args []string) ([]string, error) {
 }
 
 func (b *Bot) help(m Message, who string, args []string) ([]string, error) {
-	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "help"}
+	order := []string{"backport", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "whoami", "help"}
 	lines := []string{fmt.Sprintf("I deploy backports. Commands (prefix %s, or address me as \"%s: <command>\"):", b.Prefix, b.Name)}
 	for _, name := range order {
 		c := commands[name]

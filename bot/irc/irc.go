@@ -80,6 +80,10 @@ type Config struct {
 	// OnReconnect is called after each reconnect, once the bot is back in
 	// the deployment channel (bot.Bot.Reconnected).
 	OnReconnect func()
+	// OnJoined, when set, is called each time the bot has joined the
+	// deployment channel, with the nick it has (the terminal's "joined"
+	// line).
+	OnJoined func(channel, nick string)
 	// Deployment looks a deployment up for the `!log` line (Store.Get).
 	Deployment func(id int64) (*deployer.Deployment, error)
 	// Nickname is how to name a person or identity in a `!log` line
@@ -481,6 +485,9 @@ func (a *Adapter) onJoin(c *girc.Client, e girc.Event) {
 		}
 	} else {
 		a.log.Info("irc joined", "channel", ch)
+	}
+	if a.cfg.OnJoined != nil && strings.EqualFold(ch, a.cfg.Channel) {
+		a.cfg.OnJoined(ch, a.currentNick())
 	}
 }
 

@@ -170,6 +170,7 @@ Ctrl-C stops the bot; run the same sandbox later with:
   deploybot run --config %s
 `, abs, sb.Env.Upstream, hostList(sb.Env), filepath.Join(abs, "deploybot.log"), filepath.Join(abs, "deploybot.yaml"))
 	fmt.Fprintf(stdout, "\nThe dashboard (live progress, history, canary charts): %s\n\n", sb.Main.dashboardURL())
+	sb.Main.NoSummary = true // the banner above is the demo's summary
 	if err := sb.Main.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "deploybot demo:", err)
 		return 1

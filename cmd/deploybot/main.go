@@ -168,6 +168,9 @@ type Main struct {
 	// configuration takes both from here (wire_canary.go builds them).
 	Smoker          deployer.Smoker
 	ProductionWatch time.Duration
+	// NoSummary leaves out the start-up summary on Stdout and in the
+	// chats (the demo prints its own banner).
+	NoSummary bool
 
 	logFile *os.File
 	closers []func() error
@@ -332,8 +335,11 @@ func (m *Main) Run(ctx context.Context) error {
 		errc <- err
 		cancel()
 	}()
-	m.serveWeb(ctx)
+	webDone := m.serveWeb(ctx)
+	m.announceStart(ctx) // summary.go
+	botDone := make(chan struct{})
 	go func() {
+		defer close(botDone)
 		// Bot.Run returns early only when every adapter has stopped; each
 		// stop was logged and said in the channels left as it happened.
 		if err := m.Bot.Run(ctx); err != nil && ctx.Err() == nil {
@@ -341,7 +347,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	<-ctx.Done()
-	return <-errc
+	err := <-errc
+	// Wait for the chats to say goodbye and the dashboard to close, so
+	// that the shutdown line is the last one.
+	<-webDone
+	<-botDone
+	m.Logger.Info("deploybot stopped", "clean", err == nil)
+	return err
 }
 
 // Close releases everything Open acquired. It is safe to call twice.
