@@ -35,6 +35,7 @@ func (m *Main) openWeb() error {
 	m.closers = append(m.closers, w.Close)
 	m.Bot.AddAdapter(w)
 	m.Bot.Link = w.Link
+	m.Bot.Dashboard = w.URL()
 	prev := m.Bot.OnReconnect
 	m.Bot.OnReconnect = func(adapter string) {
 		w.Reconnected(adapter)
