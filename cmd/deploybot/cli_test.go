@@ -34,6 +34,12 @@ func TestCheckConfig(t *testing.T) {
 	if !strings.Contains(out.String(), "is valid: 5 hosts in 3 stages") {
 		t.Errorf("output: %s", out.String())
 	}
+	// The unchanged example is valid, but not silently: it names what this
+	// machine lacks (config/warnings_test.go has every case).
+	if !strings.Contains(out.String(), "the local repository /srv/upstream/app.git does not exist here") ||
+		!strings.Contains(out.String(), "warning(s) above") {
+		t.Errorf("the example's check says nothing of what is missing: %s", out.String())
+	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("source: {git: {url: /x}}\nhosts:\n  stages:\n    testservers: [{name: t, root: /t}]\n    canaries: [{name: t, root: /c}]\npipeline: {verify_timeout: soon}\naccess: {deployers: []}\nchat: {console: {user: a}}\n"), 0o644)

@@ -133,8 +133,22 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			src += ", every remote answered"
 		}
 	}
-	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, %s, %d deployer(s)\n",
+	// Warnings (config/warnings.go) do not fail the check: they depend
+	// on this machine (secrets, files) or may be meant. They are never
+	// left unsaid.
+	ws := c.Warnings()
+	if len(ws) > 0 {
+		fmt.Fprintf(stdout, "%s: %d warning(s):\n", *path, len(ws))
+		for _, w := range ws {
+			fmt.Fprintf(stdout, "  %s\n", w)
+		}
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, %s, %d deployer(s)",
 		*path, n, src, len(c.Access.Deployers))
+	if len(ws) > 0 {
+		fmt.Fprintf(stdout, "; mind the %d warning(s) above", len(ws))
+	}
+	fmt.Fprintln(stdout)
 	return 0
 }
 

@@ -174,6 +174,11 @@ func (m *Main) printSummary(ctx context.Context, w io.Writer) []string {
 	if f := m.Config.Log.File; f != "" {
 		fmt.Fprintf(w, "  log: %s\n", f)
 	}
+	// What check-config warns about (weak masks, blind canaries) is said
+	// at every start too.
+	for _, p := range m.Config.Warnings() {
+		fmt.Fprintf(w, "  warning: %s\n", p)
+	}
 	return stages
 }
 
