@@ -122,7 +122,7 @@ func (c *Config) check(root *yaml.Node) Problems {
 	ps = append(ps, c.Log.check(root)...)
 	ps = append(ps, c.Chat.check(root)...)
 	ps = append(ps, c.Web.check(root)...)
-	ps = append(ps, c.checkCanary(root)...) // canary_ext.go
+	ps = append(ps, c.checkCanary(root)...)     // canary_ext.go
 	ps = append(ps, c.checkIdentities(root)...) // config/warnings.go
 	return ps
 }
