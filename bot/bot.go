@@ -73,6 +73,9 @@ type Bot struct {
 	// Dashboard, when set, is the dashboard's URL; answers cut short in
 	// the channel point to it (bot/manners.go).
 	Dashboard string
+	// TestURLs are the testservers' URLs, named in the verification ping
+	// (bot/testurls.go).
+	TestURLs []TestURL
 
 	mu       sync.Mutex
 	adapters []Adapter
@@ -155,6 +158,7 @@ func (b *Bot) Announce(n deployer.Notice) {
 		b.Log.Info("notice no longer needed, not announced", "deployment", n.Deployment, "kind", n.Kind)
 		return
 	}
+	n = b.withTestURLs(n) // bot/testurls.go
 	b.Log.Info("announce", "deployment", n.Deployment, "kind", n.Kind, "text", firstLine(n.Text))
 	b.mu.Lock()
 	as := append([]Adapter(nil), b.adapters...)

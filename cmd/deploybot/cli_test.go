@@ -18,10 +18,18 @@ func TestDemoScenario(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "SCENARIO PASSED") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"<alice> !backport good-change", "<alice> !backport php-1.46.0-wmf.3/extensions/Foo:", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve"} {
+	for _, want := range []string{"<alice> !backport good-change", "<alice> !backport php-1.46.0-wmf.3/extensions/Foo:", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve",
+		// The story it tells: the bad change passes a look on the
+		// testserver (the scenario really loads the page) and fails in
+		// traffic; the ping says where to look.
+		"--- 3. a bad change: it turns on search_v2. Its pages load", "200 OK, the page looks right",
+		"test it there and reply `verified`, or `!abort 2` (waiting 10m0s); test at http://127.0.0.1:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("scenario output lacks %q", want)
 		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out.String())
 	}
 }
 

@@ -284,6 +284,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		dir.People = append(dir.People, bot.Person{Name: p.Name, Emails: p.Emails, Gerrit: p.Gerrit, Chat: p.Chat, Nick: p.Nick, Slack: p.Slack})
 	}
 	m.Bot = &bot.Bot{Name: c.Bot.Name, Prefix: c.Bot.Prefix, Store: m.Store, Dir: dir, Log: log}
+	for _, h := range c.Hosts.Stages[string(deployer.Testservers)] {
+		if h.URL != "" { // only a URL given for people: a metrics port is no page to test
+			m.Bot.TestURLs = append(m.Bot.TestURLs, bot.TestURL{Name: h.Name, URL: h.URL})
+		}
+	}
 	m.Runner = deployer.NewRunner(deployer.Config{
 		VerifyTimeout:  c.Pipeline.VerifyTimeout.D(),
 		PromoteTimeout: c.Pipeline.PromoteTimeout.D(),
