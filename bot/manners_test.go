@@ -92,7 +92,7 @@ func TestLongAnswersAreCutInTheChannelAndWholeInPrivate(t *testing.T) {
 
 func TestStatusWhenIdleSaysWhatWasDeployedLast(t *testing.T) {
 	b, st := newStoreBot(t)
-	if got := ask(b, "bob", "!status", false)[0]; got != "nothing is deploying right now; nothing was deployed through me yet" {
+	if got := b.idleStatus(time.Now()); got != "nothing is deploying right now; nothing was deployed through me yet" {
 		t.Errorf("empty store: %q", got)
 	}
 	end := time.Date(2026, 5, 1, 14, 2, 0, 0, time.UTC)

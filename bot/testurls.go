@@ -14,11 +14,18 @@ func (b *Bot) withTestURLs(n deployer.Notice) deployer.Notice {
 		return n
 	}
 	var parts []string
+	// The ping names the hosts already; the URLs follow in their order.
 	for _, h := range b.TestURLs {
-		parts = append(parts, h.URL+" ("+h.Name+")")
+		parts = append(parts, h.URL)
 	}
 	first, rest, _ := strings.Cut(n.Text, "\n")
-	n.Text = first + "; test at " + strings.Join(parts, ", ")
+	where := strings.Join(parts, ", ")
+	if strings.Contains(first, "test it there") {
+		first = strings.Replace(first, "test it there", "test it there ("+where+")", 1)
+	} else {
+		first += " (" + where + ")"
+	}
+	n.Text = first
 	if rest != "" {
 		n.Text += "\n" + rest
 	}
