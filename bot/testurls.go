@@ -20,8 +20,9 @@ func (b *Bot) withTestURLs(n deployer.Notice) deployer.Notice {
 	}
 	first, rest, _ := strings.Cut(n.Text, "\n")
 	where := strings.Join(parts, ", ")
-	if strings.Contains(first, "test it there") {
-		first = strings.Replace(first, "test it there", "test it there ("+where+")", 1)
+	if i := strings.Index(strings.ToLower(first), "test it there"); i >= 0 {
+		end := i + len("test it there")
+		first = first[:end] + " (" + where + ")" + first[end:]
 	} else {
 		first += " (" + where + ")"
 	}

@@ -16,6 +16,8 @@ func TestThePingSaysWhereToTest(t *testing.T) {
 			"x is on ts1, ts2: test it there (http://ts1.example/, http://ts2.example/) (waiting 1m)\nmore"},
 		{deployer.Notice{Kind: deployer.NoticeReminder, Text: "reminder: x waits for you"},
 			"reminder: x waits for you (http://ts1.example/, http://ts2.example/)"},
+		{deployer.Notice{Kind: deployer.NoticeVerify, Text: "on ts1 now: x. Test it there (waiting 1m). Next: ..."},
+			"on ts1 now: x. Test it there (http://ts1.example/, http://ts2.example/) (waiting 1m). Next: ..."},
 		{deployer.Notice{Kind: deployer.NoticeProgress, Text: "test it there"}, "test it there"},
 	} {
 		if got := b.withTestURLs(tc.n).Text; got != tc.want {

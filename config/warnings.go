@@ -199,7 +199,14 @@ func (c *Config) Warnings() Problems {
 		exists(c.Hosts.SSH.KnownHosts, "hosts", "ssh", "known_hosts")
 	}
 	// A local upstream that is not there.
-	if c.Source.Type == "git" {
+	for _, comp := range c.Source.Components {
+		if u := comp.URL; u != "" && !strings.Contains(u, "://") && !strings.Contains(u, "@") {
+			if _, err := os.Stat(u); err != nil {
+				warn(comp.Line, "%s: the local repository %s does not exist here (%v)", comp.label(), u, pathErr(err))
+			}
+		}
+	}
+	if c.Source.Type == "git" && len(c.Source.Components) == 0 {
 		if u := c.Source.Git.URL; u != "" && !strings.Contains(u, "://") && !strings.Contains(u, "@") {
 			if _, err := os.Stat(u); err != nil {
 				warn(lineOf(&root, "source", "git", "url"), "source.git.url: the local repository %s does not exist here (%v)", u, pathErr(err))

@@ -176,7 +176,7 @@ func TestTheExampleSaysWhatIsMissing(t *testing.T) {
 	}
 	got := c.Warnings().Error()
 	for _, want := range []string{
-		"source.git.url: the local repository /srv/upstream/app.git does not exist here",
+		": the local repository /srv/upstream/mediawiki/core.git does not exist here",
 		"chat.slack.app_token_env: the environment variable SLACK_APP_TOKEN is not set",
 		"chat.irc.sasl.password_env: the environment variable DEPLOYBOT_IRC_PASSWORD is not set or empty",
 	} {

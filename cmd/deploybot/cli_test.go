@@ -23,7 +23,7 @@ func TestDemoScenario(t *testing.T) {
 		// testserver (the scenario really loads the page) and fails in
 		// traffic; the ping says where to look.
 		"--- 3. a bad change: it turns on search_v2. Its pages load", "200 OK, the page looks right",
-		": test it there (http://127.0.0.1:"} {
+		"Test it there (http://127.0.0.1:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("scenario output lacks %q", want)
 		}
@@ -44,7 +44,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 	// The unchanged example is valid, but not silently: it names what this
 	// machine lacks (config/warnings_test.go has every case).
-	if !strings.Contains(out.String(), "the local repository /srv/upstream/app.git does not exist here") ||
+	if !strings.Contains(out.String(), "the local repository /srv/upstream/mediawiki/core.git does not exist here") ||
 		!strings.Contains(out.String(), "warning(s) above") {
 		t.Errorf("the example's check says nothing of what is missing: %s", out.String())
 	}
