@@ -70,6 +70,12 @@ type Bot struct {
 	// OnReconnect, when set, is called each time an adapter reconnects
 	// (the dashboard counts them).
 	OnReconnect func(adapter string)
+	// Dashboard, when set, is the dashboard's URL; answers cut short in
+	// the channel point to it (bot/manners.go).
+	Dashboard string
+	// TestURLs are the testservers' URLs, named in the verification ping
+	// (bot/testurls.go).
+	TestURLs []TestURL
 
 	mu       sync.Mutex
 	adapters []Adapter
@@ -148,6 +154,11 @@ func (b *Bot) Reconnected(adapter string) {
 
 // Announce implements deployer.Announcer.
 func (b *Bot) Announce(n deployer.Notice) {
+	if b.Outdated(n) { // bot/manners.go
+		b.Log.Info("notice no longer needed, not announced", "deployment", n.Deployment, "kind", n.Kind)
+		return
+	}
+	n = b.withTestURLs(n) // bot/testurls.go
 	b.Log.Info("announce", "deployment", n.Deployment, "kind", n.Kind, "text", firstLine(n.Text))
 	b.mu.Lock()
 	as := append([]Adapter(nil), b.adapters...)
@@ -205,11 +216,12 @@ func init() {
 		"unlock":   {deployerOnly, "!unlock", "lift the freeze", false, (*Bot).unlock},
 		"status":   {anyone, "!status [id]", "what is deploying now, or one deployment", true, (*Bot).status},
 		"queue":    {anyone, "!queue", "the deployments waiting, in order", false, (*Bot).queue},
-		"history":  {anyone, "!history [n]", "the last n deployments (default 10)", false, (*Bot).history},
+		"history":  {anyone, "!history [n]", "the last n deployments (default 10)", true, (*Bot).history},
 		"help":     {anyone, "!help", "this list", true, (*Bot).help},
 		"unblock":  {deployerOnly, "!unblock <change>", "let a rolled-back change ship again before its revert is merged", false, (*Bot).unblock},
 		"repool":   {deployerOnly, "!repool <host>", "put a depooled host back into service (after checking it serves the deployed commit)", false, (*Bot).repool},
 		"sync":     {deployerOnly, "!sync [host...]", "bring hosts that are not on the fleet's commit up to date, stage by stage with the smoke checks", false, (*Bot).sync},
+		"whoami":   {anyone, "!whoami", "the identity I see for you, and whether it makes you a deployer", true, (*Bot).whoami}, // bot/whoami.go
 	}
 }
 
@@ -236,7 +248,7 @@ func (b *Bot) Handle(m Message) {
 		return
 	}
 	if m.Private && !cmd.private {
-		m.refused(fmt.Sprintf("In private I answer only %sstatus and %shelp; say %s%s in the deployment channel.", b.Prefix, b.Prefix, b.Prefix, name))
+		m.refused(fmt.Sprintf("In private I answer only %s; say %s%s in the deployment channel.", privateCommands(b.Prefix), b.Prefix, name))
 		return
 	}
 	if reason := b.refuse(cmd, m.Sender, args); reason != "" {
@@ -265,6 +277,9 @@ func (b *Bot) Handle(m Message) {
 	}
 	if cmd.role != anyone {
 		log.Info("command done", "args", strings.Join(args, " "))
+	}
+	if !m.Private {
+		lines = b.shorten(name, args, lines) // bot/manners.go
 	}
 	if len(lines) > 0 {
 		m.Reply(lines...)
@@ -501,7 +516,7 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 	if d != nil {
 		lines = append(lines, b.describe(d, true)...)
 	} else {
-		lines = append(lines, "nothing is deploying right now")
+		lines = append(lines, b.idleStatus(time.Now())) // bot/status_idle.go
 	}
 	q, err := b.Runner.Queue()
 	if err != nil {
@@ -701,10 +716,12 @@ func (b *Bot) history(m Message, who string, args []string) ([]string, error) {
 	return lines, nil
 }
 
+// helpOrder is the order of !help.
+var helpOrder = []string{"backport", "window", "add", "drop", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "whoami", "help"}
+
 func (b *Bot) help(m Message, who string, args []string) ([]string, error) {
-	order := []string{"backport", "window", "add", "drop", "verified", "abort", "promote", "rollback", "cancel", "lock", "unlock", "unblock", "repool", "sync", "status", "queue", "history", "help"}
 	lines := []string{fmt.Sprintf("I deploy backports. Commands (prefix %s, or address me as \"%s: <command>\"):", b.Prefix, b.Name)}
-	for _, name := range order {
+	for _, name := range helpOrder {
 		c := commands[name]
 		who := "anyone"
 		switch c.role {

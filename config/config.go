@@ -64,7 +64,7 @@ func Load(path string) (*Config, error) {
 func Parse(data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Problems{toProblem(err.Error())}
+		return nil, Problems{fixYAMLLine(toProblem(err.Error()), data)} // config/warnings.go
 	}
 	var ps Problems
 	c := &Config{}
@@ -123,7 +123,8 @@ func (c *Config) check(root *yaml.Node) Problems {
 	ps = append(ps, c.Log.check(root)...)
 	ps = append(ps, c.Chat.check(root)...)
 	ps = append(ps, c.Web.check(root)...)
-	ps = append(ps, c.checkCanary(root)...) // canary_ext.go
+	ps = append(ps, c.checkCanary(root)...)     // canary_ext.go
+	ps = append(ps, c.checkIdentities(root)...) // config/warnings.go
 	ps = append(ps, c.Windows.check(root)...)
 	ps = append(ps, c.Pipeline.Batch.check(root)...)
 	return ps

@@ -108,8 +108,10 @@ func (c *IRC) check(root *yaml.Node) Problems {
 	if strings.ContainsAny(c.User, " @\r\n") {
 		add([]string{"user"}, "chat.irc.user %q is not a valid user name", c.User)
 	}
-	if !isChannel(c.Channel) {
-		add([]string{"channel"}, "chat.irc.channel is required: the deployment channel, like #deployments")
+	if c.Channel == "" {
+		add([]string{"channel"}, "chat.irc.channel is required: the deployment channel, like \"#deployments\" (quoted: an unquoted # starts a YAML comment)")
+	} else if !isChannel(c.Channel) {
+		add([]string{"channel"}, "chat.irc.channel %q must start with # (or &): write \"#%s\", quoted, since YAML reads an unquoted # as a comment", c.Channel, strings.TrimLeft(c.Channel, "#&"))
 	}
 	if c.LogChannel != "" && !isChannel(c.LogChannel) {
 		add([]string{"log_channel"}, "chat.irc.log_channel %q is not a channel name (like #operations)", c.LogChannel)

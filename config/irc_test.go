@@ -68,7 +68,7 @@ func TestIRCProblemsNameTheirLines(t *testing.T) {
 	for _, w := range []string{
 		`line 10: chat.irc.server is required`,
 		`line 11: chat.irc.tls_ca_file is set but tls is false`,
-		`line 12: chat.irc.channel is required`,
+		`line 12: chat.irc.channel "deploy" must start with #`,
 		`line 14: chat.irc.sasl needs password_env (an environment variable) or password_file; passwords never go in this file`,
 		`line 16: unknown key "password"`,
 		`line 17: unknown key "irc2"`,

@@ -40,7 +40,7 @@ func (ps *Problems) add(line int, format string, args ...any) {
 
 var (
 	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	yamlNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	yamlNotFound = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 )
 
 // toProblem turns one of the YAML decoder's messages into a Problem.
@@ -51,7 +51,7 @@ func toProblem(s string) Problem {
 		n, _ := strconv.Atoi(m[1])
 		msg := m[2]
 		if f := yamlNotFound.FindStringSubmatch(msg); f != nil {
-			msg = fmt.Sprintf("unknown key %q", f[1])
+			msg = fmt.Sprintf("unknown key %q", f[1]) + didYouMean(f[1], f[2]) // warnings.go
 		}
 		msg = strings.TrimPrefix(msg, "line "+m[1]+": ")
 		return Problem{Line: n, Msg: msg}

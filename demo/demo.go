@@ -1,6 +1,6 @@
 // Package demo is a self-contained sandbox for deploybot: an upstream git
 // repository holding a small web app and two pending changes (one good, one
-// that breaks every page), and a fleet of local "hosts", each an HTTP server
+// whose pages load but whose search suggestions fail under traffic), and a fleet of local "hosts", each an HTTP server
 // on 127.0.0.1 serving whatever its <root>/current slot holds and counting
 // responses in a Prometheus /metrics endpoint, plus generated traffic so the
 // canary judge has something to measure. `deploybot demo` runs it, and the
@@ -248,8 +248,9 @@ func (e *Env) Commit(branch string) (string, error) {
 	return ref.Hash().String(), nil
 }
 
-// StartTraffic sends every host RPS requests a second (to "/", and now and
-// then to /static/style.css), one goroutine per host paced by a ticker,
+// StartTraffic sends every host RPS requests a second (to "/", one in ten
+// to /static/style.css, three in ten to /api/suggest as the search box's
+// browsers do), one goroutine per host paced by a ticker,
 // until ctx ends or Close. Responses are read and discarded: the hosts'
 // /metrics count them. A call while traffic is running does nothing.
 func (e *Env) StartTraffic(ctx context.Context) {
@@ -291,8 +292,11 @@ func (e *Env) drive(ctx context.Context, h Host, n uint64) {
 		case <-tick.C:
 		}
 		url := h.URL
-		if rng.IntN(10) == 0 {
+		switch rng.IntN(10) {
+		case 0:
 			url += "static/style.css"
+		case 1, 2, 3:
+			url += "api/suggest?q=wiki"
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {

@@ -237,7 +237,7 @@ func TestUpstream(t *testing.T) {
 		parent          plumbing.Hash
 	}{
 		{GoodBranch, GoodSubject, true, 2, main.Hash},
-		{BadBranch, BadSubject, false, 0, good.Hash},
+		{BadBranch, BadSubject, true, 2, good.Hash}, // valid: its fault shows only in traffic
 	} {
 		c := branchCommit(t, repo, tc.branch)
 		if c.Author.Name != "Bob Submitter" || c.Author.Email != "bob@example.org" {
@@ -250,7 +250,7 @@ func TestUpstream(t *testing.T) {
 			t.Errorf("%s parents %v, want only %s", tc.branch, c.ParentHashes, tc.parent)
 		}
 		cfg, err := config(c)
-		if (err == nil) != tc.valid || tc.valid && cfg.Version != tc.version {
+		if (err == nil) != tc.valid || tc.valid && cfg.Version != tc.version || cfg.Features["search_v2"] != (tc.branch == BadBranch) {
 			t.Errorf("%s config: %+v, %v", tc.branch, cfg, err)
 		}
 		hash, err := e.Commit(tc.branch)
@@ -357,22 +357,31 @@ func TestServeAndFlip(t *testing.T) {
 		t.Fatalf("GET / on good-change: %s %v %q", resp.Status, resp.Header, body)
 	}
 
-	// The bad change in slot a: every page fails.
+	// The good change's search suggestions work (an empty list).
+	if resp, body := get(t, h.URL+"api/suggest?q=wiki"); resp.StatusCode != 200 || body != "[]\n" {
+		t.Fatalf("GET /api/suggest on good-change: %s %q", resp.Status, body)
+	}
+
+	// The bad change in slot a: a quick look shows nothing wrong (pages
+	// load), but every search suggestion, which traffic asks for, fails.
 	writeSlot(t, e, BadBranch, h.Root, "a")
 	flip(t, h.Root, "a")
 	before := metrics(t, h)
 	const n = 5
 	for range n {
-		for _, path := range []string{"", "static/style.css"} {
-			resp, body := get(t, h.URL+path)
-			if resp.StatusCode != 500 || !strings.HasPrefix(body, "config/app.json: ") {
-				t.Fatalf("GET /%s on bad-change: %s %q", path, resp.Status, body)
+		for _, path := range []string{"", "static/style.css", "about.html"} {
+			if resp, body := get(t, h.URL+path); resp.StatusCode != 200 {
+				t.Fatalf("GET /%s on bad-change: %s %q, want the page", path, resp.Status, body)
 			}
+		}
+		resp, body := get(t, h.URL+"api/suggest?q=wiki")
+		if resp.StatusCode != 500 || !strings.HasPrefix(body, "search_v2: ") {
+			t.Fatalf("GET /api/suggest on bad-change: %s %q", resp.Status, body)
 		}
 	}
 	after := metrics(t, h)
-	if got := after["500"] - before["500"]; got != 2*n {
-		t.Errorf("code=500 grew by %v, want %d (%v -> %v)", got, 2*n, before, after)
+	if got := after["500"] - before["500"]; got != n {
+		t.Errorf("code=500 grew by %v, want %d (%v -> %v)", got, n, before, after)
 	}
 
 	// Rolling back is a flip too.

@@ -20,8 +20,12 @@ const (
 	// GoodBranch holds one harmless commit off main: a typo fix on the front
 	// page and a valid config version bump.
 	GoodBranch = "good-change"
-	// BadBranch holds one commit on top of GoodBranch that makes config/app.json invalid
-	// JSON, so every page of a host serving it answers 500.
+	// BadBranch holds one commit on top of GoodBranch that turns on the
+	// search_v2 feature and a search box that asks /api/suggest as people
+	// type. Every page still loads (a quick look on the testserver shows
+	// nothing wrong), but the suggestion backend of search_v2 fails: in
+	// traffic, where browsers call /api/suggest, about 3 requests in 10
+	// answer 500. Like most real regressions, only traffic shows it.
 	BadBranch = "bad-change"
 	// SlowBranch holds one commit off main that sets config/app.json's
 	// extra_error_rate to 0.02: a host serving it fails 2% of requests on
@@ -179,19 +183,20 @@ func goodChange() map[string]string {
 }
 
 // badChange returns the files the bad change rewrites on top of the good
-// change: a trailing comma after the new feature flag makes config/app.json
-// invalid JSON.
+// change: the search_v2 flag in config/app.json (valid JSON: the pages
+// load) and the search box that calls /api/suggest, which search_v2 breaks.
 func badChange() map[string]string {
 	return map[string]string{
 		"config/app.json": strings.Replace(goodChange()["config/app.json"],
 			`"dark_mode": true`, `"dark_mode": true,
-    "search_v2": true,`, 1),
+    "search_v2": true`, 1),
 		"static/app.js": fileContent("static/app.js") + `
-// The new search box.
+// The new search box, with suggestions as you type.
 document.addEventListener("DOMContentLoaded", () => {
   const box = document.createElement("input");
   box.type = "search";
   box.placeholder = "Search Example Wiki";
+  box.addEventListener("input", () => fetch("/api/suggest?q=" + encodeURIComponent(box.value)).catch(() => {}));
   document.querySelector("header")?.append(box);
 });
 `,

@@ -28,7 +28,7 @@ func (p *pipeline) syncCanaries(ctx context.Context) error {
 				return err
 			}
 		}
-		if p.d.Baseline != nil {
+		if p.d.Baseline != nil && readable(p.d.Baseline) {
 			if left := p.d.Baseline.Time.Add(p.r.cfg.BaselineMin).Sub(p.r.Now()); left >= time.Second {
 				p.say(NoticeProgress, fmt.Sprintf("measuring the canaries' error rate for %s more before syncing them", left.Round(time.Second)))
 			}
@@ -312,4 +312,15 @@ func (p *pipeline) awaitMetrics(ctx context.Context) error {
 	default:
 		return p.toRollback("rolled back by "+s.who+" because the canaries' metrics could not be read", s.who)
 	}
+}
+
+// readable reports whether any host of a sample was read: without one,
+// waiting for a baseline measures nothing, and saying so would be untrue.
+func readable(s *Sample) bool {
+	for _, c := range s.Hosts {
+		if c.Err == "" {
+			return true
+		}
+	}
+	return false
 }

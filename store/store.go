@@ -51,6 +51,11 @@ var (
 	bucketMeta        = []byte("meta")
 	bucketBlocks      = []byte("blocks") // change id -> Block JSON
 	bucketHosts       = []byte("hosts")  // host name -> HostRecord JSON
+	// bucketChatRoots: adapter name, then deployment id -> the chat's
+	// handle of its root message (Slack: "channel ts"), so a deployment
+	// resumed after a restart keeps its thread. Added without a layout
+	// version change: an older file simply gains the bucket.
+	bucketChatRoots = []byte("chat_roots")
 
 	keyVersion = []byte("version")
 	keyLock    = []byte("lock")
@@ -112,7 +117,7 @@ func (e *inUseError) Unwrap() []error { return []error{ErrInUse, e.err} }
 // init creates the buckets and records the layout version, or checks it.
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketDeployments, bucketUnfinished, bucketEvents, bucketMeta, bucketBlocks, bucketHosts} {
+		for _, name := range [][]byte{bucketDeployments, bucketUnfinished, bucketEvents, bucketMeta, bucketBlocks, bucketHosts, bucketChatRoots} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -622,5 +627,32 @@ func (s *Store) UpdateHosts(names []string, mutate func(*deployer.HostRecord)) e
 			}
 		}
 		return nil
+	})
+}
+
+// ChatRoot returns the handle an adapter stored for deployment id's root
+// message ("" when none).
+func (s *Store) ChatRoot(adapter string, id int64) (string, error) {
+	var out string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketChatRoots).Bucket([]byte(adapter))
+		if b == nil {
+			return nil
+		}
+		out = string(b.Get(itob(id)))
+		return nil
+	})
+	return out, err
+}
+
+// SetChatRoot records the handle of deployment id's root message in an
+// adapter's chat.
+func (s *Store) SetChatRoot(adapter string, id int64, handle string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketChatRoots).CreateBucketIfNotExists([]byte(adapter))
+		if err != nil {
+			return err
+		}
+		return b.Put(itob(id), []byte(handle))
 	})
 }

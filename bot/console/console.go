@@ -39,16 +39,29 @@ func (c *Console) Run(ctx context.Context, handle func(bot.Message)) error {
 	lines := make(chan string)
 	errc := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(c.In)
-		sc.Buffer(make([]byte, 64*1024), 64*1024)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
+		r := bufio.NewReaderSize(c.In, 4096)
+		for {
+			line, long, err := readLine(r, MaxLine)
+			if long > 0 {
+				// Refuse the line, not the console: the next line is read
+				// as usual.
+				c.print(c.label(), []string{fmt.Sprintf("that line has %d bytes; I read lines of up to %d KiB, so I ignored it", long, MaxLine/1024)})
+			} else if err == nil || (err == io.EOF && line != "") {
+				select {
+				case lines <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err == io.EOF {
+				errc <- nil
+				return
+			}
+			if err != nil {
+				errc <- err
 				return
 			}
 		}
-		errc <- sc.Err()
 	}()
 	for {
 		select {
@@ -58,6 +71,38 @@ func (c *Console) Run(ctx context.Context, handle func(bot.Message)) error {
 			return err
 		case line := <-lines:
 			c.Handle(line, handle)
+		}
+	}
+}
+
+// MaxLine is the longest input line the console takes, in bytes. A longer
+// line is refused with a message, and the console goes on.
+const MaxLine = 64 * 1024
+
+// readLine reads one line without its end (\n or \r\n). When the line is
+// longer than max, it is read to its end and dropped, and long is its
+// length. err is io.EOF at the end of the input (line holds any last
+// line without a newline).
+func readLine(r *bufio.Reader, max int) (line string, long int, err error) {
+	var buf []byte
+	n := 0
+	for {
+		chunk, isPrefix, err := r.ReadLine()
+		n += len(chunk)
+		if n <= max {
+			buf = append(buf, chunk...)
+		}
+		if err != nil {
+			if n > max {
+				return "", n, err
+			}
+			return string(buf), 0, err
+		}
+		if !isPrefix {
+			if n > max {
+				return "", n, nil
+			}
+			return string(buf), 0, nil
 		}
 	}
 }

@@ -17,6 +17,10 @@
 //   - Lines fit: long text is cut to fit IRC's 512-byte lines as the server
 //     relays them (":nick!user@host PRIVMSG #chan :" included), at spaces
 //     when possible, never inside a UTF-8 sequence.
+//   - Live first: deployment notices (and one- or two-line answers) go
+//     before long answers waiting in the same queue, so after a reconnect
+//     a resent backlog does not delay "verified by bob". A reminder whose
+//     question was answered meanwhile (Config.Outdated) is dropped unsent.
 //   - Flood control: lines are paced (a burst, then one per interval), so
 //     long output never gets the bot disconnected for flooding.
 //   - Staying connected: the adapter reconnects with exponential backoff,
@@ -80,11 +84,20 @@ type Config struct {
 	// OnReconnect is called after each reconnect, once the bot is back in
 	// the deployment channel (bot.Bot.Reconnected).
 	OnReconnect func()
+	// OnJoined, when set, is called each time the bot has joined the
+	// deployment channel, with the nick it has (the terminal's "joined"
+	// line).
+	OnJoined func(channel, nick string)
 	// Deployment looks a deployment up for the `!log` line (Store.Get).
 	Deployment func(id int64) (*deployer.Deployment, error)
 	// Nickname is how to name a person or identity in a `!log` line
 	// (bot.Directory.Mention for "irc").
 	Nickname func(who string) string
+	// Outdated, when set, reports whether a notice no longer needs saying
+	// (bot.Bot.Outdated: a reminder whose question was answered). It is
+	// asked again when the notice's lines are about to be sent, so a
+	// reminder queued during an outage is dropped if the answer came first.
+	Outdated func(n deployer.Notice) bool
 }
 
 // Adapter is the bot on one IRC network. It implements bot.Adapter.
@@ -112,18 +125,29 @@ type Adapter struct {
 	reported    bool            // the reconnect of this connection was reported
 	tryNick     string          // the nick last asked for while registering
 
-	queues   map[string][]string // target -> lines waiting, in order
-	targets  []string            // targets in round-robin order
-	next     int                 // round-robin position in targets
-	inflight []sent              // lines sent and not yet confirmed, in order
-	seq      uint64              // sequence number of the last line sent
-	acked    uint64              // highest sequence number a PING was sent for
+	queues   map[string][]qline // target -> lines waiting, in order
+	targets  []string           // targets in round-robin order
+	next     int                // round-robin position in targets
+	inflight []sent             // lines sent and not yet confirmed, in order
+	seq      uint64             // sequence number of the last line sent
+	acked    uint64             // highest sequence number a PING was sent for
+}
+
+// qline is one line waiting to be sent.
+type qline struct {
+	text string
+	// live lines (notices, short answers) are sent before the other
+	// lines queued for the same target; among themselves, in order.
+	live bool
+	// stale, when set, is asked just before sending: true drops the line.
+	stale func() bool
 }
 
 // sent is a line handed to the server, waiting for its PONG.
 type sent struct {
-	target, text string
-	seq          uint64
+	target string
+	qline
+	seq uint64
 }
 
 // maxQueued bounds each target's queue, so that a channel the bot cannot
@@ -201,7 +225,7 @@ func New(cfg Config) (*Adapter, error) {
 	a := &Adapter{
 		cfg: cfg, log: log.With("adapter", "irc"), client: girc.New(gc),
 		in: make(chan bot.Message, 64), stopped: make(chan struct{}),
-		changed: make(chan struct{}), joined: map[string]bool{}, queues: map[string][]string{},
+		changed: make(chan struct{}), joined: map[string]bool{}, queues: map[string][]qline{},
 	}
 	a.caps = a.client.HasCapability
 	a.regainEvery = regainEvery
@@ -482,6 +506,9 @@ func (a *Adapter) onJoin(c *girc.Client, e girc.Event) {
 	} else {
 		a.log.Info("irc joined", "channel", ch)
 	}
+	if a.cfg.OnJoined != nil && strings.EqualFold(ch, a.cfg.Channel) {
+		a.cfg.OnJoined(ch, a.currentNick())
+	}
 }
 
 func (a *Adapter) left(ch, why string) {
@@ -541,13 +568,13 @@ func (a *Adapter) onDisconnected(c *girc.Client, e girc.Event) {
 
 // requeueLocked puts lines back at the front of their queues, in order.
 func (a *Adapter) requeueLocked(lines []sent) {
-	byTarget := map[string][]string{}
+	byTarget := map[string][]qline{}
 	var order []string
 	for _, s := range lines {
 		if _, ok := byTarget[s.target]; !ok {
 			order = append(order, s.target)
 		}
-		byTarget[s.target] = append(byTarget[s.target], s.text)
+		byTarget[s.target] = append(byTarget[s.target], s.qline)
 	}
 	for _, t := range order {
 		a.addTargetLocked(t)

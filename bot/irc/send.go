@@ -25,10 +25,18 @@ func (a *Adapter) Announce(n deployer.Notice, mentions []string) {
 	if len(mentions) > 0 {
 		first = strings.Join(mentions, ", ") + ": " + tag
 	}
-	a.enqueue(a.cfg.Channel, first, tag, strings.Split(n.Text, "\n"))
+	if a.cfg.Outdated != nil && a.cfg.Outdated(n) {
+		a.log.Info("irc: notice no longer needed, not sent", "deployment", n.Deployment, "kind", n.Kind)
+		return
+	}
+	var stale func() bool
+	if a.cfg.Outdated != nil && n.Kind == deployer.NoticeReminder {
+		stale = func() bool { return a.cfg.Outdated(n) }
+	}
+	a.enqueueAs(a.cfg.Channel, first, tag, strings.Split(n.Text, "\n"), true, stale)
 	if a.cfg.LogChannel != "" && (n.Kind == deployer.NoticeDone || n.Kind == deployer.NoticeRolledBack) {
 		line := truncate(a.logLine(n), a.budget(a.cfg.LogChannel))
-		a.enqueue(a.cfg.LogChannel, "", "", []string{line})
+		a.enqueueAs(a.cfg.LogChannel, "", "", []string{line}, true, nil)
 	}
 }
 
@@ -104,12 +112,26 @@ func (a *Adapter) budget(target string) int {
 	return max(b, minBudget)
 }
 
-// enqueue lays lines out for target and queues them behind everything
-// queued for it before.
+// liveAnswer is how many lines an answer may have and still go out as
+// live conversation, before longer output waiting for the same target.
+const liveAnswer = 2
+
+// enqueue queues an answer to a command for target: a short one is live,
+// a longer one waits behind the notices.
 func (a *Adapter) enqueue(target, first, rest string, lines []string) {
-	out := layout(first, rest, lines, a.budget(target))
-	if len(out) == 0 {
+	a.enqueueAs(target, first, rest, lines, len(lines) <= liveAnswer, nil)
+}
+
+// enqueueAs lays lines out for target and queues them behind everything
+// queued for it before (live lines: behind the live lines only).
+func (a *Adapter) enqueueAs(target, first, rest string, lines []string, live bool, stale func() bool) {
+	laid := layout(first, rest, lines, a.budget(target))
+	if len(laid) == 0 {
 		return
+	}
+	out := make([]qline, len(laid))
+	for i, l := range laid {
+		out[i] = qline{text: l, live: live, stale: stale}
 	}
 	a.mu.Lock()
 	a.addTargetLocked(target)
@@ -136,19 +158,24 @@ func (a *Adapter) readyLocked(target string) bool {
 	return !isChannel(target) || a.joined[strings.ToLower(target)]
 }
 
-// popLocked takes the next line to send, going round the targets so one
-// long output does not hold up another target's lines.
+// popLocked takes the next line to send: a live line first, else the
+// oldest line, going round the targets so one long output does not hold
+// up another target's lines. A stale line (a reminder answered while it
+// waited) is dropped instead of sent.
 func (a *Adapter) popLocked() (sent, bool) {
-	for i := 0; i < len(a.targets); i++ {
-		t := a.targets[(a.next+i)%len(a.targets)]
-		if len(a.queues[t]) == 0 || !a.readyLocked(t) {
+	for {
+		t, k := a.nextLocked()
+		if k < 0 {
+			return sent{}, false
+		}
+		line := a.queues[t][k]
+		a.queues[t] = append(a.queues[t][:k:k], a.queues[t][k+1:]...)
+		if line.stale != nil && line.stale() {
+			a.log.Info("irc: dropped a queued line no longer needed", "target", t, "text", line.text)
 			continue
 		}
-		a.next = (a.next + i + 1) % len(a.targets)
-		line := a.queues[t][0]
-		a.queues[t] = a.queues[t][1:]
 		a.seq++
-		s := sent{target: t, text: line, seq: a.seq}
+		s := sent{target: t, qline: line, seq: a.seq}
 		a.inflight = append(a.inflight, s)
 		if len(a.inflight) > maxInflight {
 			// The server does not answer our PINGs (something in
@@ -158,7 +185,26 @@ func (a *Adapter) popLocked() (sent, bool) {
 		}
 		return s, true
 	}
-	return sent{}, false
+}
+
+// nextLocked finds the line to send next: its target and its index in
+// that target's queue (-1 when nothing can be sent now).
+func (a *Adapter) nextLocked() (string, int) {
+	for _, live := range []bool{true, false} {
+		for i := 0; i < len(a.targets); i++ {
+			t := a.targets[(a.next+i)%len(a.targets)]
+			if !a.readyLocked(t) {
+				continue
+			}
+			for j, l := range a.queues[t] {
+				if l.live || !live {
+					a.next = (a.next + i + 1) % len(a.targets)
+					return t, j
+				}
+			}
+		}
+	}
+	return "", -1
 }
 
 // maxInflight bounds the lines kept for sending again, in case a server

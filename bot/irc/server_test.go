@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -272,4 +273,46 @@ func TestTakenNickIsRegained(t *testing.T) {
 	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
 	alice.Say("#deployments", "deploybot: status")
 	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "heard: deploybot: status")
+}
+
+func TestNoticesGoBeforeABacklogAfterAReconnect(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodBurst: 1, FloodInterval: 50 * time.Millisecond,
+		ReconnectMin: 500 * time.Millisecond, ReconnectMax: time.Second})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	var history []string
+	for i := 1; i <= 60; i++ {
+		history = append(history, fmt.Sprintf("history %02d", i))
+	}
+	// A long answer scrolls by, paced; the server goes away in its middle.
+	a.enqueue("#deployments", "", "", history)
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "history 05")
+	srv.Stop()
+	a.Announce(deployer.Notice{Deployment: 4, Kind: deployer.NoticeVerified, Text: "verified by bob"}, nil)
+	time.Sleep(100 * time.Millisecond)
+	srv.Start()
+	alice.AwaitText(30*time.Second, "deploybot", "#deployments", "history 60")
+
+	lines := botLines(alice, "#deployments")
+	at := -1
+	last := 0
+	for i, l := range lines {
+		if l == "[#4] verified by bob" {
+			at = i
+			break
+		}
+		if n, err := strconv.Atoi(strings.TrimPrefix(l, "history ")); err == nil {
+			last = n
+		}
+	}
+	if at < 0 {
+		t.Fatalf("the notice never arrived: %q", lines)
+	}
+	// Before the outage alice saw about 5 history lines; after it the
+	// notice must come before the rest of the backlog, not after 55 more.
+	if last > 15 {
+		t.Errorf("the notice came after history %02d: the backlog delayed it (%q)", last, lines)
+	}
 }

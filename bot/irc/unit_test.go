@@ -182,7 +182,7 @@ func TestWhichMessagesReachTheBot(t *testing.T) {
 		t.Errorf("private message: %+v, %v", m, ok)
 	} else {
 		m.Reply("one", "two")
-		if got := strings.Join(a.queues["bob"], "|"); got != "one|two" {
+		if got := strings.Join(texts(a.queues["bob"]), "|"); got != "one|two" {
 			t.Errorf("a private message is answered in private: queued to bob %q", got)
 		}
 	}
@@ -190,7 +190,7 @@ func TestWhichMessagesReachTheBot(t *testing.T) {
 		t.Errorf("addressing the bot by its nick: %+v, %v", m, ok)
 	} else {
 		m.Reply("answer")
-		if got := strings.Join(a.queues["#deployments"], "|"); got != "answer" {
+		if got := strings.Join(texts(a.queues["#deployments"]), "|"); got != "answer" {
 			t.Errorf("a channel message is answered in the channel: %q", got)
 		}
 	}
@@ -232,14 +232,14 @@ func TestAnnounceMentionsTagsAndLogs(t *testing.T) {
 	a.Announce(deployer.Notice{Deployment: 43, Kind: deployer.NoticeRolledBack, Text: "rolled back"}, nil)
 
 	want := []string{"bob: [#42] test it", "[#42] then reply `verified`", "[#42] done: it is on all 7 hosts", "[#43] rolled back"}
-	if got := a.queues["#deployments"]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := texts(a.queues["#deployments"]); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("channel lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	wantLog := []string{
 		"!log alice@deploybot Synchronized 1a2b3c4d5e: Fix the frobnicator [#42] (duration 3m12s)",
 		"!log alice@deploybot Rolled back 1a2b3c4d5e: Fix the frobnicator [#43]: canary error rate 12.0% above threshold 2.0% (duration 3m12s)",
 	}
-	if got := a.queues["#operations"]; strings.Join(got, "\n") != strings.Join(wantLog, "\n") {
+	if got := texts(a.queues["#operations"]); strings.Join(got, "\n") != strings.Join(wantLog, "\n") {
 		t.Errorf("log channel lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantLog, "\n"))
 	}
 }
@@ -258,15 +258,16 @@ func TestDisconnectPutsUnconfirmedLinesBackInOrder(t *testing.T) {
 		}
 		sentLines = append(sentLines, s.target+":"+s.text)
 	}
-	if got := strings.Join(sentLines, " "); got != "#deployments:1 alice:p1 #deployments:2 #deployments:3" {
-		t.Errorf("round robin order: %s", got)
+	// The one-line answer is live: it goes before the three-line one.
+	if got := strings.Join(sentLines, " "); got != "alice:p1 #deployments:1 #deployments:2 #deployments:3" {
+		t.Errorf("order: %s", got)
 	}
 	// The server confirmed the first two lines sent, then the connection
 	// dropped; a new line was queued meanwhile.
 	a.onPong(a.client, *girc.ParseEvent(":irc.example.org PONG irc.example.org :" + ackPrefix + "2"))
 	a.onDisconnected(a.client, girc.Event{Command: girc.DISCONNECTED})
 	a.enqueue("#deployments", "", "", []string{"4"})
-	if got := strings.Join(a.queues["#deployments"], " "); got != "2 3 4" {
+	if got := strings.Join(texts(a.queues["#deployments"]), " "); got != "2 3 4" {
 		t.Errorf("channel queue after the drop: %q, want \"2 3 4\"", got)
 	}
 	if got := len(a.queues["alice"]); got != 0 {
@@ -314,5 +315,52 @@ func TestIdentityFromExtendedJoinAndAccountNotify(t *testing.T) {
 	b.client.RunHandlers(join)
 	if m, ok := feed(t, b, msg); !ok || strings.Join(m.Sender.Keys, " ") != "irc:mask:deployer1!d@h" {
 		t.Errorf("without extended-join or account-notify: %+v", m.Sender)
+	}
+}
+
+// texts are the queued lines' texts.
+func texts(q []qline) []string {
+	var out []string
+	for _, l := range q {
+		out = append(out, l.text)
+	}
+	return out
+}
+
+func TestLiveLinesGoBeforeBacklogAndAnsweredRemindersAreDropped(t *testing.T) {
+	a := newTestAdapter(t)
+	answered := false
+	a.cfg.Outdated = func(n deployer.Notice) bool { return n.Kind == deployer.NoticeReminder && answered }
+	a.registered = true
+	a.joined["#deployments"] = true
+	// A long answer (a history) is being sent when the connection drops.
+	a.enqueue("#deployments", "", "", []string{"h1", "h2", "h3", "h4"})
+	s, _ := a.popLocked()
+	if s.text != "h1" {
+		t.Fatalf("first line sent: %q", s.text)
+	}
+	a.onDisconnected(a.client, girc.Event{Command: girc.DISCONNECTED})
+	// While disconnected: a reminder, then the answer to it and its notice.
+	a.Announce(deployer.Notice{Deployment: 3, Kind: deployer.NoticeReminder, State: deployer.StateAwaitingVerification, Text: "reminder: test it"}, []string{"bob"})
+	answered = true
+	a.Announce(deployer.Notice{Deployment: 3, Kind: deployer.NoticeVerified, Text: "verified by bob"}, nil)
+	a.registered = true
+	a.joined["#deployments"] = true
+	var got []string
+	for {
+		s, ok := a.popLocked()
+		if !ok {
+			break
+		}
+		got = append(got, s.text)
+	}
+	want := "[#3] verified by bob|h1|h2|h3|h4"
+	if strings.Join(got, "|") != want {
+		t.Errorf("lines sent after the reconnect:\n got %s\nwant %s", strings.Join(got, "|"), want)
+	}
+	// An already answered reminder is not even queued.
+	a.Announce(deployer.Notice{Deployment: 3, Kind: deployer.NoticeReminder, Text: "reminder again"}, nil)
+	if q := a.queued(); q != len(got) {
+		t.Errorf("%d lines queued or in flight, want the %d sent", q, len(got))
 	}
 }

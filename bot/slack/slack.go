@@ -51,6 +51,10 @@ type Options struct {
 	// Lookup, when set, reads a deployment, so its root message names its
 	// changes and requester and lists hosts a rollback could not restore.
 	Lookup func(id int64) (*deployer.Deployment, error)
+	// Roots, when set, keeps each deployment's root message across
+	// restarts (the store's chat_roots bucket), so a resumed deployment
+	// goes on in its thread instead of starting a new root.
+	Roots Roots
 	// Reconnected is called after the socket was re-established.
 	Reconnected func(adapter string)
 	// Logger receives one line per event; default slog.Default().
@@ -81,9 +85,16 @@ type Adapter struct {
 	lastDone int64 // the latest deployment seen done: its root has Roll back
 }
 
+// Roots stores deployments' root messages (store.Store implements it).
+type Roots interface {
+	ChatRoot(adapter string, id int64) (string, error)
+	SetChatRoot(adapter string, id int64, handle string) error
+}
+
 // depState is what the adapter remembers about one deployment's messages.
-// It lives in memory only: after a restart, the next notice about a
-// deployment starts a new root message.
+// It lives in memory; only the root message's ts is also kept in
+// Options.Roots, so after a restart the next notice about a deployment
+// goes on in its thread (and updates its root).
 type depState struct {
 	rootTS      string
 	title       string
@@ -523,7 +534,7 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 	}
 	st := a.deps[n.Deployment]
 	if st == nil {
-		st = &depState{}
+		st = &depState{rootTS: a.storedRoot(n.Deployment)}
 		a.deps[n.Deployment] = st
 	}
 	if n.State != "" {
@@ -550,6 +561,7 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 		}
 		st.rootTS = ts
 		st.rendered = renderKey(rtext, rblocks)
+		a.storeRoot(n.Deployment, ts)
 	}
 	ts, ok := a.postBlocks(ctx, n.Deployment, ch, st.rootTS, text, blocks, finalKinds[n.Kind])
 	if ok && len(n.Choices) > 0 {
@@ -568,6 +580,34 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 	}
 	a.updateRoot(ctx, n.Deployment, st)
 	a.forget()
+}
+
+// storedRoot is the ts of deployment id's root message in the configured
+// channel as stored before a restart, or "".
+func (a *Adapter) storedRoot(id int64) string {
+	if a.opts.Roots == nil {
+		return ""
+	}
+	h, err := a.opts.Roots.ChatRoot("slack", id)
+	if err != nil {
+		a.log.Warn("reading the deployment's root message from the store failed", "deployment", id, "err", err)
+		return ""
+	}
+	ch, ts, ok := strings.Cut(h, " ")
+	if !ok || ch != a.opts.Channel {
+		return ""
+	}
+	return ts
+}
+
+// storeRoot keeps deployment id's root message for after a restart.
+func (a *Adapter) storeRoot(id int64, ts string) {
+	if a.opts.Roots == nil {
+		return
+	}
+	if err := a.opts.Roots.SetChatRoot("slack", id, a.opts.Channel+" "+ts); err != nil {
+		a.log.Warn("storing the deployment's root message failed", "deployment", id, "err", err)
+	}
 }
 
 // keepDeployments bounds how many deployments' messages are remembered.

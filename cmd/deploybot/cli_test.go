@@ -18,10 +18,18 @@ func TestDemoScenario(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "SCENARIO PASSED") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"<alice> !backport good-change", "<alice> !backport php-1.46.0-wmf.3/extensions/Foo:", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve"} {
+	for _, want := range []string{"<alice> !backport good-change", "<alice> !backport php-1.46.0-wmf.3/extensions/Foo:", "<bob> verified", "canary check FAIL", "rolled back", "check: all 7 hosts serve",
+		// The story it tells: the bad change passes a look on the
+		// testserver (the scenario really loads the page) and fails in
+		// traffic; the ping says where to look.
+		"--- 3. a bad change: it turns on search_v2. Its pages load", "200 OK, the page looks right",
+		"Test it there (http://127.0.0.1:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("scenario output lacks %q", want)
 		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out.String())
 	}
 }
 
@@ -33,6 +41,12 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "is valid: 5 hosts in 3 stages") {
 		t.Errorf("output: %s", out.String())
+	}
+	// The unchanged example is valid, but not silently: it names what this
+	// machine lacks (config/warnings_test.go has every case).
+	if !strings.Contains(out.String(), "the local repository /srv/upstream/mediawiki/core.git does not exist here") ||
+		!strings.Contains(out.String(), "warning(s) above") {
+		t.Errorf("the example's check says nothing of what is missing: %s", out.String())
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ hosts:
 {{- range $stage, $hosts := .Stages}}
     {{$stage}}:
 {{- range $hosts}}
-      - {name: {{.Name}}, root: {{.Root}}, metrics: "{{.MetricsURL}}"}
+      - {name: {{.Name}}, root: {{.Root}}, metrics: "{{.MetricsURL}}", url: "{{.URL}}"}
 {{- end}}
 {{- end}}
 pipeline: {verify_timeout: {{.T.VerifyTimeout}}, promote_timeout: {{.T.PromoteTimeout}}, sync_retries: 1}
@@ -170,7 +171,8 @@ will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as
 
   !backport good-change        deploy the good change
   /as bob verified             bob says it works on the testserver
-  !backport bad-change         this one breaks the site: watch the canaries catch it
+  !backport bad-change         its pages load (have a look), but its search suggestions
+                               fail under traffic: watch the canaries catch it
   !window                      the backport window open now and its list
   /as bob !add good-change     bob puts his change on the window's list
   !window go                   deploy the window's list
@@ -180,6 +182,7 @@ Ctrl-C stops the bot; run the same sandbox later with:
   deploybot run --config %s
 `, abs, sb.Env.Upstream, hostList(sb.Env), filepath.Join(abs, "deploybot.log"), filepath.Join(abs, "deploybot.yaml"))
 	fmt.Fprintf(stdout, "\nThe dashboard (live progress, history, canary charts): %s\n\n", sb.Main.dashboardURL())
+	sb.Main.NoSummary = true // the banner above is the demo's summary
 	if err := sb.Main.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "deploybot demo:", err)
 		return 1
@@ -329,9 +332,13 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 	const patience = 3 * time.Minute
 	finished := []deployer.NoticeKind{deployer.NoticeDone, deployer.NoticeRolledBack, deployer.NoticeFailed, deployer.NoticeCancelled}
 
-	fmt.Fprintln(out, "--- 1. a good change (to the configuration repository at the root)")
+	fmt.Fprintln(out, "--- 1. a good change (to the configuration repository at the root): a typo fix. Bob looks at it on")
+	fmt.Fprintln(out, "    the testserver, it is fine, and it ships to every host.")
 	sb.say("alice", "!backport good-change")
 	if _, err := sb.Tap.Wait(ctx, 1, patience, deployer.NoticeVerify); err != nil {
+		return err
+	}
+	if err := sb.quickLook(ctx, out); err != nil {
 		return err
 	}
 	sb.say("bob", "verified")
@@ -377,9 +384,14 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintln(out, "\n--- 3. a bad change")
+	fmt.Fprintln(out, "\n--- 3. a bad change: it turns on search_v2. Its pages load, so Bob's quick look on the testserver finds")
+	fmt.Fprintln(out, "    nothing wrong, but its search suggestions fail, and only traffic asks for them (as with most real")
+	fmt.Fprintln(out, "    regressions). The canaries see the errors, and the bot rolls back before production gets it.")
 	sb.say("alice", "!backport bad-change")
 	if _, err := sb.Tap.Wait(ctx, 3, patience, append(finished, deployer.NoticeVerify)...); err != nil {
+		return err
+	}
+	if err := sb.quickLook(ctx, out); err != nil {
 		return err
 	}
 	sb.say("bob", "verified")
@@ -405,6 +417,30 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 		}
 	}
 	return sb.checkFleet(ctx, extd.Commit, out)
+}
+
+// quickLook is what Bob does when pinged: he opens the testserver's front
+// page. It fails the scenario when the page does not load.
+func (sb *sandbox) quickLook(ctx context.Context, out io.Writer) error {
+	for _, h := range sb.Env.Hosts {
+		if h.Stage != string(deployer.Testservers) {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("bob's look at %s: %w", h.URL, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("bob's look at %s: %s, so he would not reply verified", h.URL, resp.Status)
+		}
+		fmt.Fprintf(out, "    (bob opens %s: %s, the page looks right)\n", h.URL, resp.Status)
+	}
+	return nil
 }
 
 // checkFleet reads back every host's commit and compares its served tree

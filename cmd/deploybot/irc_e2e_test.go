@@ -144,7 +144,7 @@ func TestIRCRefusesWhoMayNotDeploy(t *testing.T) {
 	impostor.AwaitText(patience, "deploybot", deployChan, "alice: only deployers may do that")
 	// In private, only status and help are answered.
 	mallory.Say("deploybot", "!backport good-change")
-	mallory.AwaitText(patience, "deploybot", "mallory", "In private I answer only !status and !help")
+	mallory.AwaitText(patience, "deploybot", "mallory", "In private I answer only !status, !history, !whoami and !help")
 	mallory.Say("deploybot", "!status")
 	mallory.AwaitText(patience, "deploybot", "mallory", "nothing is deploying right now")
 
@@ -226,14 +226,17 @@ func TestIRCHistoryOf50IsSplitWithNothingLost(t *testing.T) {
 		alice.Say(deployChan, "!backport "+strings.Join(refs(i), " "))
 	}
 	alice.AwaitText(patience, "deploybot", deployChan, "as #50")
+	// In the channel a long answer is cut short; in private it is whole.
 	alice.Say(deployChan, "!history 50")
+	alice.AwaitText(patience, "deploybot", deployChan, "... 46 more line(s): ask me in private (/msg deploybot !history 50) or see http://127.0.0.1:")
+	alice.Say("deploybot", "!history 50")
 	last := refs(1)[3]
-	alice.AwaitText(patience, "deploybot", deployChan, last)
+	alice.AwaitText(patience, "deploybot", "alice", last)
 	time.Sleep(200 * time.Millisecond) // anything after the last entry would be a bug
 
 	var got []string
 	for _, l := range alice.Lines() {
-		if l.Nick != "deploybot" || l.Target != deployChan {
+		if l.Nick != "deploybot" || l.Target != "alice" {
 			continue
 		}
 		if strings.HasPrefix(l.Text, "last 50 deployment(s), newest first:") {

@@ -133,8 +133,22 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			src += ", every remote answered"
 		}
 	}
-	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, %s, %d deployer(s)\n",
+	// Warnings (config/warnings.go) do not fail the check: they depend
+	// on this machine (secrets, files) or may be meant. They are never
+	// left unsaid.
+	ws := c.Warnings()
+	if len(ws) > 0 {
+		fmt.Fprintf(stdout, "%s: %d warning(s):\n", *path, len(ws))
+		for _, w := range ws {
+			fmt.Fprintf(stdout, "  %s\n", w)
+		}
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d hosts in 3 stages, %s, %d deployer(s)",
 		*path, n, src, len(c.Access.Deployers))
+	if len(ws) > 0 {
+		fmt.Fprintf(stdout, "; mind the %d warning(s) above", len(ws))
+	}
+	fmt.Fprintln(stdout)
 	return 0
 }
 
@@ -168,6 +182,9 @@ type Main struct {
 	// configuration takes both from here (wire_canary.go builds them).
 	Smoker          deployer.Smoker
 	ProductionWatch time.Duration
+	// NoSummary leaves out the start-up summary on Stdout and in the
+	// chats (the demo prints its own banner).
+	NoSummary bool
 
 	logFile *os.File
 	closers []func() error
@@ -271,6 +288,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.Bot = &bot.Bot{Name: c.Bot.Name, Prefix: c.Bot.Prefix, Store: m.Store, Dir: dir, Log: log}
+	for _, h := range c.Hosts.Stages[string(deployer.Testservers)] {
+		if h.URL != "" { // only a URL given for people: a metrics port is no page to test
+			m.Bot.TestURLs = append(m.Bot.TestURLs, bot.TestURL{Name: h.Name, URL: h.URL})
+		}
+	}
 	m.Runner = deployer.NewRunner(deployer.Config{
 		VerifyTimeout:  c.Pipeline.VerifyTimeout.D(),
 		PromoteTimeout: c.Pipeline.PromoteTimeout.D(),
@@ -338,8 +360,11 @@ func (m *Main) Run(ctx context.Context) error {
 		errc <- err
 		cancel()
 	}()
-	m.serveWeb(ctx)
+	webDone := m.serveWeb(ctx)
+	m.announceStart(ctx) // summary.go
+	botDone := make(chan struct{})
 	go func() {
+		defer close(botDone)
 		// Bot.Run returns early only when every adapter has stopped; each
 		// stop was logged and said in the channels left as it happened.
 		if err := m.Bot.Run(ctx); err != nil && ctx.Err() == nil {
@@ -347,7 +372,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	<-ctx.Done()
-	return <-errc
+	err := <-errc
+	// Wait for the chats to say goodbye and the dashboard to close, so
+	// that the shutdown line is the last one.
+	<-webDone
+	<-botDone
+	m.Logger.Info("deploybot stopped", "clean", err == nil)
+	return err
 }
 
 // Close releases everything Open acquired. It is safe to call twice.

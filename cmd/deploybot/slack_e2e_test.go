@@ -455,9 +455,9 @@ func TestSlackPromoteButtons(t *testing.T) {
 }
 
 // TestSlackRestartDuringVerification restarts the bot while it waits for
-// verification. The message-to-deployment map was in memory, so the
-// resumed deployment gets a new root message; the prompt posted before the
-// restart still works, and its buttons are replaced.
+// verification. The deployment's root message is kept in the store, so the
+// resumed deployment goes on in the same thread; the prompt posted before
+// the restart still works, and its buttons are replaced.
 func TestSlackRestartDuringVerification(t *testing.T) {
 	t.Parallel()
 	s := newSlackE2E(t)
@@ -469,8 +469,8 @@ func TestSlackRestartDuringVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := s.call(0, "resumed notice", func(c slackfake.Call) bool { return strings.Contains(c.Text, "resuming after a restart") })
-	if resumed.Thread == oldRoot.TS || resumed.Thread == "" {
-		t.Errorf("the resumed deployment's notice went to thread %q (old root %q), want a new root", resumed.Thread, oldRoot.TS)
+	if resumed.Thread != oldRoot.TS {
+		t.Errorf("the resumed deployment's notice went to thread %q, want the root from before the restart %q", resumed.Thread, oldRoot.TS)
 	}
 	s.press("U02BOB", before, "verified 1")
 	closed := s.call(0, "old prompt answered", func(c slackfake.Call) bool { return c.Method == "chat.update" && c.TS == before.TS })

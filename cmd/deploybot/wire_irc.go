@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/deploybot/deploybot/bot/irc"
 )
 
@@ -22,8 +24,11 @@ func (m *Main) openIRC() error {
 		BotName:     m.Config.Bot.Name,
 		Logger:      m.Logger,
 		OnReconnect: func() { m.Bot.Reconnected("irc") },
-		Deployment:  m.Store.Get,
-		Nickname:    func(who string) string { return m.Bot.Dir.Mention("irc", who) },
+		OnJoined: func(ch, nick string) {
+			m.chatJoined("irc", fmt.Sprintf("connected to %s:%d as %s, joined %s", c.Server, c.Port, nick, ch))
+		},
+		Deployment: m.Store.Get,
+		Nickname:   func(who string) string { return m.Bot.Dir.Mention("irc", who) },
 	}
 	if c.Flood.Disable {
 		cfg.FloodInterval = 0

@@ -28,6 +28,7 @@ func (m *Main) openSlack() error {
 		BotName: m.Config.Bot.Name, Prefix: m.Config.Bot.Prefix,
 		Stages:      stages,
 		Lookup:      m.Store.Get,
+		Roots:       m.Store,
 		Reconnected: m.Bot.Reconnected,
 		Logger:      m.Logger,
 	})

@@ -35,6 +35,7 @@ func (m *Main) openWeb() error {
 	m.closers = append(m.closers, w.Close)
 	m.Bot.AddAdapter(w)
 	m.Bot.Link = w.Link
+	m.Bot.Dashboard = w.URL()
 	prev := m.Bot.OnReconnect
 	m.Bot.OnReconnect = func(adapter string) {
 		w.Reconnected(adapter)
@@ -45,16 +46,29 @@ func (m *Main) openWeb() error {
 	return nil
 }
 
-// serveWeb serves the dashboard until ctx ends.
-func (m *Main) serveWeb(ctx context.Context) {
+// serveWeb serves the dashboard until ctx ends. The channel it returns
+// is closed once the dashboard has stopped. Only a dashboard that stops
+// by itself while the bot runs is an error; one closed because the bot is
+// stopping says so at info level.
+func (m *Main) serveWeb(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
 	if m.Web == nil {
-		return
+		close(done)
+		return done
 	}
 	go func() {
-		if err := m.Web.Serve(ctx); err != nil {
+		defer close(done)
+		err := m.Web.Serve(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
 			m.Logger.Error("dashboard stopped", "err", err)
+		case err != nil:
+			m.Logger.Info("dashboard stopped with the bot", "detail", err)
+		default:
+			m.Logger.Info("dashboard stopped with the bot")
 		}
 	}()
+	return done
 }
 
 // dashboardURL is the dashboard's address for people, or "" when off.
