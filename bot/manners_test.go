@@ -85,7 +85,7 @@ func TestLongAnswersAreCutInTheChannelAndWholeInPrivate(t *testing.T) {
 			t.Errorf("%s (private %v): %d lines ending %q, want %d ending with %q", tc.text, tc.private, len(got), got[len(got)-1], tc.lines, tc.last)
 		}
 	}
-	if got := ask(b, "alice", "!help", false)[0]; !strings.Contains(got, "!backport, verified, !abort,") || !strings.Contains(got, "!whoami, !help.") {
+	if got := ask(b, "alice", "!help", false)[0]; !strings.Contains(got, "!backport, !window, !add, !drop, verified, !abort,") || !strings.Contains(got, "!whoami, !help.") {
 		t.Errorf("the channel's help does not list every command: %s", got)
 	}
 }
