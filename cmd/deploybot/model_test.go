@@ -784,8 +784,10 @@ func (w *world) active() int64 {
 	return d.ID
 }
 
-// modelStep is one operation of the model: what a person, upstream or the
-// machine may do next.
+// actions are the operations of the model: what a person, upstream or the
+// machine may do next. An rt.Skip in an action only discards an action
+// whose precondition does not hold (nothing is running to verify, say), and
+// rapid draws another: it never skips the test, in CI or anywhere else.
 func (w *world) actions() map[string]func(*rapid.T) {
 	backport := func(kind string) func(*rapid.T) {
 		return func(rt *rapid.T) {
