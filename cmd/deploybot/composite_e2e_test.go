@@ -29,12 +29,10 @@ type cworld struct {
 	dir    string
 	cfg    string
 	stages string
-	m      *Main
-	tap    *Tap
-	out    *testparts.Buffer
-	cancel context.CancelFunc
-	done   chan error
-	next   int64
+	running
+	tap  *Tap
+	out  *testparts.Buffer
+	next int64
 }
 
 // healthy answers /metrics with counters that grow on every scrape, with
@@ -130,25 +128,7 @@ func (w *cworld) open() {
 	w.m = m
 }
 
-func (w *cworld) run() {
-	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel, w.done = cancel, make(chan error, 1)
-	go func() { w.done <- w.m.Runner.Run(ctx) }()
-}
-
-func (w *cworld) stop() {
-	if w.cancel == nil {
-		return
-	}
-	w.cancel()
-	select {
-	case <-w.done:
-	case <-time.After(30 * time.Second):
-		w.t.Fatal("the runner did not stop after its context ended")
-	}
-	w.cancel = nil
-	w.m.Close()
-}
+func (w *cworld) stop() { w.running.stop(w.t) }
 
 // reconfigure restarts the bot on a new component list, as an operator
 // does when a release branch goes live or is retired.

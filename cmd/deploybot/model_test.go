@@ -244,12 +244,10 @@ type world struct {
 	changes  []*modelChange
 	byCommit map[string]*modelChange
 
-	m      *Main
-	tap    *Tap
-	out    *testparts.Buffer
-	cancel context.CancelFunc
-	done   chan error
-	store  *crashStore
+	running
+	tap   *Tap
+	out   *testparts.Buffer
+	store *crashStore
 
 	// margin is how far off a waiting deployment's deadline must be for
 	// the bot to count as quiet (scripted tests with their own short
@@ -442,10 +440,33 @@ func (w *world) open() {
 	}
 }
 
-func (w *world) run() {
+// running is a Main whose runner runs until stop.
+type running struct {
+	m      *Main
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (r *running) run() {
 	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel, w.done = cancel, make(chan error, 1)
-	go func() { w.done <- w.m.Runner.Run(ctx) }()
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- r.m.Runner.Run(ctx) }()
+}
+
+// stop stops the runner (as a crash does, as far as the store is
+// concerned) and closes the Main.
+func (r *running) stop(t tb) {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the runner did not stop after its context ended")
+	}
+	r.cancel = nil
+	r.m.Close()
 }
 
 func (w *world) crashNow() {
@@ -457,19 +478,7 @@ func (w *world) crashNow() {
 	}
 }
 
-func (w *world) stop() {
-	if w.cancel == nil {
-		return
-	}
-	w.cancel()
-	select {
-	case <-w.done:
-	case <-time.After(30 * time.Second):
-		w.t.Fatal("the runner did not stop after its context ended")
-	}
-	w.cancel = nil
-	w.m.Close()
-}
+func (w *world) stop() { w.running.stop(w.t) }
 
 // restart stops the bot (as a crash does, as far as the store is
 // concerned) and starts a new one on the same store.
