@@ -354,116 +354,25 @@ func prefixed(err error, where string) error {
 func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, subs map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	v := st.view
 	if st.prev.IsZero() {
-		// New in the configuration: nothing to compare with.
-		tip, err := c.tip(st)
-		if err != nil {
-			return nil, nil, err
-		}
-		st.target = tip
-		var changes []deployer.Change
-		if len(mine) > 0 {
-			rs := make([]ref, len(mine))
-			for i, r := range mine {
-				rs[i] = ref{text: r.text, hash: r.hash}
-			}
-			t, err := v.lineTarget(ctx, rs)
-			if err != nil {
-				return nil, nil, prefixed(err, st.name())
-			}
-			st.target = t.hash
-			co, err := object.GetCommit(v.repo.Storer, t.hash)
-			if err != nil {
-				return nil, nil, err
-			}
-			ch := change(co)
-			ch.Component = st.Path
-			changes = append(changes, ch)
-		}
-		progress(fmt.Sprintf("component %s (%s %s) is new in the configuration: this deployment adds its whole tree at %.10s",
-			st.name(), st.URL, st.Branch, st.target))
-		return changes, nil, nil
+		return c.newComponent(ctx, st, mine, progress)
 	}
 	requested := map[plumbing.Hash]bool{}
 	var target plumbing.Hash
+	var err error
 	switch {
 	case len(mine) > 0:
-		include := make([]plumbing.Hash, len(mine))
-		for i, r := range mine {
-			include[i] = r.hash
+		for _, r := range mine {
 			requested[r.hash] = true
 		}
-		w := newWalk(ctx, v.repo.Storer)
-		if err := w.run(include, []plumbing.Hash{st.prev}); err != nil {
-			if errors.Is(err, errTooFar) {
-				return nil, nil, deployer.Errorf(deployer.EInvalid, "in %s: the refs are too far from the deployed commit %s (more than %d commits apart)", st.name(), short(st.prev), maxWalk)
-			}
-			return nil, nil, err
-		}
-		for _, r := range mine {
-			if !w.good(r.hash) {
-				return nil, nil, deployer.Errorf(deployer.EConflict, "%s is already deployed", r.text)
-			}
-		}
-		for _, r := range mine {
-			if containsAllHashes(w.below(r.hash), include) {
-				target = r.hash
-				break
-			}
-		}
-		if target.IsZero() {
-			rs := make([]ref, len(mine))
-			for i, r := range mine {
-				rs[i] = ref{text: r.text, hash: r.hash}
-			}
-			return nil, nil, notOneLine(rs)
-		}
-		ok, err := reaches(ctx, v.repo.Storer, []plumbing.Hash{target}, st.prev)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			return nil, nil, deployer.Errorf(deployer.EConflict, "in %s: %.10s does not descend from the deployed commit %s; rebase it onto %s", st.name(), target, short(st.prev), st.Branch)
-		}
-		// Submodule refs named with the component's own: the target is
-		// the first commit from the named one on whose pointers hold them
-		// (the superproject update that usually follows a core change).
-		if later, err := c.pointingAt(ctx, st, target, subs); err != nil {
-			return nil, nil, err
-		} else if later != target {
-			target = later
-		}
+		target, err = c.refsTarget(ctx, st, mine, subs)
 	case len(subs) > 0:
-		tip, err := c.tip(st)
-		if err != nil {
-			return nil, nil, err
-		}
-		line, err := v.rangeLocked(ctx, st.prev, tip)
-		if err != nil {
-			return nil, nil, prefixed(err, st.name())
-		}
-		for _, uc := range line {
-			h := plumbing.NewHash(uc.Hash)
-			all := true
-			for sub, rs := range subs {
-				all = all && c.pointsAt(ctx, st, h, sub, rs) == nil
-			}
-			if all {
-				target = h
-				break
-			}
-		}
-		if target.IsZero() {
-			var lines []string
-			for sub, rs := range subs {
-				if err := c.pointsAt(ctx, st, tip, sub, rs); err != nil {
-					lines = append(lines, deployer.ErrorMessage(err))
-				}
-			}
-			return nil, nil, deployer.Errorf(deployer.EConflict, "%s; the submodule pointer moves once the superproject is updated (Gerrit's superproject subscription does it on merge)", strings.Join(lines, "; "))
-		}
+		target, err = c.pointersTarget(ctx, st, subs)
 	default:
 		st.target = st.prev
 		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	st.target = target
 	w := newWalk(ctx, v.repo.Storer)
@@ -491,6 +400,121 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 		return changes, []unexpected{{where: st.name(), commits: un}}, nil
 	}
 	return changes, nil, nil
+}
+
+// newComponent is moveComponent for a component new in the configuration:
+// there is nothing to compare with, so it ships its whole tree, at the
+// named ref or at its branch's tip.
+func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
+	v := st.view
+	tip, err := c.tip(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.target = tip
+	var changes []deployer.Change
+	if len(mine) > 0 {
+		rs := make([]ref, len(mine))
+		for i, r := range mine {
+			rs[i] = ref{text: r.text, hash: r.hash}
+		}
+		t, err := v.lineTarget(ctx, rs)
+		if err != nil {
+			return nil, nil, prefixed(err, st.name())
+		}
+		st.target = t.hash
+		co, err := object.GetCommit(v.repo.Storer, t.hash)
+		if err != nil {
+			return nil, nil, err
+		}
+		ch := change(co)
+		ch.Component = st.Path
+		changes = append(changes, ch)
+	}
+	progress(fmt.Sprintf("component %s (%s %s) is new in the configuration: this deployment adds its whole tree at %.10s",
+		st.name(), st.URL, st.Branch, st.target))
+	return changes, nil, nil
+}
+
+// refsTarget is the commit of the component a deployment naming its refs
+// ships: the ref that contains the others, descending from the deployed
+// commit, moved on to the first commit whose pointers hold the submodule
+// refs named with it.
+func (c *Composite) refsTarget(ctx context.Context, st *state, mine []*cref, subs map[string][]*cref) (plumbing.Hash, error) {
+	v := st.view
+	include := make([]plumbing.Hash, len(mine))
+	for i, r := range mine {
+		include[i] = r.hash
+	}
+	w := newWalk(ctx, v.repo.Storer)
+	if err := w.run(include, []plumbing.Hash{st.prev}); err != nil {
+		if errors.Is(err, errTooFar) {
+			return plumbing.ZeroHash, deployer.Errorf(deployer.EInvalid, "in %s: the refs are too far from the deployed commit %s (more than %d commits apart)", st.name(), short(st.prev), maxWalk)
+		}
+		return plumbing.ZeroHash, err
+	}
+	for _, r := range mine {
+		if !w.good(r.hash) {
+			return plumbing.ZeroHash, deployer.Errorf(deployer.EConflict, "%s is already deployed", r.text)
+		}
+	}
+	var target plumbing.Hash
+	for _, r := range mine {
+		if containsAllHashes(w.below(r.hash), include) {
+			target = r.hash
+			break
+		}
+	}
+	if target.IsZero() {
+		rs := make([]ref, len(mine))
+		for i, r := range mine {
+			rs[i] = ref{text: r.text, hash: r.hash}
+		}
+		return plumbing.ZeroHash, notOneLine(rs)
+	}
+	ok, err := reaches(ctx, v.repo.Storer, []plumbing.Hash{target}, st.prev)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if !ok {
+		return plumbing.ZeroHash, deployer.Errorf(deployer.EConflict, "in %s: %.10s does not descend from the deployed commit %s; rebase it onto %s", st.name(), target, short(st.prev), st.Branch)
+	}
+	// Submodule refs named with the component's own: the target is the
+	// first commit from the named one on whose pointers hold them (the
+	// superproject update that usually follows a core change).
+	return c.pointingAt(ctx, st, target, subs)
+}
+
+// pointersTarget is the commit of the component a deployment naming only
+// submodule refs ships: the first commit after the deployed one whose
+// pointers hold them all.
+func (c *Composite) pointersTarget(ctx context.Context, st *state, subs map[string][]*cref) (plumbing.Hash, error) {
+	v := st.view
+	tip, err := c.tip(st)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	line, err := v.rangeLocked(ctx, st.prev, tip)
+	if err != nil {
+		return plumbing.ZeroHash, prefixed(err, st.name())
+	}
+	for _, uc := range line {
+		h := plumbing.NewHash(uc.Hash)
+		all := true
+		for sub, rs := range subs {
+			all = all && c.pointsAt(ctx, st, h, sub, rs) == nil
+		}
+		if all {
+			return h, nil
+		}
+	}
+	var lines []string
+	for sub, rs := range subs {
+		if err := c.pointsAt(ctx, st, tip, sub, rs); err != nil {
+			lines = append(lines, deployer.ErrorMessage(err))
+		}
+	}
+	return plumbing.ZeroHash, deployer.Errorf(deployer.EConflict, "%s; the submodule pointer moves once the superproject is updated (Gerrit's superproject subscription does it on merge)", strings.Join(lines, "; "))
 }
 
 // pointingAt returns from, or the first commit after it on st's branch,
