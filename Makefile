@@ -31,7 +31,7 @@ deps:
 # sequence of the first failure.
 DURATION ?= 30m
 soak:
-	$(GO) test -count=1 -timeout 0 -run '^TestModelPipeline$$' ./cmd/deploybot -model.soak=$(DURATION)
+	$(GO) test -count=1 -timeout 0 -v -run '^TestModelPipeline$$' ./cmd/deploybot -model.soak=$(DURATION)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
