@@ -763,6 +763,11 @@ func (w *world) checkTranscript() {
 			if w.restarts == 0 {
 				w.t.Fatalf("#%d: %q without any restart", n.Deployment, n.Text)
 			}
+		case strings.HasPrefix(n.Text, "done: ") && strings.Contains(n.Text, " is on all "):
+			// "on all N hosts" only when no host was left behind.
+			if d, err := w.m.Store.Get(n.Deployment); err == nil && len(d.FailedHosts) > 0 {
+				w.t.Fatalf("#%d says it is on all hosts, but left %v behind: %s", n.Deployment, d.FailedHosts, n.Text)
+			}
 		case strings.Contains(n.Text, "internal error") && w.faults == 0:
 			w.t.Fatalf("#%d: %q, but no fault was injected", n.Deployment, n.Text)
 		}
@@ -995,6 +1000,14 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			}
 			sort.Strings(names)
 			w.say("alice", "!repool "+rapid.SampledFrom(names).Draw(rt, "host"))
+			w.settle()
+		},
+		"last-chat-stops": func(rt *rapid.T) {
+			// What the bot does when its last chat connection stops for
+			// good (bot.Bot.stopped calls this).
+			w.faults++
+			w.log = append(w.log, "the last chat connection stops for good")
+			w.m.Runner.NobodyCanAnswer("the last chat connection stopped (model)")
 			w.settle()
 		},
 		"wait-out-deadline": func(rt *rapid.T) {
