@@ -243,6 +243,10 @@ func (s *Server) Import(username, commit string) int {
 	return n
 }
 
+// ChangeID returns the Change-Id the fake gives change number n, so a
+// test can write a Depends-On on a change it has yet to upload.
+func ChangeID(n int) string { return changeID(n) }
+
 func changeID(n int) string {
 	sum := sha1.Sum([]byte("change " + strconv.Itoa(n)))
 	return "I" + hex.EncodeToString(sum[:])
@@ -331,6 +335,13 @@ func (s *Server) set(n int, f func(*change)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(s.changes[n])
+}
+
+// Where returns the project and branch change n belongs to.
+func (s *Server) Where(n int) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.where(s.changes[n])
 }
 
 // Status returns change n's status.

@@ -1,0 +1,173 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// What a change source on top of the composite (deployer/gerrit) needs to
+// know about the components' repositories before it hands the composite
+// its refs: which submodules a component's branch follows, where each
+// branch is, and whether a superproject has picked up a merge.
+
+// SubmoduleInfo is one submodule of a component's branch tip.
+type SubmoduleInfo struct {
+	// Path is the submodule's deploy path; Rel is its path in the
+	// component.
+	Path, Rel string
+	// URL is resolved against the component's URL.
+	URL string
+	// Branch is the branch .gitmodules says the submodule tracks, "."
+	// resolved to the component's own branch; "" when .gitmodules names
+	// none (no superproject subscription follows it).
+	Branch string
+	// Link is the commit the tip points it at.
+	Link string
+}
+
+// TipSubmodules fetches the component named name (its name or path) and
+// lists the submodules of its branch tip. A component that does not
+// follow its submodules has none.
+func (c *Composite) TipSubmodules(ctx context.Context, name string) ([]SubmoduleInfo, error) {
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	st, tip, err := c.fetchTip(ctx, name)
+	if err != nil || !st.Submodules {
+		return nil, err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, tip)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: commit %s: %w", tip, err)
+	}
+	subs, err := submodules(c.staging.repo.Storer, co.TreeHash)
+	if err != nil {
+		return nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
+	}
+	branches, err := c.moduleBranches(co.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	var out []SubmoduleInfo
+	for _, sm := range subs {
+		b := branches[sm.Path]
+		if b == "." {
+			b = st.Branch
+		}
+		out = append(out, SubmoduleInfo{Path: joinPath(st.Path, sm.Path), Rel: sm.Path, URL: ResolveSubmoduleURL(st.URL, sm.URL), Branch: b, Link: sm.Link.String()})
+	}
+	return out, nil
+}
+
+// fetchTip fetches component name and returns it and its branch tip. The
+// caller holds the lock.
+func (c *Composite) fetchTip(ctx context.Context, name string) (*state, plumbing.Hash, error) {
+	for _, comp := range c.comps {
+		if comp.name() != name && comp.Path != name {
+			continue
+		}
+		st, err := c.newState(&fetcher{ctx: ctx, done: map[string]error{}}, comp)
+		if err != nil {
+			return nil, plumbing.ZeroHash, err
+		}
+		tip, err := c.tip(st)
+		return st, tip, err
+	}
+	return nil, plumbing.ZeroHash, deployer.Errorf(deployer.ENotFound, "no component is named %s (components: %s)", name, c.names())
+}
+
+// moduleBranches reads the branch of every .gitmodules entry, by path.
+func (c *Composite) moduleBranches(tree plumbing.Hash) (map[string]string, error) {
+	out := map[string]string{}
+	e, err := entryAt(c.staging.repo.Storer, tree, ".gitmodules")
+	if err != nil || e == nil || !e.Mode.IsFile() {
+		return out, err
+	}
+	blob, err := object.GetBlob(c.staging.repo.Storer, e.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(rd, 1<<20))
+	rd.Close()
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	mods := config.NewModules()
+	if err := mods.Unmarshal(data); err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules does not parse: %w", err)
+	}
+	for _, m := range mods.Submodules {
+		out[strings.Trim(path.Clean(m.Path), "/")] = m.Branch
+	}
+	return out, nil
+}
+
+// BranchTip fetches the repository at url (a component's or a
+// submodule's) and returns the tip of branch ("" when it has no such
+// branch).
+func (c *Composite) BranchTip(ctx context.Context, url, branch string) (string, error) {
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	v, err := c.view(absLocalPath(url), "")
+	if err != nil {
+		return "", err
+	}
+	if err := v.fetch(ctx); err != nil {
+		return "", c.fetchProblem(err, "branch "+branch, url)
+	}
+	heads, err := v.upstreamHeads()
+	if err != nil {
+		return "", err
+	}
+	h, ok := heads[branch]
+	if !ok {
+		return "", nil
+	}
+	return h.String(), nil
+}
+
+// PointsAt fetches component name and reports whether its branch tip
+// points the submodule at rel (relative to the component) at commit or
+// at a descendant of it, and what it points at. commit must have been
+// fetched (BranchTip of the submodule's repository).
+func (c *Composite) PointsAt(ctx context.Context, name, rel, commit string) (bool, string, error) {
+	want, err := parseHash(commit)
+	if err != nil {
+		return false, "", err
+	}
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	_, tip, err := c.fetchTip(ctx, name)
+	if err != nil {
+		return false, "", err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, tip)
+	if err != nil {
+		return false, "", fmt.Errorf("gitrepo: commit %s: %w", tip, err)
+	}
+	link, err := gitlinkAt(c.staging.repo.Storer, co.TreeHash, rel)
+	if err != nil || link.IsZero() {
+		return false, "", err
+	}
+	if _, err := object.GetCommit(c.staging.repo.Storer, link); err != nil {
+		return false, link.String(), nil // a commit not fetched yet is not the merge's descendant we fetched
+	}
+	ok, err := reaches(ctx, c.staging.repo.Storer, []plumbing.Hash{link}, want)
+	if errors.Is(err, errTooFar) {
+		err = nil
+	}
+	return ok, link.String(), err
+}
