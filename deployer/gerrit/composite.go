@@ -150,9 +150,11 @@ func (c *Composite) table(ctx context.Context) (map[branchKey][]target, error) {
 // URL under the Gerrit site's URL, or under the root any component's URL
 // shows (a component at <root>/<project>, such as a local mirror), with
 // a trailing .git dropped.
-func (c *Composite) projectOf(u string) string {
-	roots := []string{c.src.base.String()}
-	for _, comp := range c.comps {
+func (c *Composite) projectOf(u string) string { return projectOf(c.src.base.String(), c.comps, u) }
+
+func projectOf(site string, comps []Component, u string) string {
+	roots := []string{site}
+	for _, comp := range comps {
 		cu := strings.TrimSuffix(strings.TrimSuffix(comp.URL, "/"), ".git")
 		if r, ok := strings.CutSuffix(cu, "/"+comp.Project); ok {
 			roots = append(roots, r)
@@ -193,4 +195,35 @@ func describeTable(tbl map[branchKey][]target) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// CheckSubmoduleProjects is check-config's online check of a composite
+// Gerrit source: every submodule a component follows (and no component
+// replaces) must come from a project of the Gerrit at site, or its
+// changes could not be backported. It returns the problems by component
+// index.
+func CheckSubmoduleProjects(ctx context.Context, site string, comps []Component) map[int][]string {
+	out := map[int][]string{}
+	at := map[string]bool{}
+	for _, c := range comps {
+		at[c.Path] = true
+	}
+	for i, c := range comps {
+		if !c.Submodules {
+			continue
+		}
+		subs, err := gitrepo.RemoteSubmodules(ctx, c.Component)
+		if err != nil {
+			out[i] = append(out[i], fmt.Sprintf("component %s: I could not read its submodules (%v)", c.name(), err))
+			continue
+		}
+		for _, sm := range subs {
+			if at[sm.Path] || projectOf(strings.TrimSuffix(site, "/"), comps, sm.URL) != "" {
+				continue
+			}
+			out[i] = append(out[i], fmt.Sprintf("component %s: submodule %s comes from %s, which is no project of %s, so its changes cannot be backported; fix its URL in .gitmodules or configure a component at %s",
+				c.name(), sm.Rel, sm.URL, site, sm.Path))
+		}
+	}
+	return out
 }

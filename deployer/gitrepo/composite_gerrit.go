@@ -8,9 +8,13 @@ import (
 	"path"
 	"strings"
 
+	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
+
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -53,19 +57,25 @@ func (c *Composite) TipSubmodules(ctx context.Context, name string) ([]Submodule
 	if err != nil {
 		return nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
 	}
-	branches, err := c.moduleBranches(co.TreeHash)
+	branches, err := moduleBranches(c.staging.repo.Storer, co.TreeHash)
 	if err != nil {
 		return nil, err
 	}
+	return submoduleInfos(st.Component, subs, branches), nil
+}
+
+// submoduleInfos describes comp's submodules subs, whose .gitmodules
+// branches are branches.
+func submoduleInfos(comp Component, subs []submodule, branches map[string]string) []SubmoduleInfo {
 	var out []SubmoduleInfo
 	for _, sm := range subs {
 		b := branches[sm.Path]
 		if b == "." {
-			b = st.Branch
+			b = comp.Branch
 		}
-		out = append(out, SubmoduleInfo{Path: joinPath(st.Path, sm.Path), Rel: sm.Path, URL: ResolveSubmoduleURL(st.URL, sm.URL), Branch: b, Link: sm.Link.String()})
+		out = append(out, SubmoduleInfo{Path: joinPath(comp.Path, sm.Path), Rel: sm.Path, URL: ResolveSubmoduleURL(comp.URL, sm.URL), Branch: b, Link: sm.Link.String()})
 	}
-	return out, nil
+	return out
 }
 
 // fetchTip fetches component name and returns it and its branch tip. The
@@ -86,13 +96,13 @@ func (c *Composite) fetchTip(ctx context.Context, name string) (*state, plumbing
 }
 
 // moduleBranches reads the branch of every .gitmodules entry, by path.
-func (c *Composite) moduleBranches(tree plumbing.Hash) (map[string]string, error) {
+func moduleBranches(s storer.EncodedObjectStorer, tree plumbing.Hash) (map[string]string, error) {
 	out := map[string]string{}
-	e, err := entryAt(c.staging.repo.Storer, tree, ".gitmodules")
+	e, err := entryAt(s, tree, ".gitmodules")
 	if err != nil || e == nil || !e.Mode.IsFile() {
 		return out, err
 	}
-	blob, err := object.GetBlob(c.staging.repo.Storer, e.Hash)
+	blob, err := object.GetBlob(s, e.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
 	}
@@ -170,4 +180,35 @@ func (c *Composite) PointsAt(ctx context.Context, name, rel, commit string) (boo
 		err = nil
 	}
 	return ok, link.String(), err
+}
+
+// RemoteSubmodules fetches the tip of comp's branch shallowly into memory
+// (the staging repository is not touched) and lists its submodules, for
+// check-config.
+func RemoteSubmodules(ctx context.Context, comp Component) ([]SubmoduleInfo, error) {
+	st := memory.NewStorage()
+	rem := git.NewRemote(st, &config.RemoteConfig{Name: "check", URLs: []string{absLocalPath(comp.URL)}})
+	ref := plumbing.NewBranchReferenceName(comp.Branch)
+	err := rem.FetchContext(ctx, &git.FetchOptions{Depth: 1, Tags: git.NoTags,
+		RefSpecs: []config.RefSpec{config.RefSpec("+" + ref.String() + ":" + ref.String())}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, err
+	}
+	r, err := st.Reference(ref)
+	if err != nil {
+		return nil, err
+	}
+	co, err := object.GetCommit(st, r.Hash())
+	if err != nil {
+		return nil, err
+	}
+	subs, err := submodules(st, co.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	branches, err := moduleBranches(st, co.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	return submoduleInfos(comp, subs, branches), nil
 }
