@@ -44,25 +44,27 @@ func components(c *config.Config) []gitrepo.Component {
 // the staging repository (which Open has opened on stagingUpstream). Every
 // source is a deployer.Reverter, so the runner blocks and reverts what a
 // rollback blames. With source.components the git source is the
-// composite (gitrepo.Composite); without them it is the one repository,
-// the one-component case.
+// composite (gitrepo.Composite) and the gerrit source the Gerrit
+// composite on top of it (gerrit.Composite); without them each is the one
+// repository or project, the one-component case.
 func (m *Main) changeSource(c *config.Config) (deployer.ChangeSource, error) {
 	switch c.Source.Type {
 	case "gerrit":
-		if len(c.Source.Components) > 0 {
-			return nil, fmt.Errorf("source.components with source.type gerrit is not supported yet; use source.type git with the projects' git URLs")
-		}
 		pw, err := c.GerritPassword()
 		if err != nil {
 			return nil, err
 		}
 		g := c.Source.Gerrit
-		src, err := gerrit.New(gerrit.Config{
+		gc := gerrit.Config{
 			URL: g.URL, Project: g.Project, Branch: g.Branch,
 			Username: g.Username, Password: pw, Approve: g.Approve,
 			MergeTimeout: g.MergeTimeout.D(), PollInterval: g.PollInterval.D(),
 			Logger: m.Logger,
-		}, m.Staging)
+		}
+		if len(c.Source.Components) > 0 {
+			return m.gerritComposite(c, gc)
+		}
+		src, err := gerrit.New(gc, m.Staging)
 		if err != nil {
 			return nil, fmt.Errorf("source.gerrit: %w", err)
 		}
@@ -79,6 +81,31 @@ func (m *Main) changeSource(c *config.Config) (deployer.ChangeSource, error) {
 		return &gitrepo.Reverter{Repo: m.Staging, Push: c.Source.Git.PushReverts, Log: m.Logger}, nil
 	}
 	return nil, fmt.Errorf("source type %q is not supported (use git or gerrit)", c.Source.Type)
+}
+
+// gerritComposite is the Gerrit source over source.components: the git
+// composite stages, Gerrit resolves, merges and reverts changes of every
+// component's project (gerrit.Composite).
+func (m *Main) gerritComposite(c *config.Config, gc gerrit.Config) (deployer.ChangeSource, error) {
+	git, err := gitrepo.NewComposite(m.Staging, components(c))
+	if err != nil {
+		return nil, fmt.Errorf("source.components: %w", err)
+	}
+	git.Push, git.Log = c.Source.Git.PushReverts, m.Logger
+	src, err := gerrit.NewComposite(gc, m.Staging, git, gerritComponents(c))
+	if err != nil {
+		return nil, fmt.Errorf("source.components: %w", err)
+	}
+	return src, nil
+}
+
+// gerritComponents pairs each component with its Gerrit project.
+func gerritComponents(c *config.Config) []gerrit.Component {
+	var out []gerrit.Component
+	for i, comp := range components(c) {
+		out = append(out, gerrit.Component{Component: comp, Project: c.Source.Components[i].Project})
+	}
+	return out
 }
 
 // checkSourceRemotes is check-config's online part for a composite
@@ -101,6 +128,16 @@ func checkSourceRemotes(ctx context.Context, c *config.Config) config.Problems {
 	for i, comp := range comps {
 		if msg, ok := nested[comp.Path]; ok {
 			ps = append(ps, config.Problem{Line: c.Source.Components[i].Line, Msg: "source.components: " + msg})
+		}
+	}
+	if c.Source.Type == "gerrit" {
+		// A followed submodule must be a project of the Gerrit, or its
+		// changes cannot be backported by number.
+		unknown := gerrit.CheckSubmoduleProjects(ctx, c.Source.Gerrit.URL, gerritComponents(c))
+		for i := range comps {
+			for _, msg := range unknown[i] {
+				ps = append(ps, config.Problem{Line: c.Source.Components[i].Line, Msg: "source.components: " + msg})
+			}
 		}
 	}
 	return ps

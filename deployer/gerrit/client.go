@@ -180,9 +180,16 @@ func (c *client) review(ctx context.Context, n int, rev string, in ReviewInput) 
 	return c.do(ctx, http.MethodPost, changePath(n, "/revisions/", rev, "/review"), nil, in, nil)
 }
 
-func (c *client) revert(ctx context.Context, n int, message string) (*ChangeInfo, error) {
+// revert reverts change n of project: POST /changes/<project>~<n>/revert,
+// the identifier Gerrit's REST documentation recommends (the project's
+// slashes URL-encoded inside the one path segment).
+func (c *client) revert(ctx context.Context, project string, n int, message string) (*ChangeInfo, error) {
+	path := changePath(n, "/revert")
+	if project != "" {
+		path = "/changes/" + url.PathEscape(project) + "~" + strconv.Itoa(n) + "/revert"
+	}
 	var ci ChangeInfo
-	if err := c.do(ctx, http.MethodPost, changePath(n, "/revert"), nil, RevertInput{Message: message}, &ci); err != nil {
+	if err := c.do(ctx, http.MethodPost, path, nil, RevertInput{Message: message}, &ci); err != nil {
 		return nil, err
 	}
 	return &ci, nil

@@ -39,7 +39,7 @@ func (s *Source) RevertUpstream(ctx context.Context, d *deployer.Deployment, rea
 		if err != nil {
 			return lines, reverts, err
 		}
-		link := s.Link(rv.Number)
+		link := s.link(rv)
 		reverts[c.ID] = link
 		verb := "opened"
 		if !created {
@@ -70,7 +70,14 @@ func (s *Source) revertOf(ctx context.Context, d *deployer.Deployment, c deploye
 			return &existing[i], false, nil
 		}
 	}
-	rv, err := s.api.revert(ctx, n, revertMessage(d, c, reason))
+	// The revert is opened with the change's project in its id
+	// (<project>~<number>): Gerrit makes it a change of the same project
+	// and branch, the one the reverted change merged into.
+	ci, err := s.api.change(ctx, n)
+	if err != nil {
+		return nil, false, s.internal(ctx, "looking up the change to revert", err, n)
+	}
+	rv, err := s.api.revert(ctx, ci.Project, n, revertMessage(d, c, reason))
 	if err != nil {
 		return nil, false, s.internal(ctx, "creating a revert change", err, n)
 	}

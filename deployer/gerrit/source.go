@@ -80,9 +80,9 @@ var (
 // through repo, the staging repository, which must fetch cfg.Branch of the
 // project's repository.
 func New(cfg Config, repo *gitrepo.Repo) (*Source, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.URL, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("gerrit: %q is not an http(s) URL", cfg.URL)
+	base, err := parseBase(cfg.URL)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Project == "" || cfg.Branch == "" {
 		return nil, errors.New("gerrit: project and branch are required")
@@ -90,6 +90,11 @@ func New(cfg Config, repo *gitrepo.Repo) (*Source, error) {
 	if repo.Branch() != cfg.Branch {
 		return nil, fmt.Errorf("gerrit: the staging repository follows branch %s, not %s", repo.Branch(), cfg.Branch)
 	}
+	return newSource(cfg, base, repo), nil
+}
+
+// newSource fills in cfg's defaults and returns the source on them.
+func newSource(cfg Config, base *url.URL, repo *gitrepo.Repo) *Source {
 	if cfg.MergeTimeout <= 0 {
 		cfg.MergeTimeout = DefaultMergeTimeout
 	}
@@ -109,12 +114,29 @@ func New(cfg Config, repo *gitrepo.Repo) (*Source, error) {
 		repo: repo,
 		log:  cfg.Logger,
 		now:  time.Now,
-	}, nil
+	}
+}
+
+// parseBase reads the Gerrit site's URL.
+func parseBase(u string) (*url.URL, error) {
+	base, err := url.Parse(strings.TrimSuffix(u, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("gerrit: %q is not an http(s) URL", u)
+	}
+	return base, nil
 }
 
 // Link returns the web link of change n.
 func (s *Source) Link(n int) string {
 	return fmt.Sprintf("%s/c/%s/+/%d", s.base.String(), s.cfg.Project, n)
+}
+
+// link returns the web link of a change, in its own project.
+func (s *Source) link(ci *ChangeInfo) string {
+	if ci.Project == "" {
+		return s.Link(ci.Number)
+	}
+	return fmt.Sprintf("%s/c/%s/+/%d", s.base.String(), ci.Project, ci.Number)
 }
 
 // searchLink returns a web link that finds the change with a Change-Id.
@@ -151,7 +173,7 @@ func (s *Source) Prepare(ctx context.Context, req deployer.Request, prevUpstream
 	}
 	ctx = deployer.WithLogger(ctx, log)
 	log = log.With("refs", strings.Join(req.Refs, " "))
-	ws, err := s.validate(ctx, req.Refs)
+	ws, err := s.validate(ctx, req.Refs, s.inProject)
 	if err != nil {
 		return nil, err
 	}
@@ -185,12 +207,25 @@ func (p problems) err() error {
 	return deployer.Errorf(deployer.EInvalid, "%s", strings.Join(p, "; "))
 }
 
+// scope says whether a change is of a project and branch the bot
+// deploys: "" when it is, else the rest of a sentence starting with the
+// change's name ("is for ... ; I deploy ...").
+type scope func(ci *ChangeInfo) string
+
+// inProject is the one-project source's scope.
+func (s *Source) inProject(ci *ChangeInfo) string {
+	if ci.Project != s.cfg.Project || ci.Branch != s.cfg.Branch {
+		return fmt.Sprintf("is for %s branch %s; I deploy %s branch %s", ci.Project, ci.Branch, s.cfg.Project, s.cfg.Branch)
+	}
+	return ""
+}
+
 // validate parses and looks up every ref and checks, before anything is
-// touched, that each change can be deployed: found, for this project and
-// branch, not abandoned, not a work in progress, mergeable, and not
-// depending on an unmerged change left out of the request. It returns
-// the changes in dependency order.
-func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
+// touched, that each change can be deployed: found, for a project and
+// branch in scope, not abandoned, not a work in progress, mergeable, not
+// depending on an unmerged change left out of the request, and not in a
+// dependency cycle. It returns the changes in dependency order.
+func (s *Source) validate(ctx context.Context, refs []string, in scope) ([]*want, error) {
 	var ps problems
 	var ws []*want
 	seen := map[int]bool{}
@@ -218,12 +253,17 @@ func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
 			return nil, s.internal(ctx, "looking up a change", err, w.ref.Number)
 		}
 		w.info = ci
-		if s.checkOne(ctx, w, &ps) {
+		if s.checkOne(ctx, w, in, &ps) {
 			found = append(found, w)
 		}
 	}
-	if err := s.checkDeps(ctx, found, seen, &ps); err != nil {
+	if err := s.checkDeps(ctx, found, seen, in, &ps); err != nil {
 		return nil, err
+	}
+	if len(ps) == 0 {
+		if cyc := cycle(ws); len(cyc) > 0 {
+			ps.add("changes %s depend on each other in a circle (Depends-On lines or a relation chain), so I cannot tell which goes first; remove one of the Depends-On lines, then ask again", strings.Join(cyc, ", "))
+		}
 	}
 	if len(ps) > 0 {
 		return nil, ps.err()
@@ -234,11 +274,11 @@ func (s *Source) validate(ctx context.Context, refs []string) ([]*want, error) {
 // checkOne adds the problems one change has on its own. It reports
 // whether its dependencies are worth checking (not for a change of
 // another branch, or an abandoned one).
-func (s *Source) checkOne(ctx context.Context, w *want, ps *problems) bool {
+func (s *Source) checkOne(ctx context.Context, w *want, in scope, ps *problems) bool {
 	ci := w.info
 	name := fmt.Sprintf("change %d (%s)", ci.Number, clip(ci.Subject))
-	if ci.Project != s.cfg.Project || ci.Branch != s.cfg.Branch {
-		ps.add("%s is for %s branch %s; I deploy %s branch %s", name, ci.Project, ci.Branch, s.cfg.Project, s.cfg.Branch)
+	if msg := in(ci); msg != "" {
+		ps.add("%s %s", name, msg)
 		return false
 	}
 	switch ci.Status {
@@ -259,7 +299,7 @@ func (s *Source) checkOne(ctx context.Context, w *want, ps *problems) bool {
 	if err != nil {
 		s.logger(ctx).Warn("gerrit: mergeable check failed", "change", ci.Number, "err", err)
 	} else if !ok && !s.mergedMeanwhile(ctx, w) {
-		ps.add("%s has a merge conflict with %s; rebase it first", name, s.cfg.Branch)
+		ps.add("%s has a merge conflict with %s; rebase it first", name, ci.Branch)
 	}
 	return true
 }
@@ -280,7 +320,7 @@ func (s *Source) mergedMeanwhile(ctx context.Context, w *want) bool {
 // chain, an unmerged Depends-On, or a change Gerrit would submit together
 // with a requested one, none of them in the request. It also records
 // which requested changes depend on which, for the order.
-func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bool, ps *problems) error {
+func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bool, in scope, ps *problems) error {
 	byChangeID := map[string]int{}
 	for _, w := range ws {
 		byChangeID[w.info.ChangeID] = w.info.Number
@@ -325,7 +365,7 @@ func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bo
 		_, commit := ci.current()
 		if commit != nil {
 			for _, dep := range dependsOn(commit.Message) {
-				if err := s.checkDependsOn(ctx, w, dep, byChangeID, requested, missing, ps); err != nil {
+				if err := s.checkDependsOn(ctx, w, dep, byChangeID, requested, in, missing, ps); err != nil {
 					return err
 				}
 			}
@@ -351,7 +391,7 @@ func (s *Source) checkDeps(ctx context.Context, ws []*want, requested map[int]bo
 
 // checkDependsOn checks one Depends-On value: a Change-Id or a link.
 func (s *Source) checkDependsOn(ctx context.Context, w *want, dep string, byChangeID map[string]int, requested map[int]bool,
-	missing func(int, string, string), ps *problems) error {
+	in scope, missing func(int, string, string), ps *problems) error {
 	if n, ok := byChangeID[dep]; ok {
 		if n != w.info.Number {
 			w.deps = append(w.deps, n)
@@ -393,6 +433,11 @@ func (s *Source) checkDependsOn(ctx context.Context, w *want, dep string, byChan
 		if f.Status == StatusMerged {
 			return nil // merged somewhere: Zuul's rule, and ours
 		}
+	}
+	if f := found[0]; in(&f) != "" {
+		ps.add("change %d depends on change %d (%s) of %s branch %s, which is not merged, and which I do not deploy; merge it first, or have a component follow %s %s in the configuration",
+			w.info.Number, f.Number, clip(f.Subject), f.Project, f.Branch, f.Project, f.Branch)
+		return nil
 	}
 	missing(found[0].Number, found[0].Subject, "depends on")
 	return nil
@@ -691,7 +736,7 @@ func (s *Source) checkUnexpected(ctx context.Context, req deployer.Request, ws [
 func (s *Source) summary(ws []*want) string {
 	var parts []string
 	for _, w := range ws {
-		part := fmt.Sprintf("change %d (%s) %s", w.info.Number, clip(w.info.Subject), s.Link(w.info.Number))
+		part := fmt.Sprintf("change %d (%s) %s", w.info.Number, clip(w.info.Subject), s.link(w.info))
 		if _, c := w.info.current(); c != nil {
 			if bugs := gitrepo.Bugs(c.Message); len(bugs) > 0 {
 				part += " [" + strings.Join(bugs, ", ") + "]"
@@ -736,7 +781,57 @@ func (s *Source) change(w *want, c *gitrepo.UpstreamCommit) deployer.Change {
 		Author:      c.Author,
 		AuthorEmail: c.AuthorEmail,
 		Owner:       w.info.Owner.Username,
-		URL:         s.Link(w.info.Number),
+		URL:         s.link(w.info),
 		Bugs:        gitrepo.Bugs(c.Message),
 	}
+}
+
+// cycle returns the numbers of requested changes that depend on each
+// other in a circle (nil when there is none): such changes have no
+// order to be merged and deployed in.
+func cycle(ws []*want) []string {
+	index := map[int]*want{}
+	for _, w := range ws {
+		if w.info != nil {
+			index[w.info.Number] = w
+		}
+	}
+	state := map[int]int{} // 1 visiting, 2 done
+	var stack []int
+	var found []int
+	var visit func(n int) bool
+	visit = func(n int) bool {
+		switch state[n] {
+		case 1:
+			for i, m := range stack {
+				if m == n {
+					found = append([]int(nil), stack[i:]...)
+				}
+			}
+			return true
+		case 2:
+			return false
+		}
+		state[n] = 1
+		stack = append(stack, n)
+		for _, d := range index[n].deps {
+			if index[d] != nil && visit(d) {
+				return true
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = 2
+		return false
+	}
+	for _, w := range ws {
+		if w.info != nil && visit(w.info.Number) {
+			break
+		}
+	}
+	sort.Ints(found)
+	out := make([]string, len(found))
+	for i, n := range found {
+		out[i] = strconv.Itoa(n)
+	}
+	return out
 }

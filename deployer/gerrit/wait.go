@@ -51,7 +51,7 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 					continue
 				}
 				s.logger(ctx).Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
-				return deployer.Errorf(deployer.EConflict, "%s changed while I was approving it (a new patch set?); nothing was deployed. Look at %s and run the backport again", name, s.Link(w.info.Number))
+				return deployer.Errorf(deployer.EConflict, "%s changed while I was approving it (a new patch set?); nothing was deployed. Look at %s and run the backport again", name, s.link(w.info))
 			case statusOf(err) == http.StatusForbidden:
 				s.logger(ctx).Warn("gerrit: vote refused", "change", w.info.Number, "err", err)
 				return deployer.Errorf(deployer.EForbidden, "Gerrit does not let the bot vote Code-Review +2 on %s; ask a Gerrit admin, or set source.gerrit.approve to false and have it approved by hand", name)
@@ -65,10 +65,10 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 					p.since = t
 				}
 			}
-			progress(fmt.Sprintf("voted Code-Review +2 on %s for %s; waiting up to %s for it to merge: %s", name, req.Requester, s.cfg.MergeTimeout, s.Link(w.info.Number)))
+			progress(fmt.Sprintf("voted Code-Review +2 on %s for %s; waiting up to %s for it to merge: %s", name, req.Requester, s.cfg.MergeTimeout, s.link(w.info)))
 			s.logger(ctx).Info("gerrit: approved", "change", w.info.Number, "revision", p.revision, "requester", req.Requester)
 		} else {
-			progress(fmt.Sprintf("waiting up to %s for %s to be approved and merged: %s", s.cfg.MergeTimeout, name, s.Link(w.info.Number)))
+			progress(fmt.Sprintf("waiting up to %s for %s to be approved and merged: %s", s.cfg.MergeTimeout, name, s.link(w.info)))
 		}
 		waiting = append(waiting, p)
 	}
@@ -101,7 +101,7 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 		if !now.Before(deadline) {
 			var names []string
 			for _, p := range waiting {
-				names = append(names, fmt.Sprintf("change %d (%s)", p.w.info.Number, s.Link(p.w.info.Number)))
+				names = append(names, fmt.Sprintf("change %d (%s)", p.w.info.Number, s.link(p.w.info)))
 			}
 			return deployer.Errorf(deployer.EConflict, "%s did not merge within %s; nothing was deployed. Check its CI and submit state, then run the backport again",
 				strings.Join(names, ", "), s.cfg.MergeTimeout)
@@ -147,7 +147,7 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 	for _, a := range ci.Labels[CodeReview].All {
 		if a.Value <= -2 {
 			return false, deployer.Errorf(deployer.EConflict, "%s voted Code-Review %d on %s, so I stopped waiting for it to merge; nothing was deployed: %s",
-				a.Display(), a.Value, name, s.Link(n))
+				a.Display(), a.Value, name, s.link(ci))
 		}
 	}
 	for _, a := range ci.Labels[Verified].All {
@@ -156,7 +156,7 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 		}
 		if t, ok := parseTime(a.Date); ok && t.After(p.since) {
 			return false, deployer.Errorf(deployer.EConflict, "%s voted Verified %d on %s after it was approved (CI failed), so I stopped; nothing was deployed: %s",
-				a.Display(), a.Value, name, s.Link(n))
+				a.Display(), a.Value, name, s.link(ci))
 		}
 	}
 	ok, err := s.api.mergeable(ctx, n, p.revision)
@@ -167,7 +167,7 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 			return true, nil
 		}
 		return false, deployer.Errorf(deployer.EConflict, "%s can no longer merge (a conflict with %s); nothing was deployed. Rebase it, then run the backport again",
-			name, s.cfg.Branch)
+			name, ci.Branch)
 	}
 	return false, nil
 }

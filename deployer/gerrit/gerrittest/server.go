@@ -1,9 +1,14 @@
 // Package gerrittest is a Gerrit for tests: an httptest server speaking
 // the part of Gerrit's documented REST API that deployer/gerrit uses, with
-// its )]}' prefix and basic auth under /a/, backed by a real git
-// repository. Changes are real commits under refs/changes/; submitting one
+// its )]}' prefix and basic auth under /a/, backed by real git
+// repositories, one per project (AddProject). Changes belong to a project
+// and branch and are real commits under refs/changes/; submitting one
 // moves the real branch (fast-forward, or a rebase onto the tip with real
 // conflict detection), so the bot under test fetches what "Gerrit" merged.
+// A superproject branch can subscribe to a project's branch
+// (AddSubmodule): a merge there then commits the gitlink update to the
+// superproject, as Gerrit's submodule subscription does, at once, later
+// or never (SetSubscriptionDelay).
 //
 // No Gerrit can run in the test environment (it needs a JVM and minutes to
 // start), which is the one reason this fake exists.
@@ -17,8 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,8 +40,9 @@ import (
 
 // Options configure New.
 type Options struct {
-	// Project and Branch are the one project and branch served ("app",
-	// "main" by default).
+	// Project and Branch are the project and branch served from the start
+	// ("app", "main" by default), which the methods without a project
+	// argument act on. AddProject adds more.
 	Project, Branch string
 	// Username and Password are the bot's account; calls under /a/ must
 	// carry them ("deploybot", "s3cret" by default).
@@ -69,7 +74,12 @@ type Server struct {
 	t          testing.TB
 	autoSubmit bool
 	mu         sync.Mutex
-	repo       *git.Repository
+	root       string // where AddProject makes repositories
+	projects   map[string]*project
+	subs       []subscription
+	subDelay   time.Duration // see SetSubscriptionDelay
+	timers     []*time.Timer // delayed subscription updates
+	closed     bool
 	changes    map[int]*change
 	next       int
 	last       time.Time
@@ -95,9 +105,13 @@ type change struct {
 	messages  []gerrit.ChangeMessageInfo
 	revertOf  int
 	submitted time.Time
-	// project and branch override the server's for this change ("" for
-	// the server's), to play a change of something the bot does not deploy.
-	project, branch string
+	// proj and branch are where the change merges.
+	proj   *project
+	branch string
+	// showProject and showBranch override proj and branch in what the API
+	// says ("" for none), to play a change of something the bot does not
+	// deploy.
+	showProject, showBranch string
 }
 
 func (c *change) current() plumbing.Hash { return c.patchSets[len(c.patchSets)-1] }
@@ -117,29 +131,36 @@ func New(t testing.TB, o Options) *Server {
 	s := &Server{
 		Project: o.Project, Branch: o.Branch, Username: o.Username, Password: o.Password,
 		t: t, autoSubmit: o.AutoSubmit, changes: map[int]*change{}, next: 100,
-		accounts: map[string]gerrit.AccountInfo{},
+		accounts: map[string]gerrit.AccountInfo{}, root: t.TempDir(), projects: map[string]*project{},
 	}
 	s.AddAccount(o.Username, "Deploy Bot", "deploybot@example.org")
 	s.AddAccount("bob", "Bob Submitter", "bob@example.org")
 	s.AddAccount("carol", "Carol Reviewer", "carol@example.org")
 	s.AddAccount("jenkins-bot", "jenkins-bot", "jenkins@example.org")
-	var err error
 	if o.Dir == "" {
-		s.Dir = filepath.Join(t.TempDir(), o.Project+".git")
-		if s.repo, err = git.PlainInit(s.Dir, true); err != nil {
-			t.Fatal(err)
-		}
-		first := s.Commit("", map[string]string{"README": "initial\n", "index.php": "<?php echo 'v0';\n"}, "Initial commit", "carol")
-		s.setBranch(plumbing.NewHash(first))
+		s.Dir = s.newProject(o.Project, o.Branch, map[string]string{"README": "initial\n", "index.php": "<?php echo 'v0';\n"}).dir
 	} else {
-		s.Dir = o.Dir
-		if s.repo, err = git.PlainOpen(o.Dir); err != nil {
+		repo, err := git.PlainOpen(o.Dir)
+		if err != nil {
 			t.Fatal(err)
 		}
+		s.Dir = o.Dir
+		s.projects[o.Project] = &project{s: s, name: o.Project, dir: o.Dir, repo: repo}
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
+	t.Cleanup(s.shutdown)
 	return s
+}
+
+// shutdown stops the delayed subscription updates and the HTTP server.
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.mu.Unlock()
+	s.Close()
 }
 
 // AddAccount registers an account that can own changes and vote.
@@ -163,150 +184,20 @@ func (s *Server) now() time.Time {
 func (s *Server) Tip() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tip().String()
+	return s.def().tip(s.Branch).String()
 }
 
-func (s *Server) tip() plumbing.Hash {
-	ref, err := s.repo.Storer.Reference(plumbing.NewBranchReferenceName(s.Branch))
-	if err != nil {
-		return plumbing.ZeroHash
-	}
-	return ref.Hash()
-}
+// def is the project Options named.
+func (s *Server) def() *project { return s.projects[s.Project] }
 
-func (s *Server) setBranch(h plumbing.Hash) {
-	if err := s.setRef(plumbing.NewBranchReferenceName(s.Branch), h); err != nil {
-		s.t.Errorf("gerrittest: %v", err)
-	}
-}
-
-// setRef points ref at h the way git and Gerrit do: a lock file renamed
-// over the ref, so a fetch running at the same moment (git-upload-pack in
-// the bot's staging repo) sees the old value or the new one, never an
-// empty file. go-git's own ref writes truncate in place.
-func (s *Server) setRef(ref plumbing.ReferenceName, h plumbing.Hash) error {
-	gitDir := s.Dir
-	if fi, err := os.Stat(filepath.Join(s.Dir, ".git")); err == nil && fi.IsDir() {
-		gitDir = filepath.Join(s.Dir, ".git")
-	}
-	path := filepath.Join(gitDir, filepath.FromSlash(ref.String()))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	lock := path + ".lock"
-	if err := os.WriteFile(lock, []byte(h.String()+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(lock, path)
-}
-
-// Commit writes a commit on parent ("" for none) whose tree is parent's
-// with files set (an empty content deletes the path), authored by the
-// account username, and returns its hash. It moves no ref.
+// Commit writes a commit in the project Options named on parent ("" for
+// none) whose tree is parent's with files set (an empty content deletes
+// the path), authored by the account username, and returns its hash. It
+// moves no ref.
 func (s *Server) Commit(parent string, files map[string]string, msg, username string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commit(parent, files, msg, username).String()
-}
-
-func (s *Server) commit(parent string, files map[string]string, msg, username string) plumbing.Hash {
-	flat := map[string]object.TreeEntry{}
-	var parents []plumbing.Hash
-	if parent != "" {
-		p := plumbing.NewHash(parent)
-		parents = []plumbing.Hash{p}
-		flat = s.flatTree(p)
-	}
-	for path, content := range files {
-		if content == "" {
-			delete(flat, path)
-			continue
-		}
-		flat[path] = object.TreeEntry{Name: path, Mode: filemode.Regular, Hash: s.blob(content)}
-	}
-	a := s.accounts[username]
-	sig := object.Signature{Name: a.Name, Email: a.Email, When: s.now()}
-	return s.writeCommit(&object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: s.buildTree(flat), ParentHashes: parents})
-}
-
-func (s *Server) writeCommit(c *object.Commit) plumbing.Hash {
-	obj := s.repo.Storer.NewEncodedObject()
-	if err := c.Encode(obj); err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	h, err := s.repo.Storer.SetEncodedObject(obj)
-	if err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	return h
-}
-
-func (s *Server) blob(content string) plumbing.Hash {
-	obj := s.repo.Storer.NewEncodedObject()
-	obj.SetType(plumbing.BlobObject)
-	w, _ := obj.Writer()
-	w.Write([]byte(content))
-	w.Close()
-	h, err := s.repo.Storer.SetEncodedObject(obj)
-	if err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	return h
-}
-
-// flatTree lists a commit's files by full path.
-func (s *Server) flatTree(commit plumbing.Hash) map[string]object.TreeEntry {
-	c, err := object.GetCommit(s.repo.Storer, commit)
-	if err != nil {
-		s.t.Fatalf("gerrittest: commit %s: %v", commit, err)
-	}
-	t, err := c.Tree()
-	if err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	out := map[string]object.TreeEntry{}
-	walker := object.NewTreeWalker(t, true, nil)
-	defer walker.Close()
-	for {
-		name, e, err := walker.Next()
-		if err != nil {
-			break
-		}
-		if e.Mode != filemode.Dir {
-			e.Name = name
-			out[name] = e
-		}
-	}
-	return out
-}
-
-// buildTree writes nested tree objects for files keyed by full path.
-func (s *Server) buildTree(files map[string]object.TreeEntry) plumbing.Hash {
-	sub := map[string]map[string]object.TreeEntry{}
-	var entries []object.TreeEntry
-	for p, e := range files {
-		if dir, rest, ok := strings.Cut(p, "/"); ok {
-			if sub[dir] == nil {
-				sub[dir] = map[string]object.TreeEntry{}
-			}
-			sub[dir][rest] = e
-			continue
-		}
-		entries = append(entries, object.TreeEntry{Name: p, Mode: e.Mode, Hash: e.Hash})
-	}
-	for dir, fs := range sub {
-		entries = append(entries, object.TreeEntry{Name: dir, Mode: filemode.Dir, Hash: s.buildTree(fs)})
-	}
-	sort.Sort(object.TreeEntrySorter(entries))
-	obj := s.repo.Storer.NewEncodedObject()
-	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	h, err := s.repo.Storer.SetEncodedObject(obj)
-	if err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	return h
+	return s.def().commit(parent, files, msg, username).String()
 }
 
 // Upload creates a change owned by username: a commit on parent (the
@@ -314,10 +205,16 @@ func (s *Server) buildTree(files map[string]object.TreeEntry) plumbing.Hash {
 // chain) with files changed, its message the subject, any footer lines
 // and a Change-Id. It returns the change number.
 func (s *Server) Upload(username, parent string, files map[string]string, subject string, footers ...string) int {
+	return s.UploadTo(s.Project, s.Branch, username, parent, files, subject, footers...)
+}
+
+// UploadTo is Upload for a change of project's branch.
+func (s *Server) UploadTo(projectName, branch, username, parent string, files map[string]string, subject string, footers ...string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	p := s.proj(projectName)
 	if parent == "" {
-		parent = s.tip().String()
+		parent = p.tip(branch).String()
 	}
 	s.next++
 	n := s.next
@@ -327,9 +224,9 @@ func (s *Server) Upload(username, parent string, files map[string]string, subjec
 		msg += f + "\n"
 	}
 	msg += "Change-Id: " + id + "\n"
-	c := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}}
+	c := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}, proj: p, branch: branch}
 	s.changes[n] = c
-	s.addPatchSet(c, s.commit(parent, files, msg, username))
+	s.addPatchSet(c, p.commit(parent, files, msg, username))
 	return n
 }
 
@@ -340,11 +237,15 @@ func (s *Server) Import(username, commit string) int {
 	defer s.mu.Unlock()
 	s.next++
 	n := s.next
-	c := &change{number: n, changeID: changeID(n), status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}}
+	c := &change{number: n, changeID: changeID(n), status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}, proj: s.def(), branch: s.Branch}
 	s.changes[n] = c
 	s.addPatchSet(c, plumbing.NewHash(commit))
 	return n
 }
+
+// ChangeID returns the Change-Id the fake gives change number n, so a
+// test can write a Depends-On on a change it has yet to upload.
+func ChangeID(n int) string { return changeID(n) }
 
 func changeID(n int) string {
 	sum := sha1.Sum([]byte("change " + strconv.Itoa(n)))
@@ -354,7 +255,7 @@ func changeID(n int) string {
 func (s *Server) addPatchSet(c *change, h plumbing.Hash) {
 	c.patchSets = append(c.patchSets, h)
 	ref := plumbing.ReferenceName(fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, len(c.patchSets)))
-	if err := s.setRef(ref, h); err != nil {
+	if err := c.proj.setRef(ref, h); err != nil {
 		s.t.Errorf("gerrittest: %v", err)
 	}
 }
@@ -365,18 +266,16 @@ func (s *Server) NewPatchSet(n int, files map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.changes[n]
-	cur, err := object.GetCommit(s.repo.Storer, c.current())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	flat := s.flatTree(cur.Hash)
-	for p, content := range files {
-		flat[p] = object.TreeEntry{Name: p, Mode: filemode.Regular, Hash: s.blob(content)}
+	p := c.proj
+	cur := p.mustCommit(c.current())
+	flat := p.flatTree(cur.Hash)
+	for path, content := range files {
+		flat[path] = object.TreeEntry{Name: path, Mode: filemode.Regular, Hash: p.blob(content)}
 	}
 	nc := *cur
 	nc.Committer.When = s.now()
-	nc.TreeHash = s.buildTree(flat)
-	s.addPatchSet(c, s.writeCommit(&nc))
+	nc.TreeHash = p.buildTree(flat)
+	s.addPatchSet(c, p.writeCommit(&nc))
 }
 
 // Revision returns change n's current patch set's commit.
@@ -412,7 +311,7 @@ func (s *Server) SetTopic(n int, topic string) { s.set(n, func(c *change) { c.to
 
 // Move pretends change n belongs to another project and branch.
 func (s *Server) Move(n int, project, branch string) {
-	s.set(n, func(c *change) { c.project, c.branch = project, branch })
+	s.set(n, func(c *change) { c.showProject, c.showBranch = project, branch })
 }
 
 // Revert creates a revert change of merged change n with message (Gerrit's
@@ -436,6 +335,13 @@ func (s *Server) set(n int, f func(*change)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(s.changes[n])
+}
+
+// Where returns the project and branch change n belongs to.
+func (s *Server) Where(n int) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.where(s.changes[n])
 }
 
 // Status returns change n's status.
@@ -476,11 +382,8 @@ func (s *Server) RevertsOf(n int) []int {
 func (s *Server) CommitMessage(n int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := object.GetCommit(s.repo.Storer, s.changes[n].current())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return c.Message
+	c := s.changes[n]
+	return c.proj.mustCommit(c.current()).Message
 }
 
 // Requests returns "METHOD path" of every request served, in order.
@@ -521,28 +424,29 @@ func (s *Server) submit(c *change) error {
 			return err
 		}
 	}
-	merged, err := s.rebase(c.current(), s.tip())
+	merged, err := c.proj.rebase(c.current(), c.proj.tip(c.branch))
 	if err != nil {
 		return err
 	}
 	if merged != c.current() {
 		s.addPatchSet(c, merged)
 	}
-	s.setBranch(merged)
+	c.proj.setBranch(c.branch, merged)
 	c.status = gerrit.StatusMerged
 	c.submitted = s.now()
 	c.messages = append(c.messages, gerrit.ChangeMessageInfo{ID: s.msgID(), Date: s.now().Format(gerrit.TimeLayout), Message: fmt.Sprintf("Change has been successfully merged into the git repository by %s", s.accounts[s.Username].Name)})
+	s.subscribed(c.proj, c.branch, merged)
 	return nil
 }
 
 // openParent returns the open change whose patch set c's commit sits on.
 func (s *Server) openParent(c *change) *change {
-	cm, err := object.GetCommit(s.repo.Storer, c.current())
+	cm, err := object.GetCommit(c.proj.repo.Storer, c.current())
 	if err != nil || len(cm.ParentHashes) == 0 {
 		return nil
 	}
 	for _, o := range s.changes {
-		if o.status == gerrit.StatusNew && o != c {
+		if o.status == gerrit.StatusNew && o != c && o.proj == c.proj {
 			for _, ps := range o.patchSets {
 				if ps == cm.ParentHashes[0] {
 					return o
@@ -556,62 +460,55 @@ func (s *Server) openParent(c *change) *change {
 // rebase returns commit rebased onto tip: commit itself when its parent
 // is tip (or tip already contains it), else a new commit whose tree is
 // tip's with commit's own changes applied.
-func (s *Server) rebase(commit, tip plumbing.Hash) (plumbing.Hash, error) {
-	cm, err := object.GetCommit(s.repo.Storer, commit)
+func (p *project) rebase(commit, tip plumbing.Hash) (plumbing.Hash, error) {
+	s := p.s
+	cm, err := object.GetCommit(p.repo.Storer, commit)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
 	if len(cm.ParentHashes) == 0 || cm.ParentHashes[0] == tip || tip.IsZero() {
 		return commit, nil
 	}
-	if isAnc, _ := cm.IsAncestor(mustCommit(s, tip)); isAnc {
+	if isAnc, _ := cm.IsAncestor(p.mustCommit(tip)); isAnc {
 		return commit, nil
 	}
-	base, mine, theirs := s.flatTree(cm.ParentHashes[0]), s.flatTree(commit), s.flatTree(tip)
+	base, mine, theirs := p.flatTree(cm.ParentHashes[0]), p.flatTree(commit), p.flatTree(tip)
 	out := map[string]object.TreeEntry{}
-	for p, e := range theirs {
-		out[p] = e
+	for path, e := range theirs {
+		out[path] = e
 	}
 	paths := map[string]bool{}
-	for p := range base {
-		paths[p] = true
+	for path := range base {
+		paths[path] = true
 	}
-	for p := range mine {
-		paths[p] = true
+	for path := range mine {
+		paths[path] = true
 	}
-	for p := range paths {
-		b, inBase := base[p]
-		m, inMine := mine[p]
+	for path := range paths {
+		b, inBase := base[path]
+		m, inMine := mine[path]
 		if inBase == inMine && (!inBase || b.Hash == m.Hash) {
-			continue // the change does not touch p
+			continue // the change does not touch path
 		}
-		t, inTheirs := theirs[p]
+		t, inTheirs := theirs[path]
 		if inTheirs != inBase || (inBase && t.Hash != b.Hash) {
 			if !(inTheirs == inMine && (!inMine || t.Hash == m.Hash)) {
 				return plumbing.ZeroHash, errConflict
 			}
 		}
 		if inMine {
-			out[p] = m
+			out[path] = m
 		} else {
-			delete(out, p)
+			delete(out, path)
 		}
 	}
 	nc := *cm
 	nc.Hash = plumbing.ZeroHash
 	nc.ParentHashes = []plumbing.Hash{tip}
-	nc.TreeHash = s.buildTree(out)
+	nc.TreeHash = p.buildTree(out)
 	a := s.accounts[s.Username]
 	nc.Committer = object.Signature{Name: a.Name, Email: a.Email, When: s.now()}
-	return s.writeCommit(&nc), nil
-}
-
-func mustCommit(s *Server, h plumbing.Hash) *object.Commit {
-	c, err := object.GetCommit(s.repo.Storer, h)
-	if err != nil {
-		s.t.Fatalf("gerrittest: %v", err)
-	}
-	return c
+	return p.writeCommit(&nc), nil
 }
 
 func (s *Server) msgID() string { return strconv.FormatInt(s.now().UnixNano(), 36) }
@@ -620,9 +517,11 @@ func (s *Server) msgID() string { return strconv.FormatInt(s.now().UnixNano(), 3
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	s.requests = append(s.requests, r.Method+" "+r.URL.Path)
+	s.requests = append(s.requests, r.Method+" "+r.URL.EscapedPath())
 	s.mu.Unlock()
-	path := r.URL.Path
+	// Project names hold slashes, sent as %2F inside one path segment:
+	// split the escaped path, then unescape each segment.
+	path := r.URL.EscapedPath()
 	if rest, ok := strings.CutPrefix(path, "/a/"); ok {
 		user, pass, ok := r.BasicAuth()
 		if !ok || user != s.Username || pass != s.Password {
@@ -636,6 +535,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i, p := range parts {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			http.Error(w, "bad path", http.StatusBadRequest)
+			return
+		}
+		parts[i] = u
+	}
 	if len(parts) == 0 || parts[0] != "changes" {
 		http.NotFound(w, r)
 		return
@@ -778,20 +685,40 @@ func (s *Server) failedCI(c *change) bool {
 	return false
 }
 
-// lookup finds a change by number, project~number or Change-Id.
+// lookup finds a change by any identifier Gerrit's REST API documents:
+// <project>~<changeNumber> (the recommended one), <project>~<branch>~<Change-Id>,
+// a number, or a Change-Id that names one change. A project or branch
+// that is not the change's finds nothing, as in Gerrit.
 func (s *Server) lookup(id string) *change {
-	if _, num, ok := strings.Cut(id, "~"); ok && !strings.Contains(num, "~") {
-		id = num
-	}
-	if n, err := strconv.Atoi(id); err == nil {
-		return s.changes[n]
-	}
-	for _, c := range s.changes {
-		if c.changeID == id {
-			return c
+	parts := strings.Split(id, "~")
+	var found []*change
+	for _, c := range s.sorted() {
+		project, branch := s.where(c)
+		var ok bool
+		switch len(parts) {
+		case 1:
+			ok = parts[0] == strconv.Itoa(c.number) || parts[0] == c.changeID
+		case 2:
+			ok = parts[0] == project && parts[1] == strconv.Itoa(c.number)
+		case 3:
+			ok = parts[0] == project && parts[1] == branch && parts[2] == c.changeID
+		}
+		if ok {
+			found = append(found, c)
 		}
 	}
-	return nil
+	if len(found) != 1 {
+		return nil
+	}
+	return found[0]
+}
+
+// where is the project and branch the API says change c belongs to.
+func (s *Server) where(c *change) (string, string) {
+	if c.showProject != "" {
+		return c.showProject, c.showBranch
+	}
+	return c.proj.name, c.branch
 }
 
 // resolveRevision returns the patch set number rev names ("current", a
@@ -818,11 +745,11 @@ func (s *Server) mergeable(c *change) bool {
 	if c.status != gerrit.StatusNew {
 		return false
 	}
-	base := s.tip()
+	base := c.proj.tip(c.branch)
 	if p := s.openParent(c); p != nil {
 		base = p.current() // a chain merges on top of its parent
 	}
-	_, err := s.rebase(c.current(), base)
+	_, err := c.proj.rebase(c.current(), base)
 	return err == nil
 }
 
@@ -830,6 +757,7 @@ func (s *Server) query(q string) ([]gerrit.ChangeInfo, error) {
 	out := []gerrit.ChangeInfo{}
 	for _, c := range s.sorted() {
 		match := true
+		project, branch := s.where(c)
 		for _, term := range strings.Fields(q) {
 			k, v, ok := strings.Cut(term, ":")
 			if !ok {
@@ -844,9 +772,9 @@ func (s *Server) query(q string) ([]gerrit.ChangeInfo, error) {
 				want := map[string]string{"merged": gerrit.StatusMerged, "open": gerrit.StatusNew, "new": gerrit.StatusNew, "abandoned": gerrit.StatusAbandoned}[v]
 				match = match && c.status == want
 			case "project":
-				match = match && v == s.Project
+				match = match && v == project
 			case "branch":
-				match = match && v == s.Branch
+				match = match && v == branch
 			default:
 				return nil, fmt.Errorf("unsupported query operator %q", k)
 			}
@@ -858,8 +786,8 @@ func (s *Server) query(q string) ([]gerrit.ChangeInfo, error) {
 	return out, nil
 }
 
-func (s *Server) commitInfo(h plumbing.Hash, withParents bool) gerrit.CommitInfo {
-	c := mustCommit(s, h)
+func (s *Server) commitInfo(p *project, h plumbing.Hash, withParents bool) gerrit.CommitInfo {
+	c := p.mustCommit(h)
 	subject, _, _ := strings.Cut(c.Message, "\n")
 	ci := gerrit.CommitInfo{
 		Commit:    h.String(),
@@ -869,10 +797,10 @@ func (s *Server) commitInfo(h plumbing.Hash, withParents bool) gerrit.CommitInfo
 		Message:   c.Message,
 	}
 	if withParents {
-		for _, p := range c.ParentHashes {
-			pc := mustCommit(s, p)
+		for _, ph := range c.ParentHashes {
+			pc := p.mustCommit(ph)
 			ps, _, _ := strings.Cut(pc.Message, "\n")
-			ci.Parents = append(ci.Parents, gerrit.CommitInfo{Commit: p.String(), Subject: ps})
+			ci.Parents = append(ci.Parents, gerrit.CommitInfo{Commit: ph.String(), Subject: ps})
 		}
 	}
 	return ci
@@ -880,11 +808,8 @@ func (s *Server) commitInfo(h plumbing.Hash, withParents bool) gerrit.CommitInfo
 
 func (s *Server) info(c *change) gerrit.ChangeInfo {
 	cur := c.current()
-	commit := s.commitInfo(cur, true)
-	project, branch := s.Project, s.Branch
-	if c.project != "" {
-		project, branch = c.project, c.branch
-	}
+	commit := s.commitInfo(c.proj, cur, true)
+	project, branch := s.where(c)
 	ci := gerrit.ChangeInfo{
 		ID:              fmt.Sprintf("%s~%s~%s", project, branch, c.changeID),
 		Project:         project,
@@ -928,7 +853,8 @@ func (s *Server) info(c *change) gerrit.ChangeInfo {
 // then its open ancestors (nearest first).
 func (s *Server) related(c *change) []gerrit.RelatedChangeAndCommitInfo {
 	entry := func(o *change) gerrit.RelatedChangeAndCommitInfo {
-		return gerrit.RelatedChangeAndCommitInfo{Project: s.Project, ChangeID: o.changeID, Commit: s.commitInfo(o.current(), true),
+		project, _ := s.where(o)
+		return gerrit.RelatedChangeAndCommitInfo{Project: project, ChangeID: o.changeID, Commit: s.commitInfo(o.proj, o.current(), true),
 			ChangeNumber: o.number, RevisionNumber: len(o.patchSets), CurrentRevisionNumber: len(o.patchSets), Status: o.status}
 	}
 	var desc []*change
@@ -995,7 +921,8 @@ func (s *Server) revert(c *change, in gerrit.RevertInput) (gerrit.ChangeInfo, in
 	if c.status != gerrit.StatusMerged {
 		return gerrit.ChangeInfo{}, http.StatusConflict, "change is " + strings.ToLower(c.status)
 	}
-	orig := mustCommit(s, c.current())
+	p := c.proj
+	orig := p.mustCommit(c.current())
 	subject, _, _ := strings.Cut(orig.Message, "\n")
 	msg := in.Message
 	if msg == "" {
@@ -1005,11 +932,13 @@ func (s *Server) revert(c *change, in gerrit.RevertInput) (gerrit.ChangeInfo, in
 	n := s.next
 	id := changeID(n)
 	msg = strings.TrimRight(msg, "\n") + "\n\nChange-Id: " + id + "\n"
-	parentTree := mustCommit(s, orig.ParentHashes[0]).TreeHash
+	parentTree := p.mustCommit(orig.ParentHashes[0]).TreeHash
 	a := s.accounts[s.Username]
 	sig := object.Signature{Name: a.Name, Email: a.Email, When: s.now()}
-	h := s.writeCommit(&object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: parentTree, ParentHashes: []plumbing.Hash{orig.Hash}})
-	rc := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: s.Username, votes: map[string]map[string]vote{}, revertOf: c.number}
+	h := p.writeCommit(&object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: parentTree, ParentHashes: []plumbing.Hash{orig.Hash}})
+	// The revert is a change of the same project and branch.
+	rc := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: s.Username, votes: map[string]map[string]vote{}, revertOf: c.number,
+		proj: p, branch: c.branch, showProject: c.showProject, showBranch: c.showBranch}
 	s.changes[n] = rc
 	s.addPatchSet(rc, h)
 	c.messages = append(c.messages, gerrit.ChangeMessageInfo{ID: s.msgID(), Author: &a, Date: s.now().Format(gerrit.TimeLayout), Message: fmt.Sprintf("Created a revert of this change as %s", id)})

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/gerrit"
+	"github.com/deploybot/deploybot/deployer/gerrit/gerrittest"
+	"github.com/deploybot/deploybot/internal/testparts"
+)
+
+// The MediaWiki shape on a fake Gerrit: the configuration repository at
+// the root, core's release branch at php-1.46.0-wmf.3 with extension Foo
+// as a submodule core's branch subscribes to.
+const (
+	gcConfig = "operations/mediawiki-config"
+	gcCore   = "mediawiki/core"
+	gcFoo    = "mediawiki/extensions/Foo"
+	gcWMF    = "wmf/1.46.0-wmf.3"
+	gcDir    = "php-1.46.0-wmf.3"
+)
+
+// newGerritMW starts the fake Gerrit with the three projects.
+func newGerritMW(t *testing.T) (*gerrittest.Server, *mwRepos) {
+	t.Helper()
+	testparts.Need(t, "git", "git")
+	g := gerrittest.New(t, gerrittest.Options{Project: gcConfig, Branch: "master", AutoSubmit: true})
+	g.AddProject(gcCore, gcWMF, map[string]string{"index.php": "<?php // core 1\n", "includes/Setup.php": "<?php\n"})
+	g.AddProject(gcFoo, gcWMF, map[string]string{"Foo.php": "<?php // Foo 1\n", "i18n/en.json": "{}\n"})
+	g.AddSubmodule(gcCore, gcWMF, "extensions/Foo", gcFoo, gcWMF)
+	// git's own view of the trees, through mwRepos on the fake's bare
+	// repositories.
+	r := &mwRepos{t: t, base: t.TempDir(), config: g.ProjectDir(gcConfig), core: g.ProjectDir(gcCore), ext: g.ProjectDir(gcFoo)}
+	return g, r
+}
+
+// newGerritCWorld runs the bot through Main with source.type gerrit over
+// the fake's projects as source.components.
+func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout string) *cworld {
+	t.Helper()
+	w := &cworld{t: t, r: r, dir: t.TempDir(), out: &testparts.Buffer{}, tap: NewTap()}
+	var stages strings.Builder
+	for _, st := range []struct {
+		stage string
+		names []string
+	}{{"testservers", []string{"ts1"}}, {"canaries", []string{"can1", "can2"}}, {"production", []string{"mw1", "mw2"}}} {
+		fmt.Fprintf(&stages, "    %s:\n", st.stage)
+		for _, n := range st.names {
+			if err := os.MkdirAll(filepath.Join(w.dir, "hosts", n), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(healthy())
+			t.Cleanup(srv.Close)
+			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, filepath.Join(w.dir, "hosts", n), srv.URL)
+		}
+	}
+	pw := filepath.Join(w.dir, "gerrit-password")
+	if err := os.WriteFile(pw, []byte(g.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = filepath.Join(w.dir, "deploybot.yaml")
+	cfg := fmt.Sprintf(`bot: {name: deploybot, prefix: "!"}
+store: {path: %[1]s/deploybot.db, open_timeout: 5s}
+staging: {path: %[1]s/staging.git}
+source:
+  type: gerrit
+  gerrit: {url: %[3]s, username: %[4]s, password_file: %[5]s, approve: true, merge_timeout: %[6]s, poll_interval: 50ms}
+  components:
+    - {path: "", project: %[7]s, url: %[8]s, branch: master}
+    - {path: %[9]s, project: %[10]s, url: %[11]s, branch: %[12]s, submodules: true}
+hosts:
+  transport: local
+  stages:
+%[2]spipeline: {verify_timeout: 1m, promote_timeout: 1m, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
+canary:
+  baseline_min: 300ms
+  window: 1s
+  interval: 100ms
+  production_watch: 300ms
+  judge: {min_requests: 40}
+access:
+  deployers: [Alice Deployer]
+people:
+  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
+  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
+chat:
+  console: {user: alice}
+log: {level: debug, format: text, file: %[1]s/deploybot.log}
+web: {listen: "off"}
+`, w.dir, stages.String(), g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF)
+	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.open()
+	if _, ok := w.m.Runner.Source.(*gerrit.Composite); !ok {
+		t.Fatalf("the runner's source is %T, want *gerrit.Composite", w.m.Runner.Source)
+	}
+	if err := w.m.Provision(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	t.Cleanup(func() {
+		w.stop()
+		if t.Failed() {
+			t.Logf("conversation:\n%s", w.out.String())
+		}
+	})
+	return w
+}
+
+// gcTree is git's own composition of the fake's branches now.
+func gcTree(r *mwRepos) map[string]string {
+	return r.composed(map[string]string{gcDir: gcWMF})
+}
+
+// TestGerritCompositeThroughMain deploys through Main and every stage,
+// by change number, a change of the configuration repository, one of
+// core's release branch, one of extension Foo (shipped once core's
+// subscription, a little late, points at it), then one of each in one
+// `!backport`, asked for in the wrong order and tied by Depends-On across
+// projects; then rolls that last one back. Every host is compared file by
+// file with git's own composition of the fake's branches at every stop,
+// and the rollback restores both components and the extension exactly.
+func TestGerritCompositeThroughMain(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	w := newGerritCWorld(t, g, r, "20s")
+	g.SetSubscriptionDelay(300 * time.Millisecond)
+	num := strconv.Itoa
+	expectChange := func(d *deployer.Deployment, n int, component string) {
+		t.Helper()
+		for _, c := range d.Changes {
+			if c.ID == num(n) {
+				if c.Component != component || c.Owner != "bob" {
+					t.Errorf("#%d: change %d staged in %q by %q, want %q by bob", d.ID, n, c.Component, c.Owner, component)
+				}
+				return
+			}
+		}
+		t.Errorf("#%d: change %d not among %+v", d.ID, n, d.Changes)
+	}
+
+	// 1. The root: a config change.
+	old := gcTree(r)
+	cfgN := g.UploadTo(gcConfig, "master", "bob", "", map[string]string{"wmf-config/InitialiseSettings.php": "<?php // settings 2\n"}, "config: raise the limit")
+	d := w.deployExpecting(num(cfgN), old, func() map[string]string { return gcTree(r) })
+	expectChange(d, cfgN, "")
+
+	// 2. Core's release branch.
+	old = gcTree(r)
+	coreN := g.UploadTo(gcCore, gcWMF, "bob", "", map[string]string{"includes/Setup.php": "<?php // fixed\n"}, "core: fix Setup")
+	d = w.deployExpecting(num(coreN), old, func() map[string]string { return gcTree(r) })
+	expectChange(d, coreN, gcDir)
+	if got := strings.Join(d.Files, ","); got != gcDir+"/includes/Setup.php" {
+		t.Errorf("#2 files: %s", got)
+	}
+
+	// 3. The extension: merged in Foo, picked up by core later.
+	old = gcTree(r)
+	fooN := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"i18n/en.json": "{\"foo\":\"hi\"}\n"}, "Foo: new message")
+	d = w.deployExpecting(num(fooN), old, func() map[string]string { return gcTree(r) })
+	expectChange(d, fooN, gcDir+"/extensions/Foo")
+	if got := strings.Join(d.Files, ","); got != gcDir+"/extensions/Foo/i18n/en.json" {
+		t.Errorf("#3 files: %s", got)
+	}
+	if !strings.Contains(w.out.String(), fmt.Sprintf("change %d merged in %s; waiting up to 20s for %s's %s to point %s/extensions/Foo at it", fooN, gcFoo, gcCore, gcWMF, gcDir)) {
+		t.Errorf("#3: the wait for the subscription was not announced")
+	}
+
+	// 4. All three, asked for Foo first, each depending on the next.
+	old = gcTree(r)
+	before := w.head()
+	cfg4 := g.UploadTo(gcConfig, "master", "bob", "", map[string]string{"wmf-config/InitialiseSettings.php": "<?php // Foo on\n"}, "config: enable Foo everywhere")
+	core4 := g.UploadTo(gcCore, gcWMF, "bob", "", map[string]string{"api.php": "<?php // api\n"}, "core: new entry point", "Depends-On: "+gerrittest.ChangeID(cfg4))
+	foo4 := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"Foo.php": "", "src/Foo.php": "<?php // Foo 2\n"}, "Foo: move the class", "Depends-On: "+gerrittest.ChangeID(core4))
+	d = w.deployExpecting(num(foo4)+" "+num(core4)+" "+num(cfg4), old, func() map[string]string { return gcTree(r) })
+	expectChange(d, cfg4, "")
+	expectChange(d, core4, gcDir)
+	expectChange(d, foo4, gcDir+"/extensions/Foo")
+	text := w.out.String()
+	if i, j, k := strings.Index(text, "+2 on change "+num(cfg4)), strings.Index(text, "+2 on change "+num(core4)), strings.Index(text, "+2 on change "+num(foo4)); i < 0 || !(i < j && j < k) {
+		t.Errorf("#4 was not approved in dependency order (config, core, Foo)")
+	}
+	files := append([]string(nil), d.Files...)
+	sort.Strings(files)
+	if got := strings.Join(files, ","); got != gcDir+"/api.php,"+gcDir+"/extensions/Foo/Foo.php,"+gcDir+"/extensions/Foo/src/Foo.php,wmf-config/InitialiseSettings.php" {
+		t.Errorf("#4 files: %s", got)
+	}
+
+	// 5. Roll it back: both components and the extension are restored
+	// exactly on every host.
+	w.say("alice", "!rollback")
+	w.wait(d.ID, deployer.NoticeRolledBack)
+	if got := w.get(d.ID); got.State != deployer.StateRolledBack {
+		t.Fatalf("#4 after !rollback: %s %q", got.State, got.Reason)
+	}
+	if rb := w.head(); rb == d.Commit || rb == before {
+		t.Errorf("no rollback commit in staging (head %.10s)", rb)
+	}
+	w.check("#4 rolled back", every(before), every(old))
+}
+
+// deployExpecting is cworld.deploy for trees that exist only once the
+// deployment merged its changes: want is computed after it is done.
+func (w *cworld) deployExpecting(refs string, old map[string]string, want func() map[string]string) *deployer.Deployment {
+	w.t.Helper()
+	w.next++
+	id := w.next
+	base := w.head()
+	w.check(fmt.Sprintf("#%d before", id), every(base), every(old))
+	w.say("alice", "!backport "+refs)
+	w.wait(id, deployer.NoticeVerify, deployer.NoticeFailed, deployer.NoticeCancelled)
+	d := w.get(id)
+	if d.State != deployer.StateAwaitingVerification {
+		w.t.Fatalf("#%d (%s) is %s: %s", id, refs, d.State, d.Reason)
+	}
+	new := want()
+	w.check(fmt.Sprintf("#%d awaiting verification", id),
+		map[deployer.Stage]string{deployer.Testservers: d.Commit, deployer.Canaries: base, deployer.Production: base},
+		map[deployer.Stage]map[string]string{deployer.Testservers: new, deployer.Canaries: old, deployer.Production: old})
+	w.say("bob", "verified")
+	w.wait(id, deployer.NoticeDone, deployer.NoticeRolledBack, deployer.NoticeFailed)
+	d = w.get(id)
+	if d.State != deployer.StateDone {
+		w.t.Fatalf("#%d (%s) ended %s: %s", id, refs, d.State, d.Reason)
+	}
+	w.check(fmt.Sprintf("#%d done", id), every(d.Commit), every(new))
+	return d
+}
+
+// TestGerritCompositeSubscriptionNeverThroughMain: Foo's change merges
+// and core never picks it up: the deployment fails saying so plainly,
+// nothing is staged and no host changes.
+func TestGerritCompositeSubscriptionNeverThroughMain(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	w := newGerritCWorld(t, g, r, "1s")
+	old := gcTree(r)
+	base := w.head()
+	g.SetSubscriptionDelay(-1)
+	fooN := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix")
+	w.say("alice", "!backport "+strconv.Itoa(fooN))
+	w.wait(1, deployer.NoticeFailed, deployer.NoticeVerify, deployer.NoticeCancelled)
+	d := w.get(1)
+	want := fmt.Sprintf("%s's %s did not pick up %s's merge of change %d within 1s; nothing was deployed", gcCore, gcWMF, gcFoo, fooN)
+	if d.State != deployer.StateFailed || !strings.Contains(d.Reason, want) {
+		t.Fatalf("ended %s: %q, want failed with %q", d.State, d.Reason, want)
+	}
+	if !strings.Contains(w.out.String(), want) {
+		t.Errorf("the channel was not told %q", want)
+	}
+	if g.Status(fooN) != gerrit.StatusMerged {
+		t.Errorf("change %d is %s, want merged", fooN, g.Status(fooN))
+	}
+	if h := w.head(); h != base {
+		t.Errorf("staging moved from %.10s to %.10s", base, h)
+	}
+	w.check("after the failed wait", every(base), every(old))
+}
+
+// TestCheckConfigGerritComponents runs check-config on a Gerrit composite
+// source over the fake's projects: valid as is; a followed submodule
+// whose URL is no project of the Gerrit is reported at its component's
+// line; a component without a project is refused offline.
+func TestCheckConfigGerritComponents(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	dir := t.TempDir()
+	gerritLine := fmt.Sprintf("  gerrit: {url: %s, username: bot, password_env: GERRIT_PW}\n", g.URL)
+	root := fmt.Sprintf("    - {path: \"\", project: %s, url: %s, branch: master}\n", gcConfig, r.config)
+	core := fmt.Sprintf("    - {path: %s, project: %s, url: %s, branch: %s, submodules: true}\n", gcDir, gcCore, r.core, gcWMF)
+	// A core elsewhere, whose Foo submodule's relative URL leads out of
+	// the Gerrit's projects.
+	moved := filepath.Join(t.TempDir(), "elsewhere", "core.git")
+	r.git(dir, "clone", "-q", "--bare", r.core, moved)
+	for _, tc := range []struct {
+		name, comps string
+		code        int
+		want        string
+	}{
+		{"mediawiki shape", root + core, 0, "source gerrit, 2 component(s), every remote answered"},
+		{"submodule of no project", root + fmt.Sprintf("    - {path: %s, project: %s, url: %s, branch: %s, submodules: true}\n", gcDir, gcCore, moved, gcWMF), 1,
+			"line 9: source.components: component " + gcDir + ": submodule extensions/Foo comes from " + filepath.Join(filepath.Dir(moved), "extensions", "Foo.git") + ", which is no project of " + g.URL},
+		{"no project", root + fmt.Sprintf("    - {path: %s, url: %s, branch: %s}\n", gcDir, r.core, gcWMF), 1,
+			"line 9: source.components: component \"" + gcDir + "\": project is required with source.type gerrit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(configYAML(dir, "source:\n  type: gerrit\n"+gerritLine+"  components:\n"+tc.comps)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			code := realMain([]string{"check-config", "--config", path}, nil, &out, &errOut)
+			if code != tc.code || !strings.Contains(out.String()+errOut.String(), tc.want) {
+				t.Errorf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errOut.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,241 @@
+package gerrit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/gitrepo"
+)
+
+// Prepare deploys Gerrit changes of any configured project and branch,
+// with any component:ref of the git composite alongside:
+//  1. every change is looked up and checked (Source's rules, with the
+//     composite's projects and branches as the scope), and ordered by
+//     Depends-On and relation chains across projects;
+//  2. open changes are approved and merged (Source's wait);
+//  3. each change's merged commit is found in its repository;
+//  4. a change merged into a submodule's project waits, under the same
+//     timeout, for its superproject's subscription to point the
+//     submodule at the merge;
+//  5. the git composite stages the changes as component:commit refs.
+func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstream string, progress func(string)) (*deployer.Prepared, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	log := c.src.log
+	if req.Deployment != 0 {
+		log = log.With("deployment", req.Deployment)
+	}
+	ctx = deployer.WithLogger(ctx, log)
+	var gitRefs, changeRefs []string
+	for _, r := range req.Refs {
+		if isChangeRef(r) {
+			changeRefs = append(changeRefs, r)
+		} else {
+			gitRefs = append(gitRefs, r)
+		}
+	}
+	if len(changeRefs) == 0 {
+		return c.git.Prepare(ctx, req, prevUpstream, progress)
+	}
+	tbl, err := c.table(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := c.src.validate(ctx, changeRefs, c.scope(tbl))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.src.approveAndWait(ctx, req, ws, progress); err != nil {
+		return nil, err
+	}
+	refs := gitRefs
+	var picks []pickup
+	for _, w := range ws {
+		ts := tbl[branchKey{w.info.Project, w.info.Branch}]
+		if err := c.findMerged(ctx, w, ts[0]); err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			refs = append(refs, t.where+":"+w.commit)
+			if t.sub != nil {
+				picks = append(picks, pickup{w: w, t: t})
+			}
+		}
+	}
+	if err := c.waitPickup(ctx, picks, progress); err != nil {
+		return nil, err
+	}
+	sub := req
+	sub.Refs = refs
+	prep, err := c.git.Prepare(ctx, sub, prevUpstream, progress)
+	if err != nil {
+		return nil, err
+	}
+	c.describe(prep, ws)
+	progress(c.src.summary(ws))
+	log.Info("gerrit changes prepared", "upstream", prep.Upstream, "changes", len(prep.Changes), "refs", strings.Join(refs, " "))
+	return prep, nil
+}
+
+// findMerged fetches the branch a merged change went into and finds the
+// commit it merged as: its current revision when the branch holds it,
+// else the commit carrying its Change-Id (a cherry-pick on submit).
+// Replication to the git URL may lag behind the REST API, so a missing
+// commit is fetched again a few times.
+func (c *Composite) findMerged(ctx context.Context, w *want, t target) error {
+	const tries = 4
+	for attempt := 1; ; attempt++ {
+		tip, err := c.git.BranchTip(ctx, t.url, w.info.Branch)
+		if err != nil {
+			return err
+		}
+		if tip != "" {
+			if h := c.mergedIn(ctx, w, tip); h != "" {
+				w.commit = h
+				return nil
+			}
+		}
+		if attempt == tries {
+			return deployer.Errorf(deployer.EConflict, "change %d merged, but %s branch %s does not hold its commit yet; try again in a minute",
+				w.info.Number, w.info.Project, w.info.Branch)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(c.src.cfg.PollInterval, 5*time.Second)):
+		}
+	}
+}
+
+// mergedIn returns the commit of tip's history that change w merged as,
+// or "".
+func (c *Composite) mergedIn(ctx context.Context, w *want, tip string) string {
+	repo := c.src.repo
+	if rev := w.info.CurrentRevision; rev != "" && repo.HasCommit(rev) {
+		if in, err := repo.IsAncestor(ctx, rev, tip); err == nil && in {
+			return rev
+		}
+	}
+	cs, err := c.src.recent(ctx, tip)
+	if err != nil {
+		return ""
+	}
+	for i := len(cs) - 1; i >= 0; i-- {
+		if gitrepo.ChangeIDOf(cs[i].Message) == w.info.ChangeID {
+			return cs[i].Hash
+		}
+	}
+	return ""
+}
+
+// describe gives the staged changes that are requested Gerrit changes
+// their number, link and owner.
+func (c *Composite) describe(prep *deployer.Prepared, ws []*want) {
+	byCommit := map[string]*want{}
+	for _, w := range ws {
+		byCommit[w.commit] = w
+	}
+	for i := range prep.Changes {
+		ch := &prep.Changes[i]
+		w := byCommit[ch.Commit]
+		if w == nil {
+			continue
+		}
+		ch.ID = strconv.Itoa(w.info.Number)
+		ch.URL = c.src.link(w.info)
+		ch.Owner = w.info.Owner.Username
+	}
+}
+
+// pickup is a merged submodule change waiting for its superproject.
+type pickup struct {
+	w *want
+	t target
+}
+
+// superName names a pickup's superproject branch for chat:
+// "mediawiki/core's wmf/1.46.0-wmf.3".
+func (p pickup) superName() string {
+	return fmt.Sprintf("%s's %s", p.t.comp.Project, p.t.comp.Branch)
+}
+
+// waitPickup waits until every superproject points its submodule at the
+// merged commit (or a later one), as Gerrit's superproject subscription
+// does on merge, with the merge wait's timeout and progress lines.
+func (c *Composite) waitPickup(ctx context.Context, ps []pickup, progress func(string)) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	timeout := c.src.cfg.MergeTimeout
+	start := c.src.now()
+	deadline, lastNote := start.Add(timeout), start
+	announced := false
+	tick := time.NewTicker(c.src.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		var still []pickup
+		for _, p := range ps {
+			done, err := c.pickedUp(ctx, p)
+			if err != nil {
+				return err
+			}
+			if done {
+				progress(fmt.Sprintf("%s now points %s at change %d's merge (%.10s)", p.superName(), p.t.sub.Path, p.w.info.Number, p.w.commit))
+				continue
+			}
+			still = append(still, p)
+		}
+		if ps = still; len(ps) == 0 {
+			return nil
+		}
+		now := c.src.now()
+		if !now.Before(deadline) {
+			return pickupTimeout(ps[0], timeout)
+		}
+		if !announced {
+			announced = true
+			for _, p := range ps {
+				progress(fmt.Sprintf("change %d merged in %s; waiting up to %s for %s to point %s at it (Gerrit's superproject subscription)",
+					p.w.info.Number, p.w.info.Project, timeout, p.superName(), p.t.sub.Path))
+			}
+		} else if now.Sub(lastNote) >= progressEvery {
+			lastNote = now
+			var names []string
+			for _, p := range ps {
+				names = append(names, fmt.Sprintf("%s to pick up change %d", p.superName(), p.w.info.Number))
+			}
+			progress(fmt.Sprintf("still waiting for %s (%s left)", strings.Join(names, ", "), deadline.Sub(now).Round(time.Second)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// pickedUp fetches the submodule's branch (the superproject may point at
+// a newer merge) and the superproject, and reports whether the
+// superproject's tip points the submodule at the merge or later.
+func (c *Composite) pickedUp(ctx context.Context, p pickup) (bool, error) {
+	if _, err := c.git.BranchTip(ctx, p.t.url, p.w.info.Branch); err != nil {
+		return false, err
+	}
+	ok, _, err := c.git.PointsAt(ctx, p.t.comp.name(), p.t.sub.Rel, p.w.commit)
+	return ok, err
+}
+
+// pickupTimeout says plainly that a superproject did not follow a merge,
+// and what to do.
+func pickupTimeout(p pickup, timeout time.Duration) error {
+	n := p.w.info.Number
+	return deployer.Errorf(deployer.EConflict,
+		"%s did not pick up %s's merge of change %d within %s; nothing was deployed. The change is merged: check the superproject subscription (the branch of %s in %s's .gitmodules, and Gerrit's log), or update the submodule pointer by hand, then run !backport %d again",
+		p.superName(), p.w.info.Project, n, timeout, p.t.sub.Rel, p.t.comp.Project, n).
+		Or(deployer.DoWith(deployer.VerbBackport, "try again once the pointer moved", strconv.Itoa(n)))
+}

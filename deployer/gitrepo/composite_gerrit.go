@@ -1,0 +1,214 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// What a change source on top of the composite (deployer/gerrit) needs to
+// know about the components' repositories before it hands the composite
+// its refs: which submodules a component's branch follows, where each
+// branch is, and whether a superproject has picked up a merge.
+
+// SubmoduleInfo is one submodule of a component's branch tip.
+type SubmoduleInfo struct {
+	// Path is the submodule's deploy path; Rel is its path in the
+	// component.
+	Path, Rel string
+	// URL is resolved against the component's URL.
+	URL string
+	// Branch is the branch .gitmodules says the submodule tracks, "."
+	// resolved to the component's own branch; "" when .gitmodules names
+	// none (no superproject subscription follows it).
+	Branch string
+	// Link is the commit the tip points it at.
+	Link string
+}
+
+// TipSubmodules fetches the component named name (its name or path) and
+// lists the submodules of its branch tip. A component that does not
+// follow its submodules has none.
+func (c *Composite) TipSubmodules(ctx context.Context, name string) ([]SubmoduleInfo, error) {
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	st, tip, err := c.fetchTip(ctx, name)
+	if err != nil || !st.Submodules {
+		return nil, err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, tip)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: commit %s: %w", tip, err)
+	}
+	subs, err := submodules(c.staging.repo.Storer, co.TreeHash)
+	if err != nil {
+		return nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
+	}
+	branches, err := moduleBranches(c.staging.repo.Storer, co.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	return submoduleInfos(st.Component, subs, branches), nil
+}
+
+// submoduleInfos describes comp's submodules subs, whose .gitmodules
+// branches are branches.
+func submoduleInfos(comp Component, subs []submodule, branches map[string]string) []SubmoduleInfo {
+	var out []SubmoduleInfo
+	for _, sm := range subs {
+		b := branches[sm.Path]
+		if b == "." {
+			b = comp.Branch
+		}
+		out = append(out, SubmoduleInfo{Path: joinPath(comp.Path, sm.Path), Rel: sm.Path, URL: ResolveSubmoduleURL(comp.URL, sm.URL), Branch: b, Link: sm.Link.String()})
+	}
+	return out
+}
+
+// fetchTip fetches component name and returns it and its branch tip. The
+// caller holds the lock.
+func (c *Composite) fetchTip(ctx context.Context, name string) (*state, plumbing.Hash, error) {
+	for _, comp := range c.comps {
+		if comp.name() != name && comp.Path != name {
+			continue
+		}
+		st, err := c.newState(&fetcher{ctx: ctx, done: map[string]error{}}, comp)
+		if err != nil {
+			return nil, plumbing.ZeroHash, err
+		}
+		tip, err := c.tip(st)
+		return st, tip, err
+	}
+	return nil, plumbing.ZeroHash, deployer.Errorf(deployer.ENotFound, "no component is named %s (components: %s)", name, c.names())
+}
+
+// moduleBranches reads the branch of every .gitmodules entry, by path.
+func moduleBranches(s storer.EncodedObjectStorer, tree plumbing.Hash) (map[string]string, error) {
+	out := map[string]string{}
+	e, err := entryAt(s, tree, ".gitmodules")
+	if err != nil || e == nil || !e.Mode.IsFile() {
+		return out, err
+	}
+	blob, err := object.GetBlob(s, e.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(rd, 1<<20))
+	rd.Close()
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	mods := config.NewModules()
+	if err := mods.Unmarshal(data); err != nil {
+		return nil, fmt.Errorf("gitrepo: .gitmodules does not parse: %w", err)
+	}
+	for _, m := range mods.Submodules {
+		out[strings.Trim(path.Clean(m.Path), "/")] = m.Branch
+	}
+	return out, nil
+}
+
+// BranchTip fetches the repository at url (a component's or a
+// submodule's) and returns the tip of branch ("" when it has no such
+// branch).
+func (c *Composite) BranchTip(ctx context.Context, url, branch string) (string, error) {
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	v, err := c.view(absLocalPath(url), "")
+	if err != nil {
+		return "", err
+	}
+	if err := v.fetch(ctx); err != nil {
+		return "", c.fetchProblem(err, "branch "+branch, url)
+	}
+	heads, err := v.upstreamHeads()
+	if err != nil {
+		return "", err
+	}
+	h, ok := heads[branch]
+	if !ok {
+		return "", nil
+	}
+	return h.String(), nil
+}
+
+// PointsAt fetches component name and reports whether its branch tip
+// points the submodule at rel (relative to the component) at commit or
+// at a descendant of it, and what it points at. commit must have been
+// fetched (BranchTip of the submodule's repository).
+func (c *Composite) PointsAt(ctx context.Context, name, rel, commit string) (bool, string, error) {
+	want, err := parseHash(commit)
+	if err != nil {
+		return false, "", err
+	}
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	_, tip, err := c.fetchTip(ctx, name)
+	if err != nil {
+		return false, "", err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, tip)
+	if err != nil {
+		return false, "", fmt.Errorf("gitrepo: commit %s: %w", tip, err)
+	}
+	link, err := gitlinkAt(c.staging.repo.Storer, co.TreeHash, rel)
+	if err != nil || link.IsZero() {
+		return false, "", err
+	}
+	if _, err := object.GetCommit(c.staging.repo.Storer, link); err != nil {
+		return false, link.String(), nil // a commit not fetched yet is not the merge's descendant we fetched
+	}
+	ok, err := reaches(ctx, c.staging.repo.Storer, []plumbing.Hash{link}, want)
+	if errors.Is(err, errTooFar) {
+		err = nil
+	}
+	return ok, link.String(), err
+}
+
+// RemoteSubmodules fetches the tip of comp's branch shallowly into memory
+// (the staging repository is not touched) and lists its submodules, for
+// check-config.
+func RemoteSubmodules(ctx context.Context, comp Component) ([]SubmoduleInfo, error) {
+	st := memory.NewStorage()
+	rem := git.NewRemote(st, &config.RemoteConfig{Name: "check", URLs: []string{absLocalPath(comp.URL)}})
+	ref := plumbing.NewBranchReferenceName(comp.Branch)
+	err := rem.FetchContext(ctx, &git.FetchOptions{Depth: 1, Tags: git.NoTags,
+		RefSpecs: []config.RefSpec{config.RefSpec("+" + ref.String() + ":" + ref.String())}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, err
+	}
+	r, err := st.Reference(ref)
+	if err != nil {
+		return nil, err
+	}
+	co, err := object.GetCommit(st, r.Hash())
+	if err != nil {
+		return nil, err
+	}
+	subs, err := submodules(st, co.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	branches, err := moduleBranches(st, co.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	return submoduleInfos(comp, subs, branches), nil
+}
