@@ -48,10 +48,11 @@ bench: bench-judge bench-composite bench-batch
 	$(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 60m ./deployer/hosts
 
 # The canary judge against scap's rule on the same generated traffic: time
-# to a failing verdict and false failures, printed as a table (README,
-# "Canary judgement"). Simulated seconds, so one run is exact.
+# to a failing verdict and false failures, printed as a table, then the
+# table of policy x effect (README, "Canary judgement"). Simulated
+# seconds, so one run is exact.
 bench-judge:
-	$(GO) test -run '^$$' -bench '^BenchmarkCanaryRules$$' -benchtime 1x ./deployer/judge
+	$(GO) test -run '^$$' -bench '^(BenchmarkCanaryRules|BenchmarkJudgePolicies)$$' -benchtime 1x ./deployer/judge
 
 # A composite deploy tree of 50,000 files (a root repository and one
 # release branch with 20 submodules): a one-file change inside a submodule,

@@ -21,7 +21,7 @@ func (p *pipeline) syncCanaries(ctx context.Context) error {
 	if p.d.WindowStart == nil {
 		// Make the pre-sync baseline at least BaselineMin long.
 		if p.d.Baseline == nil {
-			b, err := p.r.Metrics.Read(ctx, judged)
+			b, err := p.r.Metrics.Read(ctx, append(append([]string{}, judged...), control...))
 			if err != nil {
 				p.log.Warn("reading the canaries' baseline failed", "err", err)
 			} else if err := p.update(func(d *Deployment) { d.Baseline = &b }); err != nil {

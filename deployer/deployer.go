@@ -454,13 +454,13 @@ type Baseline struct {
 }
 
 // Window is what the judge sees: the judged hosts' samples since the sync,
-// the control hosts (not yet synced) over the same time, and the judged
-// hosts' own counters before the sync.
+// the control hosts (not yet synced) over the same time, and the counters
+// of both before the sync.
 type Window struct {
 	Stage    Stage
 	Judged   []string // hosts that received the change
 	Control  []string // hosts still on the old commit
-	Before   *Sample  // pre-sync readings of the judged hosts (may be nil)
+	Before   *Sample  // pre-sync readings of the judged and control hosts (may be nil)
 	Start    Sample   // readings at the start of the window (judged + control)
 	Samples  []Sample // readings since, oldest first
 	Complete bool     // the configured window has fully elapsed

@@ -624,9 +624,11 @@ func (p *pipeline) syncTestservers(ctx context.Context) error {
 		// A batch restaged without its unverified changes (batch.go).
 		return p.toCanaries(StateSyncingTestservers)
 	}
-	// The canaries' counters now are the start of their pre-sync baseline,
-	// which the verification wait gives time to accumulate.
-	base, err := p.r.Metrics.Read(ctx, hostNames(p.r.Fleet[Canaries]))
+	// The canaries' and production's counters now are the start of the
+	// pre-sync baseline, which the verification wait gives time to
+	// accumulate: until their sync, all of them serve the old code.
+	judged, control := p.judged()
+	base, err := p.r.Metrics.Read(ctx, append(judged, control...))
 	if err != nil {
 		p.log.Warn("reading the canaries' baseline failed", "err", err)
 	}

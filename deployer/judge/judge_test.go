@@ -1,6 +1,7 @@
 package judge
 
 import (
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -127,7 +128,7 @@ func TestJudgeScenarios(t *testing.T) {
 			name:   "healthy canaries pass at the end of the window",
 			judged: map[string]load{"mw-canary1": {20, 0.005, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Pass,
-			reason: []string{"no significant increase after 60s", "baseline 0.5% (36/7200: production mw1, mw2, mw3, mw4 during the window (4800 requests) + the canaries before the sync (2400 requests))", "threshold 0.7%"},
+			reason: []string{"no significant increase after 60s", "baseline 0.5% (36/7200: production mw1, mw2, mw3, mw4 during the window (4800 requests) + the canaries before the sync (2400 requests))", "threshold 0.8%"},
 		},
 		{
 			name:   "every request failing fails at the first look",
@@ -139,7 +140,7 @@ func TestJudgeScenarios(t *testing.T) {
 			name:   "30% errors fail within a few looks",
 			judged: map[string]load{"mw-canary1": {20, 0.3, 0}, "mw-canary2": {20, 0.005, 0}},
 			looks:  60, want: deployer.Fail, failBy: 3,
-			reason: []string{"mw-canary1 error rate 30.0% (6/20)", "threshold 0.7%: evidence 2e+06:1 (fails at 100:1)"},
+			reason: []string{"mw-canary1 error rate 30.0% (6/20)", "threshold 0.8%: evidence 1e+06:1 (fails at 100:1)"},
 		},
 		{
 			name:   "5% errors at 20 req/s fail well before the window ends",
@@ -181,7 +182,7 @@ func TestJudgeScenarios(t *testing.T) {
 			judged:  map[string]load{"mw-canary1": {20, 0.03, 0.03}},
 			control: map[string]load{"mw1": {20, 0.03, 0}, "mw2": {20, 0.03, 0}},
 			looks:   60, want: deployer.Pass,
-			reason: []string{"baseline 3.0%", "threshold 3.9%"},
+			reason: []string{"baseline 3.0%", "threshold 4.1%"},
 		},
 		{
 			name:    "a 3% canary against a 0% production fails",
@@ -411,16 +412,27 @@ func TestBaselineFromControlAndBefore(t *testing.T) {
 	if want := "production p1, p2 (2 of 3 read) during the window (3000 requests) + the canaries before the sync (1000 requests)"; b.Source != want {
 		t.Errorf("source %q, want %q", b.Source, want)
 	}
-	// The threshold counts one baseline error more: 13/4000 + 0.2%
-	// (more than 1.3 x 13/4000).
-	if math.Abs(v.Hosts[0].Threshold-(13.0/4000+0.002)) > 1e-12 {
-		t.Errorf("threshold %v, want 13/4000 + 0.2%%", v.Hosts[0].Threshold)
+	// The threshold counts the baseline high, one error and half a
+	// standard deviation more: (13 + sqrt(13)/2)/4000 + 0.2% (more than
+	// 1.3 times that rate).
+	if want := (13+math.Sqrt(13)/2)/4000 + 0.002; math.Abs(v.Hosts[0].Threshold-want) > 1e-12 {
+		t.Errorf("threshold %v, want %v", v.Hosts[0].Threshold, want)
 	}
 	if v.Outcome != deployer.Pass {
 		t.Errorf("got %s: %s", v.Outcome, v.Reason)
 	}
 	if !v.Start.Equal(t0) || !v.End.Equal(t0.Add(time.Minute)) || len(v.Samples) != 3 {
 		t.Errorf("start %v end %v, %d samples stored; want the window's 3", v.Start, v.End, len(v.Samples))
+	}
+
+	// Control hosts read before the sync count from that reading: they
+	// served the old code all along.
+	wb := w
+	wb.Before = &deployer.Sample{Time: w.Before.Time, Hosts: maps.Clone(w.Before.Hosts)}
+	wb.Before.Hosts["p1"] = deployer.Counts{Requests: 4000, Errors: 40}
+	if b := j.Judge(wb).Baseline; b.Requests != 5000 || b.Errors != 22 ||
+		!strings.HasPrefix(b.Source, "production p1, p2 (2 of 3 read) before and during the window (4000 requests)") {
+		t.Errorf("baseline %+v, want 22/5000 with p1 from its reading before the sync", b)
 	}
 
 	// A counter that went down across the sync (the sync restarted the
