@@ -320,3 +320,71 @@ func TestCompositeRevertsInTheChangesProjects(t *testing.T) {
 		}
 	}
 }
+
+// TestCompositeUnexpectedBeforeApproving: with a commit of someone else
+// merged but not deployed in the configuration repository and another in
+// extension Foo (picked up by core's subscription), a request for a config
+// change and a Foo change is refused before anything is approved, listing
+// each commit where it lands with the link to its Gerrit change; core's
+// subscription commit is not listed (only its submodule's commit is). With
+// --include-unexpected the same request ships all of it.
+func TestCompositeUnexpectedBeforeApproving(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	prev := e.baseline()
+	e.g.AddAccount("carol", "Carol Reviewer", "carol@example.org")
+	otherCfg := e.g.UploadTo(cfgProject, "master", "carol", "", map[string]string{"wmf-config/Other.php": "<?php\n"}, "Someone else's config")
+	otherFoo := e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"i18n/en.json": "{}\n"}, "Someone else's Foo")
+	for _, n := range []int{otherCfg, otherFoo} {
+		if err := e.g.Submit(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgN := e.g.UploadTo(cfgProject, "master", "bob", "", map[string]string{"wmf-config/Foo.php": "<?php $wgFoo = true;\n"}, "Enable Foo")
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix")
+	posts := len(e.g.Requests())
+	req := deployer.Request{Refs: []string{strconv.Itoa(cfgN), strconv.Itoa(fooN)}, Requester: "Alice Deployer", Deployment: 7}
+	_, err := e.src.Prepare(context.Background(), req, prev, nil)
+	link := func(n int) string { return e.g.URL + "/q/" + e.changeIDOf(n) }
+	for _, want := range []string{
+		fmt.Sprintf("deploying changes %d, %d would also ship 2 commits that were merged but not deployed: ", cfgN, fooN),
+		fmt.Sprintf("in root: %.10s Someone else's config (Carol Reviewer, %s)", e.g.Revision(otherCfg), link(otherCfg)),
+		fmt.Sprintf("in php-1.46.0-wmf.3/extensions/Foo: %.10s Someone else's Foo (Carol Reviewer, %s)", e.g.Revision(otherFoo), link(otherFoo)),
+		"Nothing was approved. Check with their authors, then repeat with --include-unexpected to ship them too",
+	} {
+		if err == nil || deployer.ErrorCode(err) != deployer.EConflict || !strings.Contains(deployer.ErrorMessage(err), want) {
+			t.Errorf("got %v\nwant it to hold %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(deployer.ErrorMessage(err), "Update git submodules") {
+		t.Errorf("core's subscription commit was listed: %v", err)
+	}
+	for _, r := range e.g.Requests()[posts:] {
+		if strings.HasPrefix(r, "POST") {
+			t.Errorf("the refused request posted %s", r)
+		}
+	}
+	for _, n := range []int{cfgN, fooN} {
+		if e.g.Status(n) != gerrit.StatusNew || e.g.VoteOf(n, e.g.Username, "Code-Review") != 0 {
+			t.Errorf("change %d is %s with Code-Review %d after the refusal", n, e.g.Status(n), e.g.VoteOf(n, e.g.Username, "Code-Review"))
+		}
+	}
+
+	req.IncludeUnexpected = true
+	p, err := e.src.Prepare(context.Background(), req, prev, nil)
+	if err != nil {
+		t.Fatalf("with --include-unexpected: %v", err)
+	}
+	if got := e.composed(p.Upstream, "php-1.46.0-wmf.3/extensions/Foo"); got != e.g.Revision(fooN) {
+		t.Errorf("Foo holds %.10s, want %.10s", got, e.g.Revision(fooN))
+	}
+	shipped := map[string]bool{}
+	for _, c := range p.Changes {
+		shipped[c.Commit] = true
+	}
+	for _, n := range []int{otherCfg, otherFoo, cfgN, fooN} {
+		if !shipped[e.g.Revision(n)] {
+			t.Errorf("change %d's commit %.10s is not among the shipped changes", n, e.g.Revision(n))
+		}
+	}
+}
