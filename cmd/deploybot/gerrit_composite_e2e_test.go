@@ -44,9 +44,16 @@ func newGerritMW(t *testing.T) (*gerrittest.Server, *mwRepos) {
 	return g, r
 }
 
+// gcOpt adds to newGerritCWorld's configuration: YAML appended to the
+// file, and the runner's clock (nil: real time).
+type gcOpt struct {
+	yaml string
+	now  func() time.Time
+}
+
 // newGerritCWorld runs the bot through Main with source.type gerrit over
 // the fake's projects as source.components.
-func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout string) *cworld {
+func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout string, opts ...gcOpt) *cworld {
 	t.Helper()
 	w := &cworld{t: t, r: r, dir: t.TempDir(), out: &testparts.Buffer{}, tap: NewTap()}
 	var stages strings.Builder
@@ -98,12 +105,20 @@ chat:
 log: {level: debug, format: text, file: %[1]s/deploybot.log}
 web: {listen: "off"}
 `, w.dir, stages.String(), g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF)
+	for _, o := range opts {
+		cfg += o.yaml
+	}
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	w.open()
 	if _, ok := w.m.Runner.Source.(*gerrit.Composite); !ok {
 		t.Fatalf("the runner's source is %T, want *gerrit.Composite", w.m.Runner.Source)
+	}
+	for _, o := range opts {
+		if o.now != nil {
+			w.m.Runner.Now = o.now
+		}
 	}
 	if err := w.m.Provision(context.Background()); err != nil {
 		t.Fatal(err)
@@ -305,5 +320,80 @@ func TestCheckConfigGerritComponents(t *testing.T) {
 				t.Errorf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out.String(), errOut.String())
 			}
 		})
+	}
+}
+
+// TestGerritCompositeWindowThroughMain: with backport windows, !add takes
+// a core commit as component:ref (a deployer adds it) and a change of
+// extension Foo (its owner adds it; the list shows its subject, owner and
+// where it lands); a change of a project nobody deploys is refused at
+// !add; !window go deploys both in the list's order, each through every
+// stage, the hosts compared file by file.
+func TestGerritCompositeWindowThroughMain(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	clock := &testClock{}
+	day := time.Now().UTC().AddDate(0, 0, 1)
+	at := func(h, m int) time.Time { return time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, time.UTC) }
+	clock.set(at(12, 50))
+	w := newGerritCWorld(t, g, r, "20s", gcOpt{now: clock.Now, yaml: `windows:
+  timezone: UTC
+  weekly:
+    - {days: [mon, tue, wed, thu, fri, sat, sun], at: ["13:00"], duration: 60m, name: the backport window}
+`})
+	g.AddProject("mediawiki/extensions/Bar", gcWMF, map[string]string{"Bar.php": "bar\n"})
+	bar := g.UploadTo("mediawiki/extensions/Bar", gcWMF, "bob", "", map[string]string{"Bar.php": "bar 2\n"}, "Bar: fix")
+	fooN := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"i18n/en.json": "{\"foo\":\"hi\"}\n"}, "Foo: new message")
+	old := gcTree(r) // what the hosts serve: the baseline
+	coreC := g.Push(gcCore, gcWMF, map[string]string{"includes/Setup.php": "<?php // pushed\n"}, "core: pushed fix", "bob")
+
+	w.say("alice", "!add "+gcDir+":"+coreC[:10])
+	w.say("bob", "!add "+strconv.Itoa(fooN))
+	w.say("bob", "!add "+strconv.Itoa(bar))
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || len(v.Items) != 2 {
+		t.Fatalf("window %+v (%v): want two items", v, err)
+	}
+	core, foo := v.Items[0], v.Items[1]
+	if foo.Change.ID != strconv.Itoa(fooN) || foo.Change.Subject != "Foo: new message" || foo.Change.Owner != "bob" ||
+		foo.Change.Component != gcDir+"/extensions/Foo" || foo.Submitter != "Bob Submitter" {
+		t.Errorf("Foo's item: %+v", foo)
+	}
+	if core.Change.ID != gcDir+":"+coreC || core.Change.Subject != "core: pushed fix" || core.Change.Component != gcDir {
+		t.Errorf("core's item: %+v", core)
+	}
+	if want := fmt.Sprintf("change %d (Bar: fix) is for mediawiki/extensions/Bar branch %s, which I do not deploy", bar, gcWMF); !strings.Contains(w.out.String(), want) {
+		t.Errorf("the channel was not told %q", want)
+	}
+	if want := fmt.Sprintf("added %d (Foo: new message) to the window", fooN); !strings.Contains(w.out.String(), want) {
+		t.Errorf("the channel was not told %q", want)
+	}
+
+	clock.set(at(13, 0).Add(time.Second))
+	base := w.head()
+	w.say("alice", "!window go")
+	for id := int64(1); id <= 2; id++ {
+		w.wait(id, deployer.NoticeVerify, deployer.NoticeFailed, deployer.NoticeCancelled)
+		d := w.get(id)
+		if d.State != deployer.StateAwaitingVerification {
+			t.Fatalf("#%d is %s: %s", id, d.State, d.Reason)
+		}
+		new := gcTree(r) // #1: core at the pushed commit; #2: Foo's change merged and picked up
+		w.check(fmt.Sprintf("#%d awaiting verification", id),
+			map[deployer.Stage]string{deployer.Testservers: d.Commit, deployer.Canaries: base, deployer.Production: base},
+			map[deployer.Stage]map[string]string{deployer.Testservers: new, deployer.Canaries: old, deployer.Production: old})
+		w.say("bob", "verified")
+		w.wait(id, deployer.NoticeDone, deployer.NoticeRolledBack, deployer.NoticeFailed)
+		if d = w.get(id); d.State != deployer.StateDone {
+			t.Fatalf("#%d ended %s: %s", id, d.State, d.Reason)
+		}
+		w.check(fmt.Sprintf("#%d done", id), every(d.Commit), every(new))
+		old, base = new, d.Commit
+	}
+	if got := w.get(1).Refs; len(got) != 1 || got[0] != gcDir+":"+coreC {
+		t.Errorf("#1 deployed %v, want core's commit", got)
+	}
+	if got := w.get(2).Refs; len(got) != 1 || got[0] != strconv.Itoa(fooN) {
+		t.Errorf("#2 deployed %v, want Foo's change", got)
 	}
 }

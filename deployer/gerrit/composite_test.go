@@ -388,3 +388,69 @@ func TestCompositeUnexpectedBeforeApproving(t *testing.T) {
 		}
 	}
 }
+
+// TestCompositeDescribe: what `!add` learns of a ref before anything is
+// deployed: a change of any configured project and branch, placed where
+// it lands; a component:ref from git; and the refusals !backport would
+// make, before anything is posted.
+func TestCompositeDescribe(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	e.g.AddProject("mediawiki/extensions/Bar", wmf, map[string]string{"Bar.php": "bar\n"})
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix the hook", "Bug: T200")
+	cfgN := e.g.UploadTo(cfgProject, "master", "bob", "", map[string]string{"x": "1\n"}, "Config: x")
+	bar := e.g.UploadTo("mediawiki/extensions/Bar", wmf, "bob", "", map[string]string{"Bar.php": "bar 2\n"}, "Bar: fix")
+	gone := e.g.UploadTo(coreProject, wmf, "bob", "", map[string]string{"y": "1\n"}, "Core: y")
+	e.g.Abandon(gone)
+	posts := len(e.g.Requests())
+
+	for _, tc := range []struct {
+		ref       string
+		n         int
+		component string
+		project   string
+	}{
+		{strconv.Itoa(fooN), fooN, "php-1.46.0-wmf.3/extensions/Foo", fooProject},
+		{fmt.Sprintf("%s/c/%s/+/%d", e.g.URL, cfgProject, cfgN), cfgN, "", cfgProject},
+	} {
+		c, err := e.src.Describe(tc.ref)
+		if err != nil {
+			t.Fatalf("Describe(%s): %v", tc.ref, err)
+		}
+		want := deployer.Change{ID: strconv.Itoa(tc.n), Owner: "bob", Author: "Bob Submitter", AuthorEmail: "bob@example.org",
+			URL: fmt.Sprintf("%s/c/%s/+/%d", e.g.URL, tc.project, tc.n), Component: tc.component}
+		got := c
+		got.Subject, got.Bugs = "", nil
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Describe(%s) = %+v\nwant %+v", tc.ref, got, want)
+		}
+	}
+	if c, _ := e.src.Describe(strconv.Itoa(fooN)); c.Subject != "Foo: fix the hook" || strings.Join(c.Bugs, ",") != "T200" {
+		t.Errorf("Describe(%d): subject %q, bugs %v", fooN, c.Subject, c.Bugs)
+	}
+
+	tip := e.g.TipOf(coreProject, wmf)
+	c, err := e.src.Describe("php-1.46.0-wmf.3:" + tip[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != "php-1.46.0-wmf.3:"+tip || c.Commit != tip || c.Component != "php-1.46.0-wmf.3" || c.Subject == "" {
+		t.Errorf("Describe(core:%.10s) = %+v", tip, c)
+	}
+
+	for ref, want := range map[string]string{
+		strconv.Itoa(bar):  fmt.Sprintf("change %d (Bar: fix) is for mediawiki/extensions/Bar branch %s, which I do not deploy", bar, wmf),
+		strconv.Itoa(gone): fmt.Sprintf("change %d (Core: y) is abandoned; restore it first", gone),
+		"999999":           "change 999999 was not found on ",
+		"nosuch:abc1234":   "nosuch is neither a component nor a submodule",
+	} {
+		if _, err := e.src.Describe(ref); err == nil || !strings.Contains(deployer.ErrorMessage(err), want) {
+			t.Errorf("Describe(%s): %v, want %q", ref, err, want)
+		}
+	}
+	for _, r := range e.g.Requests()[posts:] {
+		if !strings.HasPrefix(r, "GET") {
+			t.Errorf("Describe made %s", r)
+		}
+	}
+}

@@ -422,3 +422,40 @@ func (c *Composite) between(ctx context.Context, where string, heads []plumbing.
 	}
 	return &u, nil
 }
+
+// DescribeRef describes what a component:ref names (as Prepare takes
+// it), after fetching, for a window's list: the commit, placed in its
+// component or submodule (Change.Component), with the ref
+// component:<full commit id> as its ID.
+func (c *Composite) DescribeRef(ctx context.Context, ref string) (deployer.Change, error) {
+	r, err := parseCRef(ref)
+	if err != nil {
+		return deployer.Change{}, err
+	}
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	f := &fetcher{ctx: ctx, done: map[string]error{}}
+	var states []*state
+	for _, comp := range c.comps {
+		st, err := c.newState(f, comp)
+		if err != nil {
+			return deployer.Change{}, err
+		}
+		states = append(states, st)
+	}
+	if err := c.place(ctx, f, states, &r); err != nil {
+		return deployer.Change{}, err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, r.hash)
+	if err != nil {
+		return deployer.Change{}, fmt.Errorf("gitrepo: commit %s: %w", r.hash, err)
+	}
+	ch := change(co)
+	// The window deploys an item by its ID: the component:commit ref.
+	ch.ID = r.where + ":" + r.hash.String()
+	ch.Component = states[r.comp].Path
+	if r.sub != "" {
+		ch.Component = joinPath(ch.Component, r.sub)
+	}
+	return ch, nil
+}
