@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +69,7 @@ func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout str
 			if err := os.MkdirAll(filepath.Join(w.dir, "hosts", n), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			srv := httptest.NewServer(healthy())
+			srv := httptest.NewServer(servingHealth(filepath.Join(w.dir, "hosts", n)))
 			t.Cleanup(srv.Close)
 			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, filepath.Join(w.dir, "hosts", n), srv.URL)
 		}
@@ -131,6 +134,44 @@ web: {listen: "off"}
 		}
 	})
 	return w
+}
+
+// gcBroken is what a file holds in a change that breaks the site: a host
+// serving a tree with it answers 60% of its requests with errors.
+const gcBroken = "FATAL: every request fails"
+
+// servingHealth answers /metrics for the host at root with counters that
+// grow on every scrape, as traffic on the tree it serves would make them:
+// 0.5% errors, or 60% while its current tree holds a file with gcBroken.
+func servingHealth(root string) http.Handler {
+	var scrapes, errs atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := scrapes.Add(1)
+		switch {
+		case treeHolds(filepath.Join(root, "current"), gcBroken):
+			errs.Add(60)
+		case n%2 == 0:
+			errs.Add(1)
+		}
+		req, e := scrapes.Load()*100, errs.Load()
+		fmt.Fprintf(w, "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} %d\nhttp_requests_total{code=\"500\"} %d\n", req-e, e)
+	})
+}
+
+// treeHolds reports whether a file under dir (followed if a symlink)
+// contains s.
+func treeHolds(dir, s string) bool {
+	found := false
+	_ = filepath.WalkDir(dir+"/", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found || d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), s) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // gcTree is git's own composition of the fake's branches now.
@@ -396,4 +437,59 @@ func TestGerritCompositeWindowThroughMain(t *testing.T) {
 	if got := w.get(2).Refs; len(got) != 1 || got[0] != strconv.Itoa(fooN) {
 		t.Errorf("#2 deployed %v, want Foo's change", got)
 	}
+}
+
+// TestGerritCompositeBadExtensionChangeThroughMain: a change of extension
+// Foo that breaks the site passes the testservers and is caught on the
+// canaries: it is rolled back (every host serves the tree from before),
+// the deployment blames it, its revert is opened in Foo's project and
+// branch (not core's, whose subscription commit carried it), and asking
+// for it again is refused with the revert's link.
+func TestGerritCompositeBadExtensionChangeThroughMain(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	w := newGerritCWorld(t, g, r, "20s")
+	old := gcTree(r)
+	base := w.head()
+	bad := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"Foo.php": "<?php // " + gcBroken + "\n"}, "Foo: rewrite the hook")
+	w.say("alice", "!backport "+strconv.Itoa(bad))
+	w.wait(1, deployer.NoticeVerify, deployer.NoticeFailed, deployer.NoticeCancelled)
+	merged := g.TipOf(gcFoo, gcWMF)
+	w.say("bob", "verified")
+	w.wait(1, deployer.NoticeRolledBack, deployer.NoticeDone, deployer.NoticeFailed)
+	d := w.get(1)
+	if d.State != deployer.StateRolledBack || !d.Blame || !strings.Contains(d.Reason, "canaries") {
+		t.Fatalf("#1 ended %s (blame %v): %s; want rolled back, blamed, by the canaries", d.State, d.Blame, d.Reason)
+	}
+	w.check("#1 rolled back", every(base), every(old))
+
+	reverts := g.RevertsOf(bad)
+	if len(reverts) != 1 {
+		t.Fatalf("reverts of change %d: %v, want one", bad, reverts)
+	}
+	rv := reverts[0]
+	if project, branch := g.Where(rv); project != gcFoo || branch != gcWMF {
+		t.Errorf("the revert %d was opened in %s %s, want %s %s", rv, project, branch, gcFoo, gcWMF)
+	}
+	if msg := g.CommitMessage(rv); !strings.Contains(msg, "This reverts commit "+merged) {
+		t.Errorf("the revert does not revert Foo's merged commit %.10s:\n%s", merged, msg)
+	}
+	revertLink := fmt.Sprintf("%s/c/%s/+/%d", g.URL, gcFoo, rv)
+	if !strings.Contains(w.out.String(), revertLink) {
+		t.Errorf("the channel was not given the revert's link %s", revertLink)
+	}
+
+	// Blocked: asking for it again is refused, naming the revert.
+	posts := len(g.Requests())
+	w.say("alice", "!backport "+strconv.Itoa(bad))
+	w.wait(2, deployer.NoticeFailed, deployer.NoticeVerify, deployer.NoticeCancelled)
+	if d2 := w.get(2); d2.State != deployer.StateFailed || !strings.Contains(d2.Reason, revertLink) {
+		t.Errorf("#2 (the bad change again) is %s: %q, want failed naming %s", d2.State, d2.Reason, revertLink)
+	}
+	for _, req := range g.Requests()[posts:] {
+		if strings.HasPrefix(req, "POST") {
+			t.Errorf("the refused request posted to Gerrit: %s", req)
+		}
+	}
+	w.check("#2 refused", every(base), every(old))
 }
