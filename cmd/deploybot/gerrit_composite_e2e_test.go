@@ -326,8 +326,9 @@ func TestGerritCompositeSubscriptionNeverThroughMain(t *testing.T) {
 
 // TestCheckConfigGerritComponents runs check-config on a Gerrit composite
 // source over the fake's projects: valid as is; a followed submodule
-// whose URL is no project of the Gerrit is reported at its component's
-// line; a component without a project is refused offline.
+// whose URL is no project of the Gerrit, or whose .gitmodules entry names
+// no branch, is reported at its component's line; a component without a
+// project is refused offline.
 func TestCheckConfigGerritComponents(t *testing.T) {
 	t.Parallel()
 	g, r := newGerritMW(t)
@@ -339,6 +340,10 @@ func TestCheckConfigGerritComponents(t *testing.T) {
 	// the Gerrit's projects.
 	moved := filepath.Join(t.TempDir(), "elsewhere", "core.git")
 	r.git(dir, "clone", "-q", "--bare", r.core, moved)
+	// A branch of core whose .gitmodules names no branch for Foo: no
+	// subscription follows it.
+	g.CreateBranch(gcCore, gcWMF, "wmf/nobranch")
+	g.Push(gcCore, "wmf/nobranch", map[string]string{".gitmodules": "[submodule \"extensions/Foo\"]\n\tpath = extensions/Foo\n\turl = ../extensions/Foo.git\n"}, "Foo: follow no branch", "carol")
 	for _, tc := range []struct {
 		name, comps string
 		code        int
@@ -347,6 +352,8 @@ func TestCheckConfigGerritComponents(t *testing.T) {
 		{"mediawiki shape", root + core, 0, "source gerrit, 2 component(s), every remote answered"},
 		{"submodule of no project", root + fmt.Sprintf("    - {path: %s, project: %s, url: %s, branch: %s, submodules: true}\n", gcDir, gcCore, moved, gcWMF), 1,
 			"line 9: source.components: component " + gcDir + ": submodule extensions/Foo comes from " + filepath.Join(filepath.Dir(moved), "extensions", "Foo.git") + ", which is no project of " + g.URL},
+		{"submodule without a branch", root + fmt.Sprintf("    - {path: %s, project: %s, url: %s, branch: wmf/nobranch, submodules: true}\n", gcDir, gcCore, r.core), 1,
+			"line 9: source.components: component " + gcDir + ": submodule extensions/Foo names no branch in .gitmodules, so no superproject subscription follows it and I refuse its Gerrit changes; add \"branch = .\" (or the branch it tracks) to its entry in .gitmodules of wmf/nobranch, or configure a component at " + gcDir + "/extensions/Foo"},
 		{"no project", root + fmt.Sprintf("    - {path: %s, url: %s, branch: %s}\n", gcDir, r.core, gcWMF), 1,
 			"line 9: source.components: component \"" + gcDir + "\": project is required with source.type gerrit"},
 	} {
