@@ -454,3 +454,37 @@ func TestCompositeDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestCompositeUnexpectedNamedAlongside: a merged commit of Foo named as
+// component:ref next to an open Foo change is asked for, not unexpected:
+// the request passes the check before approving and ships both.
+func TestCompositeUnexpectedNamedAlongside(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	prev := e.baseline()
+	other := e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"i18n/en.json": "{}\n"}, "Someone else's Foo")
+	if err := e.g.Submit(other); err != nil {
+		t.Fatal(err)
+	}
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix")
+	p, err := e.prepare(prev, "php-1.46.0-wmf.3/extensions/Foo:"+e.g.Revision(other)[:10], strconv.Itoa(fooN))
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if got := e.composed(p.Upstream, "php-1.46.0-wmf.3/extensions/Foo"); got != e.g.Revision(fooN) {
+		t.Errorf("Foo holds %.10s, want %.10s", got, e.g.Revision(fooN))
+	}
+	// Without the ref, the same request is refused before approving.
+	other2 := e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"i18n/de.json": "{}\n"}, "Another of Foo")
+	if err := e.g.Submit(other2); err != nil {
+		t.Fatal(err)
+	}
+	fix := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 3\n"}, "Foo: fix again")
+	_, err = e.prepare(p.Upstream, strconv.Itoa(fix))
+	if want := fmt.Sprintf("in php-1.46.0-wmf.3/extensions/Foo: %.10s Another of Foo", e.g.Revision(other2)); err == nil || !strings.Contains(deployer.ErrorMessage(err), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if e.g.Status(fix) != gerrit.StatusNew {
+		t.Errorf("change %d is %s after the refusal", fix, e.g.Status(fix))
+	}
+}
