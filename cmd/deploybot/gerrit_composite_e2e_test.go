@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,9 +47,16 @@ func newGerritMW(t *testing.T) (*gerrittest.Server, *mwRepos) {
 	return g, r
 }
 
+// gcOpt adds to newGerritCWorld's configuration: YAML appended to the
+// file, and the runner's clock (nil: real time).
+type gcOpt struct {
+	yaml string
+	now  func() time.Time
+}
+
 // newGerritCWorld runs the bot through Main with source.type gerrit over
 // the fake's projects as source.components.
-func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout string) *cworld {
+func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout string, opts ...gcOpt) *cworld {
 	t.Helper()
 	w := &cworld{t: t, r: r, dir: t.TempDir(), out: &testparts.Buffer{}, tap: NewTap()}
 	var stages strings.Builder
@@ -59,7 +69,7 @@ func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout str
 			if err := os.MkdirAll(filepath.Join(w.dir, "hosts", n), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			srv := httptest.NewServer(healthy())
+			srv := httptest.NewServer(servingHealth(filepath.Join(w.dir, "hosts", n)))
 			t.Cleanup(srv.Close)
 			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, filepath.Join(w.dir, "hosts", n), srv.URL)
 		}
@@ -98,12 +108,20 @@ chat:
 log: {level: debug, format: text, file: %[1]s/deploybot.log}
 web: {listen: "off"}
 `, w.dir, stages.String(), g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF)
+	for _, o := range opts {
+		cfg += o.yaml
+	}
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	w.open()
 	if _, ok := w.m.Runner.Source.(*gerrit.Composite); !ok {
 		t.Fatalf("the runner's source is %T, want *gerrit.Composite", w.m.Runner.Source)
+	}
+	for _, o := range opts {
+		if o.now != nil {
+			w.m.Runner.Now = o.now
+		}
 	}
 	if err := w.m.Provision(context.Background()); err != nil {
 		t.Fatal(err)
@@ -116,6 +134,44 @@ web: {listen: "off"}
 		}
 	})
 	return w
+}
+
+// gcBroken is what a file holds in a change that breaks the site: a host
+// serving a tree with it answers 60% of its requests with errors.
+const gcBroken = "FATAL: every request fails"
+
+// servingHealth answers /metrics for the host at root with counters that
+// grow on every scrape, as traffic on the tree it serves would make them:
+// 0.5% errors, or 60% while its current tree holds a file with gcBroken.
+func servingHealth(root string) http.Handler {
+	var scrapes, errs atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := scrapes.Add(1)
+		switch {
+		case treeHolds(filepath.Join(root, "current"), gcBroken):
+			errs.Add(60)
+		case n%2 == 0:
+			errs.Add(1)
+		}
+		req, e := scrapes.Load()*100, errs.Load()
+		fmt.Fprintf(w, "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} %d\nhttp_requests_total{code=\"500\"} %d\n", req-e, e)
+	})
+}
+
+// treeHolds reports whether a file under dir (followed if a symlink)
+// contains s.
+func treeHolds(dir, s string) bool {
+	found := false
+	_ = filepath.WalkDir(dir+"/", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found || d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), s) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // gcTree is git's own composition of the fake's branches now.
@@ -270,8 +326,9 @@ func TestGerritCompositeSubscriptionNeverThroughMain(t *testing.T) {
 
 // TestCheckConfigGerritComponents runs check-config on a Gerrit composite
 // source over the fake's projects: valid as is; a followed submodule
-// whose URL is no project of the Gerrit is reported at its component's
-// line; a component without a project is refused offline.
+// whose URL is no project of the Gerrit, or whose .gitmodules entry names
+// no branch, is reported at its component's line; a component without a
+// project is refused offline.
 func TestCheckConfigGerritComponents(t *testing.T) {
 	t.Parallel()
 	g, r := newGerritMW(t)
@@ -283,6 +340,10 @@ func TestCheckConfigGerritComponents(t *testing.T) {
 	// the Gerrit's projects.
 	moved := filepath.Join(t.TempDir(), "elsewhere", "core.git")
 	r.git(dir, "clone", "-q", "--bare", r.core, moved)
+	// A branch of core whose .gitmodules names no branch for Foo: no
+	// subscription follows it.
+	g.CreateBranch(gcCore, gcWMF, "wmf/nobranch")
+	g.Push(gcCore, "wmf/nobranch", map[string]string{".gitmodules": "[submodule \"extensions/Foo\"]\n\tpath = extensions/Foo\n\turl = ../extensions/Foo.git\n"}, "Foo: follow no branch", "carol")
 	for _, tc := range []struct {
 		name, comps string
 		code        int
@@ -291,6 +352,8 @@ func TestCheckConfigGerritComponents(t *testing.T) {
 		{"mediawiki shape", root + core, 0, "source gerrit, 2 component(s), every remote answered"},
 		{"submodule of no project", root + fmt.Sprintf("    - {path: %s, project: %s, url: %s, branch: %s, submodules: true}\n", gcDir, gcCore, moved, gcWMF), 1,
 			"line 9: source.components: component " + gcDir + ": submodule extensions/Foo comes from " + filepath.Join(filepath.Dir(moved), "extensions", "Foo.git") + ", which is no project of " + g.URL},
+		{"submodule without a branch", root + fmt.Sprintf("    - {path: %s, project: %s, url: %s, branch: wmf/nobranch, submodules: true}\n", gcDir, gcCore, r.core), 1,
+			"line 9: source.components: component " + gcDir + ": submodule extensions/Foo names no branch in .gitmodules, so no superproject subscription follows it and I refuse its Gerrit changes; add \"branch = .\" (or the branch it tracks) to its entry in .gitmodules of wmf/nobranch, or configure a component at " + gcDir + "/extensions/Foo"},
 		{"no project", root + fmt.Sprintf("    - {path: %s, url: %s, branch: %s}\n", gcDir, r.core, gcWMF), 1,
 			"line 9: source.components: component \"" + gcDir + "\": project is required with source.type gerrit"},
 	} {
@@ -306,4 +369,134 @@ func TestCheckConfigGerritComponents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGerritCompositeWindowThroughMain: with backport windows, !add takes
+// a core commit as component:ref (a deployer adds it) and a change of
+// extension Foo (its owner adds it; the list shows its subject, owner and
+// where it lands); a change of a project nobody deploys is refused at
+// !add; !window go deploys both in the list's order, each through every
+// stage, the hosts compared file by file.
+func TestGerritCompositeWindowThroughMain(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	clock := &testClock{}
+	day := time.Now().UTC().AddDate(0, 0, 1)
+	at := func(h, m int) time.Time { return time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, time.UTC) }
+	clock.set(at(12, 50))
+	w := newGerritCWorld(t, g, r, "20s", gcOpt{now: clock.Now, yaml: `windows:
+  timezone: UTC
+  weekly:
+    - {days: [mon, tue, wed, thu, fri, sat, sun], at: ["13:00"], duration: 60m, name: the backport window}
+`})
+	g.AddProject("mediawiki/extensions/Bar", gcWMF, map[string]string{"Bar.php": "bar\n"})
+	bar := g.UploadTo("mediawiki/extensions/Bar", gcWMF, "bob", "", map[string]string{"Bar.php": "bar 2\n"}, "Bar: fix")
+	fooN := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"i18n/en.json": "{\"foo\":\"hi\"}\n"}, "Foo: new message")
+	old := gcTree(r) // what the hosts serve: the baseline
+	coreC := g.Push(gcCore, gcWMF, map[string]string{"includes/Setup.php": "<?php // pushed\n"}, "core: pushed fix", "bob")
+
+	w.say("alice", "!add "+gcDir+":"+coreC[:10])
+	w.say("bob", "!add "+strconv.Itoa(fooN))
+	w.say("bob", "!add "+strconv.Itoa(bar))
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || len(v.Items) != 2 {
+		t.Fatalf("window %+v (%v): want two items", v, err)
+	}
+	core, foo := v.Items[0], v.Items[1]
+	if foo.Change.ID != strconv.Itoa(fooN) || foo.Change.Subject != "Foo: new message" || foo.Change.Owner != "bob" ||
+		foo.Change.Component != gcDir+"/extensions/Foo" || foo.Submitter != "Bob Submitter" {
+		t.Errorf("Foo's item: %+v", foo)
+	}
+	if core.Change.ID != gcDir+":"+coreC || core.Change.Subject != "core: pushed fix" || core.Change.Component != gcDir {
+		t.Errorf("core's item: %+v", core)
+	}
+	if want := fmt.Sprintf("change %d (Bar: fix) is for mediawiki/extensions/Bar branch %s, which I do not deploy", bar, gcWMF); !strings.Contains(w.out.String(), want) {
+		t.Errorf("the channel was not told %q", want)
+	}
+	if want := fmt.Sprintf("added %d (Foo: new message) to the window", fooN); !strings.Contains(w.out.String(), want) {
+		t.Errorf("the channel was not told %q", want)
+	}
+
+	clock.set(at(13, 0).Add(time.Second))
+	base := w.head()
+	w.say("alice", "!window go")
+	for id := int64(1); id <= 2; id++ {
+		w.wait(id, deployer.NoticeVerify, deployer.NoticeFailed, deployer.NoticeCancelled)
+		d := w.get(id)
+		if d.State != deployer.StateAwaitingVerification {
+			t.Fatalf("#%d is %s: %s", id, d.State, d.Reason)
+		}
+		new := gcTree(r) // #1: core at the pushed commit; #2: Foo's change merged and picked up
+		w.check(fmt.Sprintf("#%d awaiting verification", id),
+			map[deployer.Stage]string{deployer.Testservers: d.Commit, deployer.Canaries: base, deployer.Production: base},
+			map[deployer.Stage]map[string]string{deployer.Testservers: new, deployer.Canaries: old, deployer.Production: old})
+		w.say("bob", "verified")
+		w.wait(id, deployer.NoticeDone, deployer.NoticeRolledBack, deployer.NoticeFailed)
+		if d = w.get(id); d.State != deployer.StateDone {
+			t.Fatalf("#%d ended %s: %s", id, d.State, d.Reason)
+		}
+		w.check(fmt.Sprintf("#%d done", id), every(d.Commit), every(new))
+		old, base = new, d.Commit
+	}
+	if got := w.get(1).Refs; len(got) != 1 || got[0] != gcDir+":"+coreC {
+		t.Errorf("#1 deployed %v, want core's commit", got)
+	}
+	if got := w.get(2).Refs; len(got) != 1 || got[0] != strconv.Itoa(fooN) {
+		t.Errorf("#2 deployed %v, want Foo's change", got)
+	}
+}
+
+// TestGerritCompositeBadExtensionChangeThroughMain: a change of extension
+// Foo that breaks the site passes the testservers and is caught on the
+// canaries: it is rolled back (every host serves the tree from before),
+// the deployment blames it, its revert is opened in Foo's project and
+// branch (not core's, whose subscription commit carried it), and asking
+// for it again is refused with the revert's link.
+func TestGerritCompositeBadExtensionChangeThroughMain(t *testing.T) {
+	t.Parallel()
+	g, r := newGerritMW(t)
+	w := newGerritCWorld(t, g, r, "20s")
+	old := gcTree(r)
+	base := w.head()
+	bad := g.UploadTo(gcFoo, gcWMF, "bob", "", map[string]string{"Foo.php": "<?php // " + gcBroken + "\n"}, "Foo: rewrite the hook")
+	w.say("alice", "!backport "+strconv.Itoa(bad))
+	w.wait(1, deployer.NoticeVerify, deployer.NoticeFailed, deployer.NoticeCancelled)
+	merged := g.TipOf(gcFoo, gcWMF)
+	w.say("bob", "verified")
+	w.wait(1, deployer.NoticeRolledBack, deployer.NoticeDone, deployer.NoticeFailed)
+	d := w.get(1)
+	if d.State != deployer.StateRolledBack || !d.Blame || !strings.Contains(d.Reason, "canaries") {
+		t.Fatalf("#1 ended %s (blame %v): %s; want rolled back, blamed, by the canaries", d.State, d.Blame, d.Reason)
+	}
+	w.check("#1 rolled back", every(base), every(old))
+
+	reverts := g.RevertsOf(bad)
+	if len(reverts) != 1 {
+		t.Fatalf("reverts of change %d: %v, want one", bad, reverts)
+	}
+	rv := reverts[0]
+	if project, branch := g.Where(rv); project != gcFoo || branch != gcWMF {
+		t.Errorf("the revert %d was opened in %s %s, want %s %s", rv, project, branch, gcFoo, gcWMF)
+	}
+	if msg := g.CommitMessage(rv); !strings.Contains(msg, "This reverts commit "+merged) {
+		t.Errorf("the revert does not revert Foo's merged commit %.10s:\n%s", merged, msg)
+	}
+	revertLink := fmt.Sprintf("%s/c/%s/+/%d", g.URL, gcFoo, rv)
+	if !strings.Contains(w.out.String(), revertLink) {
+		t.Errorf("the channel was not given the revert's link %s", revertLink)
+	}
+
+	// Blocked: asking for it again is refused, naming the revert.
+	posts := len(g.Requests())
+	w.say("alice", "!backport "+strconv.Itoa(bad))
+	w.wait(2, deployer.NoticeFailed, deployer.NoticeVerify, deployer.NoticeCancelled)
+	if d2 := w.get(2); d2.State != deployer.StateFailed || !strings.Contains(d2.Reason, revertLink) {
+		t.Errorf("#2 (the bad change again) is %s: %q, want failed naming %s", d2.State, d2.Reason, revertLink)
+	}
+	for _, req := range g.Requests()[posts:] {
+		if strings.HasPrefix(req, "POST") {
+			t.Errorf("the refused request posted to Gerrit: %s", req)
+		}
+	}
+	w.check("#2 refused", every(base), every(old))
 }

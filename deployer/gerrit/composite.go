@@ -199,9 +199,10 @@ func describeTable(tbl map[branchKey][]target) string {
 
 // CheckSubmoduleProjects is check-config's online check of a composite
 // Gerrit source: every submodule a component follows (and no component
-// replaces) must come from a project of the Gerrit at site, or its
-// changes could not be backported. It returns the problems by component
-// index.
+// replaces) must come from a project of the Gerrit at site, and name the
+// branch it tracks in .gitmodules (the superproject subscription follows
+// only such submodules), or its changes could not be backported. It
+// returns the problems by component index.
 func CheckSubmoduleProjects(ctx context.Context, site string, comps []Component) map[int][]string {
 	out := map[int][]string{}
 	at := map[string]bool{}
@@ -218,11 +219,15 @@ func CheckSubmoduleProjects(ctx context.Context, site string, comps []Component)
 			continue
 		}
 		for _, sm := range subs {
-			if at[sm.Path] || projectOf(strings.TrimSuffix(site, "/"), comps, sm.URL) != "" {
-				continue
+			switch {
+			case at[sm.Path]:
+			case projectOf(strings.TrimSuffix(site, "/"), comps, sm.URL) == "":
+				out[i] = append(out[i], fmt.Sprintf("component %s: submodule %s comes from %s, which is no project of %s, so its changes cannot be backported; fix its URL in .gitmodules or configure a component at %s",
+					c.name(), sm.Rel, sm.URL, site, sm.Path))
+			case sm.Branch == "":
+				out[i] = append(out[i], fmt.Sprintf("component %s: submodule %s names no branch in .gitmodules, so no superproject subscription follows it and I refuse its Gerrit changes; add \"branch = .\" (or the branch it tracks) to its entry in .gitmodules of %s, or configure a component at %s",
+					c.name(), sm.Rel, c.Branch, sm.Path))
 			}
-			out[i] = append(out[i], fmt.Sprintf("component %s: submodule %s comes from %s, which is no project of %s, so its changes cannot be backported; fix its URL in .gitmodules or configure a component at %s",
-				c.name(), sm.Rel, sm.URL, site, sm.Path))
 		}
 	}
 	return out

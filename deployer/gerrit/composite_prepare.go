@@ -16,12 +16,15 @@ import (
 //  1. every change is looked up and checked (Source's rules, with the
 //     composite's projects and branches as the scope), and ordered by
 //     Depends-On and relation chains across projects;
-//  2. open changes are approved and merged (Source's wait);
-//  3. each change's merged commit is found in its repository;
-//  4. a change merged into a submodule's project waits, under the same
+//  2. unless the request includes them, commits merged but not deployed
+//     in the components and followed submodules the changes land in are
+//     refused before anything is approved (checkUnexpected);
+//  3. open changes are approved and merged (Source's wait);
+//  4. each change's merged commit is found in its repository;
+//  5. a change merged into a submodule's project waits, under the same
 //     timeout, for its superproject's subscription to point the
 //     submodule at the merge;
-//  5. the git composite stages the changes as component:commit refs.
+//  6. the git composite stages the changes as component:commit refs.
 func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstream string, progress func(string)) (*deployer.Prepared, error) {
 	if progress == nil {
 		progress = func(string) {}
@@ -48,6 +51,9 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 	}
 	ws, err := c.src.validate(ctx, changeRefs, c.scope(tbl))
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkUnexpected(ctx, req, ws, tbl, gitRefs, prevUpstream); err != nil {
 		return nil, err
 	}
 	if err := c.src.approveAndWait(ctx, req, ws, progress); err != nil {
@@ -238,4 +244,98 @@ func pickupTimeout(p pickup, timeout time.Duration) error {
 		"%s did not pick up %s's merge of change %d within %s; nothing was deployed. The change is merged: check the superproject subscription (the branch of %s in %s's .gitmodules, and Gerrit's log), or update the submodule pointer by hand, then run !backport %d again",
 		p.superName(), p.w.info.Project, n, timeout, p.t.sub.Rel, p.t.comp.Project, n).
 		Or(deployer.DoWith(deployer.VerbBackport, "try again once the pointer moved", strconv.Itoa(n)))
+}
+
+// checkUnexpected refuses, before anything is approved, a request that
+// would ship commits merged but not deployed in a component or followed
+// submodule its changes land in, unless the request includes them (as
+// Source.checkUnexpected does for one project): approving first would
+// merge the changes and then refuse them at staging, leaving them merged
+// and not deployed. The components compared at their branch tips are
+// those the changes merge into and the superprojects of the submodules
+// they merge into; each submodule is compared at its branch's tip, where
+// the change will merge. A request of merged changes only has nothing to
+// approve and is left to the git composite's check at staging, which is
+// exact (the tips may be past the requested merges).
+func (c *Composite) checkUnexpected(ctx context.Context, req deployer.Request, ws []*want, tbl map[branchKey][]target, gitRefs []string, prevUpstream string) error {
+	if prevUpstream == "" || req.IncludeUnexpected {
+		return nil
+	}
+	open := false
+	for _, w := range ws {
+		open = open || w.info.Status != StatusMerged
+	}
+	if !open {
+		return nil
+	}
+	var names []string
+	subs := map[string]string{}
+	for _, w := range ws {
+		for _, t := range tbl[branchKey{w.info.Project, w.info.Branch}] {
+			names = append(names, t.comp.name())
+			if t.sub != nil {
+				subs[t.where] = w.info.Branch
+			}
+		}
+	}
+	un, err := c.git.Undeployed(ctx, prevUpstream, names, subs, gitRefs)
+	if err != nil {
+		return err
+	}
+	mine := map[string]bool{}
+	for _, w := range ws {
+		mine[w.info.ChangeID] = true
+		for rev := range w.info.Revisions {
+			mine[rev] = true
+		}
+		mine[w.info.CurrentRevision] = true
+	}
+	total := 0
+	var groups []string
+	for _, u := range un {
+		var items []string
+		n := 0
+		for _, cm := range u.Commits {
+			if mine[cm.Hash] || mine[gitrepo.ChangeIDOf(cm.Message)] {
+				continue
+			}
+			n++
+			if n > maxListed {
+				continue
+			}
+			items = append(items, c.src.commitItem(cm))
+		}
+		if n > maxListed {
+			items = append(items, fmt.Sprintf("and %d more", n-maxListed))
+		}
+		total += n
+		switch {
+		case n == 0 && u.Note == "":
+			continue
+		case n == 0:
+			groups = append(groups, "in "+u.Where+": "+u.Note)
+		case u.Note != "":
+			groups = append(groups, "in "+u.Where+": "+strings.Join(items, "; ")+" ("+u.Note+")")
+		default:
+			groups = append(groups, "in "+u.Where+": "+strings.Join(items, "; "))
+		}
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	var nums []string
+	for _, w := range ws {
+		nums = append(nums, strconv.Itoa(w.info.Number))
+	}
+	which := "change " + nums[0]
+	if len(nums) > 1 {
+		which = "changes " + strings.Join(nums, ", ")
+	}
+	what := "1 commit that was"
+	if total != 1 {
+		what = fmt.Sprintf("%d commits that were", total)
+	}
+	return deployer.Errorf(deployer.EConflict,
+		"deploying %s would also ship %s merged but not deployed: %s. Nothing was approved. Check with their authors, then repeat with --include-unexpected to ship them too",
+		which, what, strings.Join(groups, ". "))
 }

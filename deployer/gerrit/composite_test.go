@@ -320,3 +320,171 @@ func TestCompositeRevertsInTheChangesProjects(t *testing.T) {
 		}
 	}
 }
+
+// TestCompositeUnexpectedBeforeApproving: with a commit of someone else
+// merged but not deployed in the configuration repository and another in
+// extension Foo (picked up by core's subscription), a request for a config
+// change and a Foo change is refused before anything is approved, listing
+// each commit where it lands with the link to its Gerrit change; core's
+// subscription commit is not listed (only its submodule's commit is). With
+// --include-unexpected the same request ships all of it.
+func TestCompositeUnexpectedBeforeApproving(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	prev := e.baseline()
+	e.g.AddAccount("carol", "Carol Reviewer", "carol@example.org")
+	otherCfg := e.g.UploadTo(cfgProject, "master", "carol", "", map[string]string{"wmf-config/Other.php": "<?php\n"}, "Someone else's config")
+	otherFoo := e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"i18n/en.json": "{}\n"}, "Someone else's Foo")
+	for _, n := range []int{otherCfg, otherFoo} {
+		if err := e.g.Submit(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgN := e.g.UploadTo(cfgProject, "master", "bob", "", map[string]string{"wmf-config/Foo.php": "<?php $wgFoo = true;\n"}, "Enable Foo")
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix")
+	posts := len(e.g.Requests())
+	req := deployer.Request{Refs: []string{strconv.Itoa(cfgN), strconv.Itoa(fooN)}, Requester: "Alice Deployer", Deployment: 7}
+	_, err := e.src.Prepare(context.Background(), req, prev, nil)
+	link := func(n int) string { return e.g.URL + "/q/" + e.changeIDOf(n) }
+	for _, want := range []string{
+		fmt.Sprintf("deploying changes %d, %d would also ship 2 commits that were merged but not deployed: ", cfgN, fooN),
+		fmt.Sprintf("in root: %.10s Someone else's config (Carol Reviewer, %s)", e.g.Revision(otherCfg), link(otherCfg)),
+		fmt.Sprintf("in php-1.46.0-wmf.3/extensions/Foo: %.10s Someone else's Foo (Carol Reviewer, %s)", e.g.Revision(otherFoo), link(otherFoo)),
+		"Nothing was approved. Check with their authors, then repeat with --include-unexpected to ship them too",
+	} {
+		if err == nil || deployer.ErrorCode(err) != deployer.EConflict || !strings.Contains(deployer.ErrorMessage(err), want) {
+			t.Errorf("got %v\nwant it to hold %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(deployer.ErrorMessage(err), "Update git submodules") {
+		t.Errorf("core's subscription commit was listed: %v", err)
+	}
+	for _, r := range e.g.Requests()[posts:] {
+		if strings.HasPrefix(r, "POST") {
+			t.Errorf("the refused request posted %s", r)
+		}
+	}
+	for _, n := range []int{cfgN, fooN} {
+		if e.g.Status(n) != gerrit.StatusNew || e.g.VoteOf(n, e.g.Username, "Code-Review") != 0 {
+			t.Errorf("change %d is %s with Code-Review %d after the refusal", n, e.g.Status(n), e.g.VoteOf(n, e.g.Username, "Code-Review"))
+		}
+	}
+
+	req.IncludeUnexpected = true
+	p, err := e.src.Prepare(context.Background(), req, prev, nil)
+	if err != nil {
+		t.Fatalf("with --include-unexpected: %v", err)
+	}
+	if got := e.composed(p.Upstream, "php-1.46.0-wmf.3/extensions/Foo"); got != e.g.Revision(fooN) {
+		t.Errorf("Foo holds %.10s, want %.10s", got, e.g.Revision(fooN))
+	}
+	shipped := map[string]bool{}
+	for _, c := range p.Changes {
+		shipped[c.Commit] = true
+	}
+	for _, n := range []int{otherCfg, otherFoo, cfgN, fooN} {
+		if !shipped[e.g.Revision(n)] {
+			t.Errorf("change %d's commit %.10s is not among the shipped changes", n, e.g.Revision(n))
+		}
+	}
+}
+
+// TestCompositeDescribe: what `!add` learns of a ref before anything is
+// deployed: a change of any configured project and branch, placed where
+// it lands; a component:ref from git; and the refusals !backport would
+// make, before anything is posted.
+func TestCompositeDescribe(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	e.g.AddProject("mediawiki/extensions/Bar", wmf, map[string]string{"Bar.php": "bar\n"})
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix the hook", "Bug: T200")
+	cfgN := e.g.UploadTo(cfgProject, "master", "bob", "", map[string]string{"x": "1\n"}, "Config: x")
+	bar := e.g.UploadTo("mediawiki/extensions/Bar", wmf, "bob", "", map[string]string{"Bar.php": "bar 2\n"}, "Bar: fix")
+	gone := e.g.UploadTo(coreProject, wmf, "bob", "", map[string]string{"y": "1\n"}, "Core: y")
+	e.g.Abandon(gone)
+	posts := len(e.g.Requests())
+
+	for _, tc := range []struct {
+		ref       string
+		n         int
+		component string
+		project   string
+	}{
+		{strconv.Itoa(fooN), fooN, "php-1.46.0-wmf.3/extensions/Foo", fooProject},
+		{fmt.Sprintf("%s/c/%s/+/%d", e.g.URL, cfgProject, cfgN), cfgN, "", cfgProject},
+	} {
+		c, err := e.src.Describe(tc.ref)
+		if err != nil {
+			t.Fatalf("Describe(%s): %v", tc.ref, err)
+		}
+		want := deployer.Change{ID: strconv.Itoa(tc.n), Owner: "bob", Author: "Bob Submitter", AuthorEmail: "bob@example.org",
+			URL: fmt.Sprintf("%s/c/%s/+/%d", e.g.URL, tc.project, tc.n), Component: tc.component}
+		got := c
+		got.Subject, got.Bugs = "", nil
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Describe(%s) = %+v\nwant %+v", tc.ref, got, want)
+		}
+	}
+	if c, _ := e.src.Describe(strconv.Itoa(fooN)); c.Subject != "Foo: fix the hook" || strings.Join(c.Bugs, ",") != "T200" {
+		t.Errorf("Describe(%d): subject %q, bugs %v", fooN, c.Subject, c.Bugs)
+	}
+
+	tip := e.g.TipOf(coreProject, wmf)
+	c, err := e.src.Describe("php-1.46.0-wmf.3:" + tip[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != "php-1.46.0-wmf.3:"+tip || c.Commit != tip || c.Component != "php-1.46.0-wmf.3" || c.Subject == "" {
+		t.Errorf("Describe(core:%.10s) = %+v", tip, c)
+	}
+
+	for ref, want := range map[string]string{
+		strconv.Itoa(bar):  fmt.Sprintf("change %d (Bar: fix) is for mediawiki/extensions/Bar branch %s, which I do not deploy", bar, wmf),
+		strconv.Itoa(gone): fmt.Sprintf("change %d (Core: y) is abandoned; restore it first", gone),
+		"999999":           "change 999999 was not found on ",
+		"nosuch:abc1234":   "nosuch is neither a component nor a submodule",
+	} {
+		if _, err := e.src.Describe(ref); err == nil || !strings.Contains(deployer.ErrorMessage(err), want) {
+			t.Errorf("Describe(%s): %v, want %q", ref, err, want)
+		}
+	}
+	for _, r := range e.g.Requests()[posts:] {
+		if !strings.HasPrefix(r, "GET") {
+			t.Errorf("Describe made %s", r)
+		}
+	}
+}
+
+// TestCompositeUnexpectedNamedAlongside: a merged commit of Foo named as
+// component:ref next to an open Foo change is asked for, not unexpected:
+// the request passes the check before approving and ships both.
+func TestCompositeUnexpectedNamedAlongside(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	prev := e.baseline()
+	other := e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"i18n/en.json": "{}\n"}, "Someone else's Foo")
+	if err := e.g.Submit(other); err != nil {
+		t.Fatal(err)
+	}
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix")
+	p, err := e.prepare(prev, "php-1.46.0-wmf.3/extensions/Foo:"+e.g.Revision(other)[:10], strconv.Itoa(fooN))
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if got := e.composed(p.Upstream, "php-1.46.0-wmf.3/extensions/Foo"); got != e.g.Revision(fooN) {
+		t.Errorf("Foo holds %.10s, want %.10s", got, e.g.Revision(fooN))
+	}
+	// Without the ref, the same request is refused before approving.
+	other2 := e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"i18n/de.json": "{}\n"}, "Another of Foo")
+	if err := e.g.Submit(other2); err != nil {
+		t.Fatal(err)
+	}
+	fix := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 3\n"}, "Foo: fix again")
+	_, err = e.prepare(p.Upstream, strconv.Itoa(fix))
+	if want := fmt.Sprintf("in php-1.46.0-wmf.3/extensions/Foo: %.10s Another of Foo", e.g.Revision(other2)); err == nil || !strings.Contains(deployer.ErrorMessage(err), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if e.g.Status(fix) != gerrit.StatusNew {
+		t.Errorf("change %d is %s after the refusal", fix, e.g.Status(fix))
+	}
+}

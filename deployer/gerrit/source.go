@@ -757,11 +757,7 @@ func (s *Source) unexpectedError(target *want, cs []gitrepo.UpstreamCommit) erro
 			items = append(items, fmt.Sprintf("and %d more", len(cs)-maxListed))
 			break
 		}
-		item := fmt.Sprintf("%.10s %s (%s", c.Hash, clip(c.Subject), c.Author)
-		if id := gitrepo.ChangeIDOf(c.Message); id != "" {
-			item += ", " + s.searchLink(id)
-		}
-		items = append(items, item+")")
+		items = append(items, s.commitItem(c))
 	}
 	what := "1 commit that was"
 	if len(cs) > 1 {
@@ -770,6 +766,17 @@ func (s *Source) unexpectedError(target *want, cs []gitrepo.UpstreamCommit) erro
 	return deployer.Errorf(deployer.EConflict,
 		"deploying change %d would also ship %s merged but not deployed: %s. Check with their authors, then repeat with --include-unexpected to ship them too",
 		target.info.Number, what, strings.Join(items, "; "))
+}
+
+// commitItem names an unexpected commit for a refusal: its hash, subject
+// and author, and the link to its Gerrit change when its message has a
+// Change-Id.
+func (s *Source) commitItem(c gitrepo.UpstreamCommit) string {
+	item := fmt.Sprintf("%.10s %s (%s", c.Hash, clip(c.Subject), c.Author)
+	if id := gitrepo.ChangeIDOf(c.Message); id != "" {
+		item += ", " + s.searchLink(id)
+	}
+	return item + ")"
 }
 
 // change describes a requested change for the deployment record.

@@ -549,3 +549,31 @@ func TestLogLinesNameTheDeployment(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribe: `!add` learns a change's number, subject, owner, author
+// and link from Gerrit; a change of another branch and an unknown number
+// are refused as !backport refuses them.
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{})
+	g := e.g
+	x := g.Upload("bob", "", map[string]string{"x": "1"}, "My change", "Bug: T1")
+	y := g.Upload("bob", "", map[string]string{"y": "1"}, "Elsewhere")
+	g.Move(y, g.Project, "other")
+	c, err := e.src.Describe(strconv.Itoa(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != strconv.Itoa(x) || c.Subject != "My change" || c.Owner != "bob" || c.AuthorEmail != "bob@example.org" ||
+		c.URL != e.src.Link(x) || strings.Join(c.Bugs, ",") != "T1" {
+		t.Errorf("Describe(%d) = %+v", x, c)
+	}
+	for ref, want := range map[string]string{
+		strconv.Itoa(y): fmt.Sprintf("change %d (Elsewhere) is for %s branch other; I deploy %s branch %s", y, g.Project, g.Project, g.Branch),
+		"424242":        "change 424242 was not found on ",
+	} {
+		if _, err := e.src.Describe(ref); err == nil || !strings.Contains(deployer.ErrorMessage(err), want) {
+			t.Errorf("Describe(%s): %v, want %q", ref, err, want)
+		}
+	}
+}

@@ -212,3 +212,250 @@ func RemoteSubmodules(ctx context.Context, comp Component) ([]SubmoduleInfo, err
 	}
 	return submoduleInfos(comp, subs, branches), nil
 }
+
+// Undeployed is what one place of the deploy tree holds upstream and no
+// deployment shipped yet.
+type Undeployed struct {
+	// Where is a component's name, or a followed submodule's deploy path.
+	Where string
+	// Commits are oldest first.
+	Commits []UpstreamCommit
+	// Note says what else is wrong ("" when nothing is): a branch that
+	// does not contain its deployed commit any more.
+	Note string
+}
+
+// Undeployed is the check a change source makes before it merges
+// anything: it fetches the components named in names (by name or path)
+// and lists, against the deployed composition prevUpstream, the commits
+// that a deployment of their branch tips would ship:
+//   - each component's commits beyond its deployed commit, leaving out
+//     those that only move submodule pointers (their submodules'
+//     commits are listed instead, as Prepare does);
+//   - for each submodule it follows whose pointer the tip moves, the
+//     commits the pointer jumps over;
+//   - for each submodule of subs (deploy path -> branch), whose branch a
+//     change is about to merge into and the superproject subscription
+//     will point at, the commits of that branch's tip beyond the deployed
+//     pointer as well.
+//
+// Commits refs name (component:ref, as Prepare takes them) are left out.
+// A component new in the configuration (nothing deployed) ships whole
+// and is not listed, nor is a submodule new in its component.
+func (c *Composite) Undeployed(ctx context.Context, prevUpstream string, names []string, subs map[string]string, refs []string) ([]Undeployed, error) {
+	var crefs []*cref
+	for _, t := range refs {
+		r, err := parseCRef(t)
+		if err != nil {
+			return nil, err
+		}
+		crefs = append(crefs, &r)
+	}
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	prev, err := c.loadPrev(prevUpstream)
+	if err != nil || prev == nil {
+		return nil, err
+	}
+	f := &fetcher{ctx: ctx, done: map[string]error{}}
+	var states []*state
+	for _, comp := range c.comps {
+		st, err := c.newState(f, comp)
+		if err != nil {
+			return nil, err
+		}
+		if p := prev.find(comp.Path, false); p != nil {
+			st.prev = p.Commit
+		}
+		states = append(states, st)
+	}
+	named := map[plumbing.Hash]bool{}
+	for _, r := range crefs {
+		if err := c.place(ctx, f, states, r); err != nil {
+			return nil, err
+		}
+		named[r.hash] = true
+	}
+	wanted := map[string]bool{}
+	for _, n := range names {
+		wanted[n] = true
+	}
+	var out []Undeployed
+	for _, st := range states {
+		if (!wanted[st.name()] && !wanted[st.Path]) || st.prev.IsZero() {
+			continue
+		}
+		un, err := c.undeployedIn(ctx, f, st, subs, named)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, un...)
+	}
+	return out, nil
+}
+
+// undeployedIn is Undeployed for one component. The caller holds the
+// lock.
+func (c *Composite) undeployedIn(ctx context.Context, f *fetcher, st *state, subs map[string]string, named map[plumbing.Hash]bool) ([]Undeployed, error) {
+	s := c.staging.repo.Storer
+	before, err := object.GetCommit(s, st.prev)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: deployed commit %s of %s: %w", st.prev, st.name(), err)
+	}
+	tip, err := c.tip(st)
+	if err != nil {
+		return nil, err
+	}
+	var out []Undeployed
+	u, err := c.between(ctx, st.name(), []plumbing.Hash{tip}, st.prev, named, st.Submodules)
+	if err != nil {
+		return nil, err
+	}
+	if u != nil {
+		out = append(out, *u)
+	}
+	if !st.Submodules {
+		return out, nil
+	}
+	after, err := object.GetCommit(s, tip)
+	if err != nil {
+		return nil, err
+	}
+	oldSubs, err := submodules(s, before.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	newSubs, err := submodules(s, after.TreeHash)
+	if err != nil {
+		return nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
+	}
+	old := map[string]plumbing.Hash{}
+	for _, sm := range oldSubs {
+		old[sm.Path] = sm.Link
+	}
+	for _, sm := range newSubs {
+		dp := joinPath(st.Path, sm.Path)
+		from, was := old[sm.Path]
+		if !was {
+			continue
+		}
+		url := ResolveSubmoduleURL(st.URL, sm.URL)
+		var heads []plumbing.Hash
+		if sm.Link != from {
+			if err := c.ensureCommit(f, url, sm.Link, dp); err != nil {
+				return nil, err
+			}
+			heads = append(heads, sm.Link)
+		}
+		if branch, ok := subs[dp]; ok {
+			v, err := c.view(url, "")
+			if err != nil {
+				return nil, err
+			}
+			if err := f.fetch(v); err != nil {
+				return nil, c.fetchProblem(err, "submodule "+dp, url)
+			}
+			bh, err := v.upstreamHeads()
+			if err != nil {
+				return nil, err
+			}
+			if h, ok := bh[branch]; ok && h != from {
+				heads = append(heads, h)
+			}
+		}
+		if len(heads) == 0 {
+			continue
+		}
+		if err := c.ensureCommit(f, url, from, dp); err != nil {
+			return nil, err
+		}
+		u, err := c.between(ctx, dp, heads, from, named, false)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			out = append(out, *u)
+		}
+	}
+	return out, nil
+}
+
+// between lists the commits heads reach and from does not, oldest first,
+// leaving out those named and, with skipGitlinks, those that only move
+// submodule pointers; nil when there are none and nothing to note.
+func (c *Composite) between(ctx context.Context, where string, heads []plumbing.Hash, from plumbing.Hash, named map[plumbing.Hash]bool, skipGitlinks bool) (*Undeployed, error) {
+	s := c.staging.repo.Storer
+	w := newWalk(ctx, s)
+	if err := w.run(heads, []plumbing.Hash{from}); err != nil {
+		if errors.Is(err, errTooFar) {
+			return nil, deployer.Errorf(deployer.EInvalid, "in %s: the branch is more than %d commits ahead of the deployed commit %s", where, maxWalk, short(from))
+		}
+		return nil, err
+	}
+	set := map[plumbing.Hash]*node{}
+	for _, h := range heads {
+		for k, n := range w.below(h) {
+			set[k] = n
+		}
+	}
+	u := Undeployed{Where: where}
+	for _, co := range oldestFirst(set) {
+		if named[co.Hash] {
+			continue
+		}
+		if skipGitlinks {
+			only, err := onlyGitlinks(s, co)
+			if err != nil {
+				return nil, err
+			}
+			if only {
+				continue
+			}
+		}
+		u.Commits = append(u.Commits, toUpstreamCommit(co))
+	}
+	if len(set) > 0 && !w.hit[from] {
+		u.Note = fmt.Sprintf("its branch no longer contains the deployed commit %s", short(from))
+	}
+	if len(u.Commits) == 0 && u.Note == "" {
+		return nil, nil
+	}
+	return &u, nil
+}
+
+// DescribeRef describes what a component:ref names (as Prepare takes
+// it), after fetching, for a window's list: the commit, placed in its
+// component or submodule (Change.Component), with the ref
+// component:<full commit id> as its ID.
+func (c *Composite) DescribeRef(ctx context.Context, ref string) (deployer.Change, error) {
+	r, err := parseCRef(ref)
+	if err != nil {
+		return deployer.Change{}, err
+	}
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	f := &fetcher{ctx: ctx, done: map[string]error{}}
+	var states []*state
+	for _, comp := range c.comps {
+		st, err := c.newState(f, comp)
+		if err != nil {
+			return deployer.Change{}, err
+		}
+		states = append(states, st)
+	}
+	if err := c.place(ctx, f, states, &r); err != nil {
+		return deployer.Change{}, err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, r.hash)
+	if err != nil {
+		return deployer.Change{}, fmt.Errorf("gitrepo: commit %s: %w", r.hash, err)
+	}
+	ch := change(co)
+	// The window deploys an item by its ID: the component:commit ref.
+	ch.ID = r.where + ":" + r.hash.String()
+	ch.Component = states[r.comp].Path
+	if r.sub != "" {
+		ch.Component = joinPath(ch.Component, r.sub)
+	}
+	return ch, nil
+}
