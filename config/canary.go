@@ -42,6 +42,7 @@ type Judge struct {
 	MinRequests      int     `yaml:"min_requests"`
 	GrossRate        float64 `yaml:"gross_rate"`
 	GrossMinRequests int     `yaml:"gross_min_requests"`
+	FinalAlpha       float64 `yaml:"final_alpha"`
 }
 
 // defaults fills in the metrics source (the scrape source's defaults,
@@ -81,6 +82,9 @@ func (c *Canary) check(root *yaml.Node) Problems {
 	}
 	if j.GrossRate < 0 || j.GrossRate > 1 {
 		ps.add(lineOf(root, "canary", "judge", "gross_rate"), "gross_rate must be between 0 and 1")
+	}
+	if j.FinalAlpha >= 1 {
+		ps.add(lineOf(root, "canary", "judge", "final_alpha"), "final_alpha must be below 1 (or negative to turn the end-of-window test off)")
 	}
 	return ps
 }

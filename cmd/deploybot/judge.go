@@ -16,7 +16,7 @@ import (
 
 const judgeUsage = `usage: deploybot judge replay [--id N] [--config FILE] [--store FILE]
                              [--alpha X] [--factor X] [--abs-diff X] [--min-requests N]
-                             [--gross-rate X] [--gross-min-requests N] [--table]
+                             [--gross-rate X] [--gross-min-requests N] [--final-alpha X] [--table]
 
 Re-runs the canary judge over the readings stored with past deployments, look
 by look as the bot did, with the configuration's thresholds or the ones given,
@@ -67,6 +67,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, ok bool
 	fs.IntVar(&jc.MinRequests, "min-requests", 0, "requests a host needs before it can pass")
 	fs.Float64Var(&jc.GrossRate, "gross-rate", 0, "error rate that fails a host at once")
 	fs.IntVar(&jc.GrossMinRequests, "gross-min-requests", 0, "requests the gross rule needs")
+	fs.Float64Var(&jc.FinalAlpha, "final-alpha", 0, "level of the end-of-window test (negative: off)")
 	if err := fs.Parse(args); err != nil {
 		return o, false
 	}
@@ -84,6 +85,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, ok bool
 			"min-requests":       func() { c.MinRequests = jc.MinRequests },
 			"gross-rate":         func() { c.GrossRate = jc.GrossRate },
 			"gross-min-requests": func() { c.GrossMinRequests = jc.GrossMinRequests },
+			"final-alpha":        func() { c.FinalAlpha = jc.FinalAlpha },
 		} {
 			if given[name] {
 				apply()
@@ -138,8 +140,8 @@ func replayCommand(o replayOptions, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	fmt.Fprintf(stdout, "judge: alpha %g, factor %g, abs_diff %g, min_requests %d, gross_rate %g, gross_min_requests %d\n",
-		jc.Alpha, jc.Factor, jc.AbsDiff, jc.MinRequests, jc.GrossRate, jc.GrossMinRequests)
+	fmt.Fprintf(stdout, "judge: alpha %g, factor %g, abs_diff %g, min_requests %d, gross_rate %g, gross_min_requests %d, final_alpha %g\n",
+		jc.Alpha, jc.Factor, jc.AbsDiff, jc.MinRequests, jc.GrossRate, jc.GrossMinRequests, jc.FinalAlpha)
 	var all []judge.ReplayResult
 	for _, d := range ds {
 		for _, r := range judge.Replay(jc, d) {

@@ -43,7 +43,7 @@ func TestSlowRegressionFailsTheCanaries(t *testing.T) {
 	t.Logf("failed %s after verification: %s", time.Since(synced).Round(time.Second), v.Reason)
 	// The chat line says what was compared: the baseline's hosts and
 	// requests, and the evidence.
-	for _, want := range []string{"baseline 0.", "production mw1001, mw1002, mw1003, mw1004 during the window (", "the canaries before the sync (", "(fails at 100:1)"} {
+	for _, want := range []string{"baseline 0.", "production mw1001, mw1002, mw1003, mw1004 before and during the window (", "the canaries before the sync (", "(fails at 100:1)"} {
 		if !strings.Contains(vn.Text, want) {
 			t.Errorf("verdict line lacks %q:\n%s", want, vn.Text)
 		}

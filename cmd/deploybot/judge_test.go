@@ -108,7 +108,7 @@ func TestJudgeReplayCommand(t *testing.T) {
 	if len(lines) != 8 {
 		t.Fatalf("want a header, 2 verdicts of 3 lines and a summary, got:\n%s", out)
 	}
-	if lines[0] != "judge: alpha 0.01, factor 1.3, abs_diff 0.002, min_requests 100, gross_rate 0.5, gross_min_requests 10" {
+	if lines[0] != "judge: alpha 0.01, factor 1.3, abs_diff 0.002, min_requests 100, gross_rate 0.5, gross_min_requests 10, final_alpha 0.002" {
 		t.Errorf("header %q", lines[0])
 	}
 	// Each verdict: the stored one and the replayed one side by side.
@@ -117,7 +117,7 @@ func TestJudgeReplayCommand(t *testing.T) {
 		t.Errorf("lines:\n%s", strings.Join(lines[1:4], "\n"))
 	}
 	if lines[4] != "#2 canaries [same]" || !strings.HasPrefix(lines[5], "  stored:   fail at look ") || !strings.Contains(lines[6], "replayed: fail at look ") ||
-		!strings.Contains(lines[6], ": c1 error rate 3.0%") {
+		!strings.Contains(lines[6], ": c1 error rate ") || lines[5][len("  stored:  "):] != lines[6][len("  replayed:"):] {
 		t.Errorf("lines:\n%s", strings.Join(lines[4:7], "\n"))
 	}
 	if lines[7] != "replayed 2 verdict(s) of 2 deployment(s): 0 change" {

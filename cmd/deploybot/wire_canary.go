@@ -74,6 +74,7 @@ func judgeConfig(c *config.Config) judge.Config {
 	setIf(&jc.Factor, j.Factor)
 	setIf(&jc.AbsDiff, j.AbsDiff)
 	setIf(&jc.GrossRate, j.GrossRate)
+	setIf(&jc.FinalAlpha, j.FinalAlpha)
 	// int(): the configuration's request minimums are whole numbers.
 	if j.MinRequests > 0 {
 		jc.MinRequests = int(j.MinRequests)

@@ -341,10 +341,12 @@ var benchPolicies = []Config{
 	{Factor: 1.5},
 	{Factor: 1.15},
 	{AbsDiff: 0.001},
+	{FinalAlpha: -1},
+	{FinalAlpha: 0.005},
 }
 
 // BenchmarkJudgePolicies prints the README's table of policy x effect:
-// for each policy (alpha, factor, abs_diff), the median time to a failing
+// for each policy (alpha, factor, abs_diff, final_alpha), the median time to a failing
 // verdict and the share caught within the window when both canaries rise
 // from 0.5% at 20 requests/s, and the false failures over unchanged
 // windows at two traffic levels, on the same seeded traffic for every
@@ -383,7 +385,7 @@ func BenchmarkJudgePolicies(b *testing.B) {
 				}
 			}
 		}
-		head := fmt.Sprintf("%-34s", "policy (alpha, factor, abs_diff)")
+		head := fmt.Sprintf("%-42s", "policy (alpha, factor, abs_diff, final)")
 		for _, bad := range effects {
 			head += fmt.Sprintf("  to %g%%: median caught", bad*100)
 		}
@@ -393,11 +395,15 @@ func BenchmarkJudgePolicies(b *testing.B) {
 		lines = append(lines, head)
 		for n, j := range judges {
 			c := j.Config()
-			name := fmt.Sprintf("%g, %g, %g", c.Alpha, c.Factor, c.AbsDiff)
+			final := fmt.Sprint(c.FinalAlpha)
+			if c.FinalAlpha < 0 {
+				final = "off"
+			}
+			name := fmt.Sprintf("%g, %g, %g, %s", c.Alpha, c.Factor, c.AbsDiff, final)
 			if n == 0 {
 				name += " (default)"
 			}
-			row := fmt.Sprintf("%-34s", name)
+			row := fmt.Sprintf("%-42s", name)
 			for e, bad := range effects {
 				f := figures(ticks[e][n])
 				row += fmt.Sprintf("%*s %6.1f%%", len(fmt.Sprintf("  to %g%%: median", bad*100)), secs(f.median), 100*float64(f.caught)/float64(f.of))

@@ -67,6 +67,14 @@ type Config struct {
 	// Defaults 0.5 and 10.
 	GrossRate        float64
 	GrossMinRequests int
+
+	// FinalAlpha is the end-of-window test's level: when the window is
+	// complete, a host (and the hosts pooled) not failed by the sequential
+	// test is tested once more, on all its traffic, with an exact binomial
+	// test against the threshold, and fails at a p-value of FinalAlpha or
+	// less. A host at the threshold is then failed in at most Alpha +
+	// FinalAlpha of windows. Default 0.002; a negative value turns it off.
+	FinalAlpha float64
 }
 
 // DefaultConfig returns the defaults documented on Config. It is the one
@@ -81,6 +89,7 @@ func DefaultConfig() Config {
 		MinRequests:      100,
 		GrossRate:        0.5,
 		GrossMinRequests: 10,
+		FinalAlpha:       0.002,
 	}
 }
 
@@ -101,6 +110,8 @@ func (c Config) Validate() error {
 		return deployer.Errorf(deployer.EInvalid, "request minimums must not be negative")
 	case c.GrossRate < 0 || c.GrossRate > 1:
 		return deployer.Errorf(deployer.EInvalid, "the gross error rate must be between 0 and 1 (default %g)", d.GrossRate)
+	case c.FinalAlpha >= 1:
+		return deployer.Errorf(deployer.EInvalid, "the judge's final alpha must be below 1, or negative to turn the end-of-window test off (default %g)", d.FinalAlpha)
 	}
 	return nil
 }
@@ -138,6 +149,9 @@ func New(cfg Config) *Judge {
 	}
 	if cfg.GrossMinRequests <= 0 {
 		cfg.GrossMinRequests = d.GrossMinRequests
+	}
+	if cfg.FinalAlpha == 0 || cfg.FinalAlpha >= 1 {
+		cfg.FinalAlpha = d.FinalAlpha
 	}
 	return &Judge{cfg: cfg}
 }
@@ -324,6 +338,8 @@ type hostCheck struct {
 	deployer.HostResult
 	n, k  float64 // whole requests and errors, as tested
 	logE  float64 // ln of the sequential test's evidence (sequential.go)
+	logP  float64 // ln of the end-of-window test's p-value, when it failed
+	final bool    // failed by the end-of-window test
 	gross bool
 }
 
@@ -396,9 +412,12 @@ func (j *Judge) Judge(w deployer.Window) deployer.Verdict {
 			}
 		}
 		v.Reason = fmt.Sprintf("%s error rate %s (%.0f/%.0f) vs %s", worst.Host, pct(worst.Rate), worst.k, worst.n, baseText)
-		if worst.gross {
+		switch {
+		case worst.gross:
 			v.Reason += fmt.Sprintf(": at or above the %s%% gross-failure limit", trimFloat(j.cfg.GrossRate*100, 3))
-		} else {
+		case worst.final:
+			v.Reason += fmt.Sprintf(", threshold %s: %s", pct(thr), j.finalText(worst.logP))
+		default:
 			v.Reason += fmt.Sprintf(", threshold %s: %s", pct(thr), j.evidence(worst.logE))
 		}
 		if len(failed) > 1 {
@@ -412,8 +431,12 @@ func (j *Judge) Judge(w deployer.Window) deployer.Verdict {
 		}
 	case pooled && pool.Outcome == deployer.Fail:
 		v.Outcome = deployer.Fail
+		why := j.evidence(pool.logE)
+		if pool.final {
+			why = j.finalText(pool.logP)
+		}
 		v.Reason = fmt.Sprintf("%s error rate %s (%.0f/%.0f) vs %s, threshold %s: %s",
-			pool.Host, pct(pool.Rate), pool.k, pool.n, baseText, pct(thr), j.evidence(pool.logE))
+			pool.Host, pct(pool.Rate), pool.k, pool.n, baseText, pct(thr), why)
 	case !w.Complete:
 		v.Outcome = deployer.Pending
 		v.Reason = fmt.Sprintf("no host failing after %s of %s; %s vs %s, threshold %s",
@@ -462,10 +485,44 @@ func (j *Judge) pool(w deployer.Window, checks []hostCheck, thr float64) (c host
 	c.Rate = c.k / c.n
 	c.logE = logEvidence(c.n, c.k, thr)
 	c.Outcome = deployer.Pending
-	if c.logE >= -math.Log(j.cfg.Alpha) {
+	if c.logE >= -math.Log(j.cfg.Alpha) || w.Complete && j.finalFail(&c, thr) {
 		c.Outcome = deployer.Fail
 	}
 	return c, true
+}
+
+// finalFail applies the end-of-window test to c: one exact binomial test
+// of its whole window's traffic against the threshold, failing at a
+// p-value of FinalAlpha or less. It is asked once, when the window is
+// complete, so unlike a test repeated at every look it needs no
+// correction; it catches a host whose rate stayed above the threshold
+// all window without the sequential evidence reaching 1/Alpha. It records
+// the p-value in c when it fails.
+func (j *Judge) finalFail(c *hostCheck, thr float64) bool {
+	if j.cfg.FinalAlpha <= 0 || c.n <= 0 || c.k <= c.n*thr {
+		return false
+	}
+	lp := logBinomialTail(int64(c.n), int64(c.k), thr)
+	if lp > math.Log(j.cfg.FinalAlpha) {
+		return false
+	}
+	c.logP, c.final = lp, true
+	return true
+}
+
+// finalText says how the end-of-window test decided: "p = 0.003 over the
+// whole window by an exact binomial test (fails at 0.005 or less)".
+func (j *Judge) finalText(logP float64) string {
+	return fmt.Sprintf("p = %s over the whole window by an exact binomial test (fails at %g or less)", pValue(logP), j.cfg.FinalAlpha)
+}
+
+// pValue writes a p-value from its logarithm: "0.003", "2e-05".
+func pValue(logP float64) string {
+	p := math.Exp(logP)
+	if p >= 0.001 {
+		return trimFloat(p, 2)
+	}
+	return fmt.Sprintf("%.0e", p)
 }
 
 // evidence says how strong the case is that a host is above the
@@ -559,6 +616,9 @@ func (j *Judge) check(host string, w deployer.Window, thr float64) hostCheck {
 		if t.lastErr != "" {
 			c.Why += "; latest read failed (" + t.lastErr + ")"
 		}
+	case j.finalFail(&c, thr):
+		c.Outcome = deployer.Fail
+		c.Why = fmt.Sprintf("above threshold %s at the end of the window: %s", pct(thr), j.finalText(c.logP))
 	case t.lastErr != "":
 		// A host whose metrics stopped answering may have crashed: its
 		// last good reading can fail it, never pass it.

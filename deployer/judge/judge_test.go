@@ -458,7 +458,7 @@ func TestConfigDefaults(t *testing.T) {
 	if got, want := New(Config{}).Config(), DefaultConfig(); got != want {
 		t.Errorf("New(Config{}).Config() = %+v, want %+v", got, want)
 	}
-	c := Config{Alpha: 0.001, Factor: 3, AbsDiff: 0.02, MinRequests: 50, GrossRate: 0.9, GrossMinRequests: 5, Window: time.Minute}
+	c := Config{Alpha: 0.001, Factor: 3, AbsDiff: 0.02, MinRequests: 50, GrossRate: 0.9, GrossMinRequests: 5, Window: time.Minute, FinalAlpha: 0.01}
 	if got := New(c).Config(); got != c {
 		t.Errorf("New(c).Config() = %+v, want %+v", got, c)
 	}
@@ -501,5 +501,47 @@ func TestOddsAndPct(t *testing.T) {
 		if got := pct(tc.r); got != tc.want {
 			t.Errorf("pct(%v) = %q, want %q", tc.r, got, tc.want)
 		}
+	}
+}
+
+// TestEndOfWindowTest: a canary above the threshold all window, whose
+// sequential evidence never reaches 1/Alpha, is failed by the end-of-window
+// test when the window completes, and says so; with that test turned off
+// it passes, saying why.
+func TestEndOfWindowTest(t *testing.T) {
+	const looks, k = 60, 20 // c1: 20 errors in 1200 requests, 1.7%
+	window := func(complete bool, upTo int) deployer.Window {
+		w := deployer.Window{Stage: deployer.Canaries, Judged: []string{"c1"}, Control: []string{"p1", "p2"},
+			Start: sample(0, map[string][2]float64{"c1": {0, 0}, "p1": {0, 0}, "p2": {0, 0}})}
+		for i := 1; i <= upTo; i++ {
+			// Errors spread evenly: c1 one every third second, p1 and p2
+			// one every two seconds each over 100 requests a second.
+			w.Samples = append(w.Samples, sample(i, map[string][2]float64{
+				"c1": {float64(20 * i), float64(i * k / looks)},
+				"p1": {float64(100 * i), float64(i / 2)}, "p2": {float64(100 * i), float64(i / 2)},
+			}))
+		}
+		w.Complete = complete
+		return w
+	}
+	j := New(Config{})
+	for i := 1; i < looks; i++ {
+		if v := j.Judge(window(false, i)); v.Outcome != deployer.Pending {
+			t.Fatalf("look %d: %s: %s; want pending until the window completes", i, v.Outcome, v.Reason)
+		}
+	}
+	v := j.Judge(window(true, looks))
+	if v.Outcome != deployer.Fail || !strings.Contains(v.Reason, "c1 error rate 1.7% (20/1200)") ||
+		!strings.Contains(v.Reason, "over the whole window by an exact binomial test (fails at 0.002 or less)") ||
+		!strings.Contains(v.Hosts[0].Why, "at the end of the window") {
+		t.Errorf("complete: %s: %s (%s); want a fail by the end-of-window test", v.Outcome, v.Reason, v.Hosts[0].Why)
+	}
+	if lp := logBinomialTail(1200, 20, v.Hosts[0].Threshold); lp > math.Log(0.002) {
+		t.Errorf("p = %g over the window, yet it failed at 0.002", math.Exp(lp))
+	}
+	off := New(Config{FinalAlpha: -1})
+	v = off.Judge(window(true, looks))
+	if v.Outcome != deployer.Pass || !strings.Contains(v.Reason, "c1 is above the threshold but that is not significant over 1200 requests") {
+		t.Errorf("end-of-window test off: %s: %s; want a pass that says why", v.Outcome, v.Reason)
 	}
 }
