@@ -118,7 +118,10 @@ func TestIRCBackportConversation(t *testing.T) {
 		}
 	}
 	e.expect(all(d.Commit))
-	bob.AwaitText(patience, "deploybot", deployChan, "[#2] rolled back ", "canary check failed", "Restored 3 hosts")
+	bob.AwaitText(patience, "deploybot", deployChan, "[#2] rolled back ", "canary check failed")
+	// A long reason puts "Restored ..." on a line of its own, under the
+	// same prefix.
+	bob.AwaitText(patience, "deploybot", deployChan, "[#2] ", "Restored 3 hosts")
 	// The reason may be cut to keep the entry on one line.
 	alice.AwaitText(10*time.Second, "deploybot", logChan, "!log alice@deploybot Rolled back ", "[#2]: "+bad.Reason[:20])
 	checkLineLengths(t, alice)
