@@ -44,6 +44,9 @@ func (c *Composite) Describe(ref string) (deployer.Change, error) {
 		return deployer.Change{}, fmt.Errorf("gitrepo: commit %s: %w", r.hash, err)
 	}
 	ch := change(co)
-	ch.Component = joinPath(states[r.comp].Path, r.sub)
+	ch.Component = states[r.comp].Path
+	if r.sub != "" {
+		ch.Component = joinPath(ch.Component, r.sub)
+	}
 	return ch, nil
 }

@@ -112,6 +112,10 @@ func TestCompositeSubsets(t *testing.T) {
 	if err != nil || ch.Component != "php-1/extensions/Foo" || ch.Commit != e2 || ch.Subject != "Foo: message" {
 		t.Errorf("Describe(extension change) = %+v, %v", ch, err)
 	}
+	ch, err = d.c.Describe("php-1:" + k1[:8])
+	if err != nil || ch.Component != "php-1" || ch.Commit != k1 {
+		t.Errorf("Describe(core change) = %+v, %v", ch, err)
+	}
 	ch, err = d.c.Describe(c1[:8])
 	if err != nil || ch.Component != "" || ch.Commit != c1 {
 		t.Errorf("Describe(root change) = %+v, %v", ch, err)
