@@ -193,9 +193,15 @@ will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as
   !backport bad-change         its pages load (have a look), but its search suggestions
                                fail under traffic: watch the canaries catch it
   !window                      the backport window open now and its list
-  /as bob !add good-change     bob puts his change on the window's list
-  !window go                   deploy the window's list
+  /as erin !add window-privacy    three changes for the window, by Erin, Bob and Dana
+  /as bob !add window-sidebar     (after good-change, which they build on); Bob's fails
+  /as dana !add window-spanish    a quarter of requests under traffic
+  !window go                   deploy the list as one batch: the canaries fail it and
+                               the bot bisects it to find Bob's change
   !status   !history   !rollback   !help
+
+"deploybot demo --scenario" (make scenario) plays all of this unattended, with a
+window that opens later and changes in core and extension Foo too.
 
 Ctrl-C stops the bot; run the same sandbox later with:
   deploybot run --config %s
