@@ -383,16 +383,10 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	var refs, listed []string
+	var refs []string
 	for _, it := range items {
 		if it.Deployment == 0 {
-			// A change of a component (composite source) is named by
-			// where it deploys: component:commit.
-			ref := it.Change.ID
-			if it.Change.Component != "" {
-				ref = it.Change.Component + ":" + ref
-			}
-			refs, listed = append(refs, ref), append(listed, it.Change.ID)
+			refs = append(refs, it.Change.ID)
 		}
 	}
 	if len(refs) == 0 {
@@ -415,8 +409,8 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 		}
 	}
 	ids := map[string]int64{}
-	for i, id := range listed {
-		ids[id] = out[min(i, len(out)-1)].ID
+	for i, ref := range refs {
+		ids[ref] = out[min(i, len(out)-1)].ID
 	}
 	err = r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
 		for i := range items {

@@ -2,9 +2,7 @@ package gitrepo
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/go-git/go-git/v5/plumbing/object"
+	"strings"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -15,38 +13,14 @@ import (
 
 var _ deployer.ChangeDescriber = (*Composite)(nil)
 
-// Describe implements deployer.ChangeDescriber: what a ref ("where:ref"
-// or a bare ref, as Prepare takes them) names, after fetching, for a
-// window's list. The change's Component is where it deploys, so the
-// window deploys it as Component:ID.
+// Describe implements deployer.ChangeDescriber for `add` with a git
+// composite source: DescribeRef, whose ID is the component:commit ref the
+// window deploys; a bare ref (found in exactly one component) keeps the
+// bare commit id.
 func (c *Composite) Describe(ref string) (deployer.Change, error) {
-	r, err := parseCRef(ref)
-	if err != nil {
-		return deployer.Change{}, err
+	ch, err := c.DescribeRef(context.Background(), ref)
+	if err == nil && !strings.Contains(ref, ":") {
+		ch.ID = ch.Commit
 	}
-	ctx := context.Background()
-	c.staging.mu.Lock()
-	defer c.staging.mu.Unlock()
-	f := &fetcher{ctx: ctx, done: map[string]error{}}
-	var states []*state
-	for _, comp := range c.comps {
-		st, err := c.newState(f, comp)
-		if err != nil {
-			return deployer.Change{}, err
-		}
-		states = append(states, st)
-	}
-	if err := c.place(ctx, f, states, &r); err != nil {
-		return deployer.Change{}, err
-	}
-	co, err := object.GetCommit(c.staging.repo.Storer, r.hash)
-	if err != nil {
-		return deployer.Change{}, fmt.Errorf("gitrepo: commit %s: %w", r.hash, err)
-	}
-	ch := change(co)
-	ch.Component = states[r.comp].Path
-	if r.sub != "" {
-		ch.Component = joinPath(ch.Component, r.sub)
-	}
-	return ch, nil
+	return ch, err
 }
