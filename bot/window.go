@@ -41,7 +41,7 @@ func (b *Bot) window(m Message, who string, args []string) ([]string, error) {
 	w := v.Window
 	name := "backport window"
 	if w.Name != "" {
-		name = w.Name
+		name = strings.TrimPrefix(w.Name, "the ")
 	}
 	now := b.Runner.Now()
 	var head string

@@ -111,29 +111,101 @@ func (e *Env) MergeExtensionChange() (string, error) {
 	if err := setBranch(ext.Storer, ReleaseBranch, extCommit); err != nil {
 		return "", err
 	}
+	if _, err := e.movePointer(extCommit, ExtensionSubject, object.Signature{Name: "Gerrit Code Review", Email: "gerrit@example.org"}); err != nil {
+		return "", err
+	}
+	return extCommit.String(), nil
+}
+
+// movePointer adds a commit to core's release branch pointing Foo at
+// extCommit, as Gerrit's superproject subscription does, and returns it.
+func (e *Env) movePointer(extCommit plumbing.Hash, subject string, author object.Signature) (plumbing.Hash, error) {
 	core, err := git.PlainOpen(e.Release)
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	ctip, err := core.Reference(plumbing.NewBranchReferenceName(ReleaseBranch), true)
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	cprev, err := object.GetCommit(core.Storer, ctip.Hash())
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	dir, name, _ := strings.Cut(ExtensionPath, "/")
 	ctree, err := replaceEntry(core.Storer, cprev.TreeHash, dir, object.TreeEntry{Name: name, Mode: filemode.Submodule, Hash: extCommit})
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
-	bump, err := writeCommit(core.Storer, "Update git submodules\n\n* Update "+ExtensionPath+" from branch '"+ReleaseBranch+"'\n  to "+extCommit.String()+"\n  - "+ExtensionSubject+"\n",
-		object.Signature{Name: "Gerrit Code Review", Email: "gerrit@example.org"}, branchTime, ctree, []plumbing.Hash{cprev.Hash})
+	bump, err := writeCommit(core.Storer, "Update git submodules\n\n* Update "+ExtensionPath+" from branch '"+ReleaseBranch+"'\n  to "+extCommit.String()+"\n  - "+subject+"\n",
+		author, branchTime, ctree, []plumbing.Hash{cprev.Hash})
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
-	return extCommit.String(), setBranch(core.Storer, ReleaseBranch, bump)
+	return bump, setBranch(core.Storer, ReleaseBranch, bump)
+}
+
+// The release branch changes MergeWindowChanges makes.
+const (
+	CoreWindowSubject = "Log requests slower than two seconds"
+	ExtWindowSubject  = "Foo: link the help page from the sidebar"
+)
+
+// MergeWindowChanges merges two changes on the release branch for a
+// backport window: one by Erin to core itself, then one by Dana to
+// extension Foo, with core's pointer moved to it. Gerrit's superproject
+// subscription authors that pointer commit as the extension commit's
+// author when there is one, so Dana verifies both. It returns core's and
+// Foo's new commits.
+func (e *Env) MergeWindowChanges() (core, ext string, err error) {
+	cr, err := git.PlainOpen(e.Release)
+	if err != nil {
+		return "", "", err
+	}
+	coreCommit, err := commitFile(cr, "includes", "WebStart.php",
+		"<?php\n// Sets up the request.\n// Logs requests slower than two seconds.\n", CoreWindowSubject+"\n\nFor the latency investigation.\n", erinAuthor)
+	if err != nil {
+		return "", "", err
+	}
+	er, err := git.PlainOpen(e.Extension)
+	if err != nil {
+		return "", "", err
+	}
+	extCommit, err := commitFile(er, "includes", "Hooks.php",
+		"<?php\n// Foo's hooks.\n// SidebarBeforeOutput: adds a link to Help:Foo.\n", ExtWindowSubject+"\n", danaAuthor)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := e.movePointer(extCommit, ExtWindowSubject, danaAuthor); err != nil {
+		return "", "", err
+	}
+	return coreCommit.String(), extCommit.String(), nil
+}
+
+// commitFile adds a commit to repo's release branch setting file
+// dir/name to content.
+func commitFile(repo *git.Repository, dir, name, content, msg string, author object.Signature) (plumbing.Hash, error) {
+	tip, err := repo.Reference(plumbing.NewBranchReferenceName(ReleaseBranch), true)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	prev, err := object.GetCommit(repo.Storer, tip.Hash())
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	blob, err := writeBlobString(repo.Storer, content)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	tree, err := replaceFile(repo.Storer, prev.TreeHash, dir, name, blob)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	c, err := writeCommit(repo.Storer, msg, author, branchTime, tree, []plumbing.Hash{prev.Hash})
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return c, setBranch(repo.Storer, ReleaseBranch, c)
 }
 
 func writeBlobString(s storer.EncodedObjectStorer, content string) (plumbing.Hash, error) {

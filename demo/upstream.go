@@ -31,6 +31,15 @@ const (
 	// extra_error_rate to 0.02: a host serving it fails 2% of requests on
 	// top of its own error rate, a regression only statistics can see.
 	SlowBranch = "slow-regression"
+	// WindowBranches hold the root changes people put on a backport
+	// window's list, one commit each, on one line of history off
+	// GoodBranch: a new page (Erin), a sidebar cache that fails a quarter
+	// of requests under traffic (Bob; the window's bad change), and
+	// Spanish interface messages (Dana). No two touch a common file, so a
+	// batch of them can be split.
+	WindowPrivacy = "window-privacy"
+	WindowSidebar = "window-sidebar"
+	WindowSpanish = "window-spanish"
 )
 
 // Subjects of the two pending commits, for tests that look for them in chat.
@@ -38,12 +47,19 @@ const (
 	GoodSubject = "Fix typo on the front page"
 	BadSubject  = "Enable the new search feature"
 	SlowSubject = "Fetch the sidebar from the new backend"
+	// The window's changes.
+	PrivacySubject = "Add the privacy policy page"
+	SidebarSubject = "Read the sidebar from the new cache cluster"
+	SpanishSubject = "Add Spanish interface messages"
 )
 
 // The authors of the upstream commits: main's, and the pending changes'.
 var (
 	upstreamAuthor  = object.Signature{Name: "Carol Upstream", Email: "carol@example.org"}
 	submitterAuthor = object.Signature{Name: "Bob Submitter", Email: "bob@example.org"}
+	// Dana and Erin submit changes to the backport window.
+	danaAuthor = object.Signature{Name: "Dana Developer", Email: "dana@example.org"}
+	erinAuthor = object.Signature{Name: "Erin Editor", Email: "erin@example.org"}
 )
 
 // Commit times are fixed so that every sandbox has the same commit hashes,
@@ -213,6 +229,46 @@ func slowChange() map[string]string {
 	}
 }
 
+// privacyChange adds a page.
+func privacyChange() map[string]string {
+	return map[string]string{"privacy.html": `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Privacy policy - Example Wiki</title>
+  <link rel="stylesheet" href="/static/style.css">
+</head>
+<body>
+  <main>
+    <h1>Privacy policy</h1>
+    <p>Example Wiki keeps no personal data beyond its access logs, for 90 days.</p>
+  </main>
+</body>
+</html>
+`}
+}
+
+// sidebarChange is the window's bad change: on top of the good change's
+// config, the demo server fails a quarter of requests (extra_error_rate),
+// as a sidebar read from an overloaded cache would. Pages load on a quick
+// look most of the time; traffic shows it at once.
+func sidebarChange() map[string]string {
+	return map[string]string{
+		"config/app.json": strings.Replace(goodChange()["config/app.json"], `"cache_seconds": 300`, `"cache_seconds": 300,
+  "sidebar_cache": "cache-cluster-2",
+  "extra_error_rate": 0.25`, 1),
+	}
+}
+
+// spanishChange adds an interface language.
+func spanishChange() map[string]string {
+	return map[string]string{"i18n/messages-es.json": `{
+  "welcome": "Bienvenido",
+  "search": "Buscar"
+}
+`}
+}
+
 func fileContent(path string) string {
 	for _, f := range mainTree {
 		if f.path == path {
@@ -266,16 +322,21 @@ func createUpstream(dir string) error {
 		return fmt.Errorf("commit main: %w", err)
 	}
 	main := plumbing.NewBranchReferenceName(MainBranch)
+	branch := plumbing.NewBranchReferenceName
 	branches := []struct {
 		name    string
 		base    plumbing.ReferenceName
 		subject string
 		body    string
 		files   map[string]string
+		author  object.Signature
 	}{
-		{GoodBranch, main, GoodSubject, "The heading said \"Wecome\". Bump the config version so caches refresh.", goodChange()},
-		{BadBranch, plumbing.NewBranchReferenceName(GoodBranch), BadSubject, "Turns on search_v2 and adds the search box to the header.", badChange()},
-		{SlowBranch, main, SlowSubject, "The new backend times out now and then.", slowChange()},
+		{GoodBranch, main, GoodSubject, "The heading said \"Wecome\". Bump the config version so caches refresh.", goodChange(), submitterAuthor},
+		{BadBranch, branch(GoodBranch), BadSubject, "Turns on search_v2 and adds the search box to the header.", badChange(), submitterAuthor},
+		{SlowBranch, main, SlowSubject, "The new backend times out now and then.", slowChange(), submitterAuthor},
+		{WindowPrivacy, branch(GoodBranch), PrivacySubject, "Legal asked for it before Friday.", privacyChange(), erinAuthor},
+		{WindowSidebar, branch(WindowPrivacy), SidebarSubject, "The old cache is being decommissioned.", sidebarChange(), submitterAuthor},
+		{WindowSpanish, branch(WindowSidebar), SpanishSubject, "Translated by the community.", spanishChange(), danaAuthor},
 	}
 	for _, b := range branches {
 		if err := wt.Checkout(&git.CheckoutOptions{Branch: b.base}); err != nil {
@@ -290,7 +351,7 @@ func createUpstream(dir string) error {
 				return err
 			}
 		}
-		if _, err := commitAll(wt, b.subject+"\n\n"+b.body+"\n", submitterAuthor, branchTime); err != nil {
+		if _, err := commitAll(wt, b.subject+"\n\n"+b.body+"\n", b.author, branchTime); err != nil {
 			return fmt.Errorf("commit %s: %w", b.name, err)
 		}
 	}

@@ -68,9 +68,16 @@ func (r *Runner) checkBatch(req Request) error {
 // the base tree with some of the batch's changes applied.
 // Implementations: deployer/gitrepo.
 type Subsetter interface {
-	// ChangeFiles lists the paths the upstream commit changes against its
-	// first parent.
-	ChangeFiles(ctx context.Context, commit string) ([]string, error)
+	// ChangeFiles lists the deploy paths change c touches: the files its
+	// upstream commit changes against its first parent, under the
+	// change's component, and for a commit that moves a submodule
+	// pointer the files that move changes in the submodule.
+	ChangeFiles(ctx context.Context, c Change) ([]string, error)
+	// CheckSubset reports, as an error, when applying every change of a
+	// batch to base file by file (as CommitSubset does) does not give
+	// exactly commit's tree: then the batch's parts cannot be staged
+	// faithfully and it is not split.
+	CheckSubset(ctx context.Context, base, commit string, changes []Change) error
 	// CommitSubset adds a commit to the deploy branch whose tree is base's
 	// with changes (in upstream order) applied, file by file; without
 	// lists the batch's changes left out, for the message. label tells
@@ -80,8 +87,16 @@ type Subsetter interface {
 }
 
 // units groups a batch's changes so that no part of a split separates a
-// change from one it depends on: changes that touch a common file, and a
-// revert and what it reverts, are one unit. Units keep upstream order.
+// change from one it depends on: changes that touch a common file (a
+// change that replaces a directory touches every file in it), a
+// submodule pointer move and the submodule commits it carries (they touch
+// the same files), and a revert and what it reverts, are one unit. Units
+// keep upstream order.
+//
+// It refuses (and the batch is then not split) unless the batch's
+// changes applied file by file to its base give exactly its staged tree
+// (Subsetter.CheckSubset): every part staged later is then the base plus
+// whole changes.
 func (p *pipeline) units(ctx context.Context, changes []Change) ([][]Change, error) {
 	ss, ok := p.r.Staging.(Subsetter)
 	if !ok {
@@ -109,11 +124,11 @@ func (p *pipeline) units(ctx context.Context, changes []Change) ([][]Change, err
 	byFile := map[string]int{}
 	byID := map[string]int{}
 	for i, c := range changes {
-		if c.Commit == "" || c.Component != "" {
+		if c.Commit == "" {
 			return nil, fmt.Errorf("change %s cannot be staged on its own", shortID(c.ID))
 		}
 		byID[c.ID], byID[c.Commit] = i, i
-		files, err := ss.ChangeFiles(ctx, c.Commit)
+		files, err := ss.ChangeFiles(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -128,6 +143,11 @@ func (p *pipeline) units(ctx context.Context, changes []Change) ([][]Change, err
 	for i, c := range changes {
 		if j, ok := byID[c.Reverts]; ok && c.Reverts != "" {
 			join(i, j)
+		}
+	}
+	if len(changes) > 0 {
+		if err := ss.CheckSubset(ctx, p.d.Base, p.d.Commit, changes); err != nil {
+			return nil, err
 		}
 	}
 	groups := map[int][]Change{}

@@ -342,7 +342,7 @@ func (r *Runner) CheckWindows() error {
 	}
 	name := "the backport window"
 	if w.Name != "" {
-		name = w.Name
+		name = "the " + strings.TrimPrefix(w.Name, "the ")
 	}
 	text := fmt.Sprintf("%s is open (%s); %s may deploy. ", name, w.Span(), who)
 	var mention []string

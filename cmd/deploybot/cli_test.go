@@ -23,11 +23,15 @@ func TestDemoScenario(t *testing.T) {
 		// testserver (the scenario really loads the page) and fails in
 		// traffic; the ping says where to look.
 		"--- 3. a bad change: it turns on search_v2. Its pages load", "200 OK, the page looks right",
-		"Test it there (http://127.0.0.1:"} {
+		"Test it there (http://127.0.0.1:",
+		// The backport window (README, "Backport windows and batches").
+		"the evening backport window is open", "queued the window's 5 changes as batch #4",
+		"bisection round 1: testing", "bisection done in", "check after round 1: every host serves exactly its commit's tree"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("scenario output lacks %q", want)
 		}
 	}
+	checkReadmeTranscript(t, out.String())
 	if t.Failed() {
 		t.Logf("output:\n%s", out.String())
 	}

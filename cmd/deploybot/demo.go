@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -52,7 +53,11 @@ hosts:
       - {name: {{.Name}}, root: {{.Root}}, metrics: "{{.MetricsURL}}", url: "{{.URL}}"}
 {{- end}}
 {{- end}}
-pipeline: {verify_timeout: {{.T.VerifyTimeout}}, promote_timeout: {{.T.PromoteTimeout}}, sync_retries: 1}
+pipeline:
+  verify_timeout: {{.T.VerifyTimeout}}
+  promote_timeout: {{.T.PromoteTimeout}}
+  sync_retries: 1
+  batch: {enabled: true, max_changes: 8, max_rounds: 10}
 canary:
   baseline_min: {{.T.BaselineMin}}
   window: {{.T.Window}}
@@ -64,20 +69,34 @@ access:
 people:
   - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
   - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
+  - {name: Dana Developer, emails: [dana@example.org], chat: ["console:dana"], nick: dana}
+  - {name: Erin Editor, emails: [erin@example.org], chat: ["console:erin"], nick: erin}
 chat:
   console: {user: alice}
 log: {level: {{.LogLevel}}, format: text, file: deploybot.log}
 web: {listen: "127.0.0.1:0"}
 # A backport window open from the sandbox's start for 12 hours: !window
-# shows it, !add puts a change on its list, !window go deploys the list.
-# After it, a backport needs --emergency <reason>.
+# shows it, !add puts a change on its list, !window go deploys the list
+# (as one batch). Outside a window a backport needs --emergency <reason>.
+# The evening window opens an hour after it (demo --scenario moves the
+# bot's clock there).
 windows:
   once:
-    - {start: "{{.WindowStart}}", duration: 12h, name: the demo's backport window}
+    - {start: "{{.WindowStart}}", duration: 12h, name: morning backport window}
+    - {start: "{{.EveningStart}}", duration: 1h, name: evening backport window}
 `))
 
+// demoWindows are the sandbox's two backport windows: the morning one,
+// open from its start for 12 hours, and the evening one an hour after.
+type demoWindows struct{ Morning, Evening time.Time }
+
+func newDemoWindows(now time.Time) demoWindows {
+	m := now.UTC().Add(-time.Minute).Truncate(time.Second)
+	return demoWindows{Morning: m, Evening: m.Add(13 * time.Hour)}
+}
+
 // writeDemoConfig writes the sandbox's configuration file and returns its path.
-func writeDemoConfig(env *demo.Env, t demoTimings, logLevel string) (string, error) {
+func writeDemoConfig(env *demo.Env, t demoTimings, logLevel string, win demoWindows) (string, error) {
 	path := filepath.Join(env.Dir, "deploybot.yaml")
 	f, err := os.Create(path)
 	if err != nil {
@@ -86,7 +105,7 @@ func writeDemoConfig(env *demo.Env, t demoTimings, logLevel string) (string, err
 	defer f.Close()
 	err = demoConfig.Execute(f, map[string]any{"Dir": env.Dir, "Upstream": env.Upstream,
 		"ReleaseDir": demo.ReleaseDir, "Release": env.Release, "ReleaseBranch": demo.ReleaseBranch, "Stages": env.HostsByStage(), "T": t, "LogLevel": logLevel,
-		"WindowStart": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)})
+		"WindowStart": win.Morning.Format(time.RFC3339), "EveningStart": win.Evening.Format(time.RFC3339)})
 	if err != nil {
 		return "", err
 	}
@@ -118,7 +137,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "sandbox directory (default: a new temporary directory)")
-	scenario := fs.Bool("scenario", false, "play a good and a bad backport unattended and check the outcome")
+	scenario := fs.Bool("scenario", false, "play a good and a bad backport and a backport window's batch unattended, and check the outcome")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -156,7 +175,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			fmt.Fprintf(stdout, "\nSCENARIO FAILED: %v\n", err)
 			return 1
 		}
-		fmt.Fprintln(stdout, "\nSCENARIO PASSED: the config change and the extension change are on all 7 hosts; the bad change was caught on the canaries and rolled back before any production host got it.")
+		fmt.Fprintln(stdout, "\nSCENARIO PASSED: the config change and the extension change are on all 7 hosts; the bad change was caught on the canaries and rolled back before any production host got it; the evening window's batch was bisected on the canaries, its guilty change blocked and the four others shipped.")
 		return 0
 	}
 	fmt.Fprintf(stdout, `deploybot demo: a sandbox in %s
@@ -174,9 +193,15 @@ will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as
   !backport bad-change         its pages load (have a look), but its search suggestions
                                fail under traffic: watch the canaries catch it
   !window                      the backport window open now and its list
-  /as bob !add good-change     bob puts his change on the window's list
-  !window go                   deploy the window's list
+  /as erin !add window-privacy    three changes for the window, by Erin, Bob and Dana
+  /as bob !add window-sidebar     (after good-change, which they build on); Bob's fails
+  /as dana !add window-spanish    a quarter of requests under traffic
+  !window go                   deploy the list as one batch: the canaries fail it and
+                               the bot bisects it to find Bob's change
   !status   !history   !rollback   !help
+
+"deploybot demo --scenario" (make scenario) plays all of this unattended, with a
+window that opens later and changes in core and extension Foo too.
 
 Ctrl-C stops the bot; run the same sandbox later with:
   deploybot run --config %s
@@ -200,10 +225,40 @@ func hostList(env *demo.Env) string {
 
 // sandbox is a running demo: the environment and the bot wired to it.
 type sandbox struct {
-	Env  *demo.Env
-	Main *Main
-	Tap  *Tap
-	stop context.CancelFunc
+	Env     *demo.Env
+	Main    *Main
+	Tap     *Tap
+	Windows demoWindows
+	// Clock is the runner's clock: real time moved by an offset, so the
+	// scenario can reach the evening window without waiting for it.
+	Clock *offsetClock
+	stop  context.CancelFunc
+}
+
+// offsetClock reads real time plus an offset that only moves forward
+// (metrics carry real time; a window must never end before they began).
+type offsetClock struct{ offset atomic.Int64 }
+
+// Now is the clock's time.
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Set makes the clock read t now.
+func (c *offsetClock) Set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+
+// clockedMetrics dates the hosts' counters by the runner's clock, so that
+// the canaries' baseline and windows are measured in one time.
+type clockedMetrics struct {
+	deployer.Metrics
+	clock *offsetClock
+}
+
+// Read implements deployer.Metrics.
+func (m clockedMetrics) Read(ctx context.Context, hosts []string) (deployer.Sample, error) {
+	s, err := m.Metrics.Read(ctx, hosts)
+	if !s.Time.IsZero() {
+		s.Time = s.Time.Add(time.Duration(m.clock.offset.Load()))
+	}
+	return s, err
 }
 
 // startSandbox creates the demo environment under dir, starts its
@@ -219,8 +274,8 @@ func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel strin
 		return nil, err
 	}
 	env.StartTraffic(envCtx)
-	sb := &sandbox{Env: env, stop: stop, Tap: NewTap()}
-	path, err := writeDemoConfig(env, t, logLevel)
+	sb := &sandbox{Env: env, stop: stop, Tap: NewTap(), Windows: newDemoWindows(time.Now())}
+	path, err := writeDemoConfig(env, t, logLevel, sb.Windows)
 	if err != nil {
 		sb.Close()
 		return nil, err
@@ -239,6 +294,9 @@ func startSandbox(ctx context.Context, dir string, t demoTimings, logLevel strin
 		return nil, err
 	}
 	sb.Main = m
+	sb.Clock = &offsetClock{}
+	m.Runner.Now = sb.Clock.Now
+	m.Runner.Metrics = clockedMetrics{Metrics: m.Runner.Metrics, clock: sb.Clock}
 	if err := m.Provision(ctx); err != nil {
 		sb.Close()
 		return nil, err
@@ -315,6 +373,32 @@ func (t *Tap) Wait(ctx context.Context, id int64, timeout time.Duration, kinds .
 			return deployer.Notice{}, fmt.Errorf("no %v notice for #%d within %s", kinds, id, timeout)
 		case <-ctx.Done():
 			return deployer.Notice{}, ctx.Err()
+		}
+	}
+}
+
+// WaitFor returns the first notice from index from on that ok accepts,
+// and the index after it, waiting up to timeout.
+func (t *Tap) WaitFor(ctx context.Context, from int, timeout time.Duration, ok func(deployer.Notice) bool) (deployer.Notice, int, error) {
+	deadline := time.After(timeout)
+	for {
+		t.mu.Lock()
+		for i := from; i < len(t.notices); i++ {
+			if ok(t.notices[i]) {
+				n := t.notices[i]
+				t.mu.Unlock()
+				return n, i + 1, nil
+			}
+		}
+		from = len(t.notices)
+		ch := t.changed
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			return deployer.Notice{}, from, fmt.Errorf("no such notice within %s", timeout)
+		case <-ctx.Done():
+			return deployer.Notice{}, from, ctx.Err()
 		}
 	}
 }
@@ -406,6 +490,7 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 	if bad.State != deployer.StateRolledBack {
 		return fmt.Errorf("the bad change ended %s (%s), not rolled back", bad.State, bad.Reason)
 	}
+
 	if len(bad.Verdicts) == 0 || bad.Verdicts[len(bad.Verdicts)-1].Outcome != deployer.Fail {
 		return fmt.Errorf("the bad change was rolled back without a failing canary verdict: %s", bad.Reason)
 	}
@@ -416,7 +501,10 @@ func playScenario(ctx context.Context, sb *sandbox, out io.Writer) error {
 			}
 		}
 	}
-	return sb.checkFleet(ctx, extd.Commit, out)
+	if err := sb.checkFleet(ctx, extd.Commit, out); err != nil {
+		return err
+	}
+	return playWindow(ctx, sb, out)
 }
 
 // quickLook is what Bob does when pinged: he opens the testserver's front

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -17,39 +18,151 @@ import (
 // pipeline only asks for parts closed under "touches a file another
 // change touches", so a file's content in a part is the content the last
 // change of the part that touches it left there: no merge is needed.
+//
+// Paths are deploy paths. A change of a composite source belongs to a
+// component or submodule placed at Change.Component: its commit's files
+// go under that path. A commit that moves a submodule pointer deploys no
+// file of its own (the submodule's commits carry the content), but it is
+// grouped with them: its ChangeFiles are the files the pointer move
+// changes under the submodule's path.
+//
+// Invariant (CheckSubset): applying every change of a batch to its base
+// this way gives exactly the batch's staged tree. The pipeline bisects a
+// batch only when that holds, so every part it stages is the base plus
+// whole changes, and the union of the parts is what was verified.
 
 var _ deployer.Subsetter = (*Repo)(nil)
 
-// ChangeFiles lists the paths commit changes against its first parent (a
-// root commit: all of its files).
-func (r *Repo) ChangeFiles(ctx context.Context, commit string) ([]string, error) {
+// contentFiles lists the deploy paths whose content change c's commit
+// sets (against its first parent; a root commit: all of its files), and
+// the commit. Gitlinks are not files. The caller holds mu.
+func (r *Repo) contentFiles(ctx context.Context, c deployer.Change) ([]string, *object.Commit, error) {
+	co, err := r.commit(c.Commit)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &differ{ctx: ctx, r: r}
+	var from plumbing.Hash
+	if len(co.ParentHashes) > 0 {
+		p, err := object.GetCommit(r.repo.Storer, co.ParentHashes[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("gitrepo: parent of %s: %w", co.Hash, err)
+		}
+		from = p.TreeHash
+	}
+	if err := d.trees("", from, co.TreeHash); err != nil {
+		return nil, nil, err
+	}
+	out := make([]string, len(d.out))
+	for i, fc := range d.out {
+		out[i] = joinPath(c.Component, fc.Path)
+	}
+	sort.Strings(out)
+	return out, co, nil
+}
+
+// ChangeFiles implements deployer.Subsetter: the deploy paths change c
+// sets, and for each submodule pointer it moves, the paths that move
+// changes under the submodule (when both of its commits are in the object
+// database; a submodule nobody fetched deploys nothing).
+func (r *Repo) ChangeFiles(ctx context.Context, c deployer.Change) ([]string, error) {
 	r.mu.Lock()
-	c, err := r.commit(commit)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	files, co, err := r.contentFiles(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	from := ""
-	if len(c.ParentHashes) > 0 {
-		from = c.ParentHashes[0].String()
+	if len(co.ParentHashes) == 0 {
+		return files, nil
 	}
-	return r.Changed(ctx, from, commit)
+	p, err := object.GetCommit(r.repo.Storer, co.ParentHashes[0])
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: parent of %s: %w", co.Hash, err)
+	}
+	var moves []linkMove
+	if err := r.linkMoves("", p.TreeHash, co.TreeHash, &moves); err != nil {
+		return nil, err
+	}
+	for _, m := range moves {
+		a, errA := object.GetCommit(r.repo.Storer, m.from)
+		b, errB := object.GetCommit(r.repo.Storer, m.to)
+		if errA != nil || errB != nil {
+			continue
+		}
+		d := &differ{ctx: ctx, r: r}
+		if err := d.trees("", a.TreeHash, b.TreeHash); err != nil {
+			return nil, err
+		}
+		for _, fc := range d.out {
+			files = append(files, joinPath(joinPath(c.Component, m.path), fc.Path))
+		}
+	}
+	sort.Strings(files)
+	return files, nil
 }
 
-// CommitSubset implements deployer.Subsetter. The commit records the
-// batch's upstream commit in its Upstream trailer, and each change left
-// out in a Without line, so the deploy branch says exactly what the part
-// holds.
-func (r *Repo) CommitSubset(ctx context.Context, d *deployer.Deployment, label, base string, changes, without []deployer.Change) (string, error) {
-	// Which change last touches each path, in upstream order.
-	last := map[string]string{}
+// linkMove is a gitlink whose commit changes between two trees.
+type linkMove struct {
+	path     string
+	from, to plumbing.Hash
+}
+
+// linkMoves appends the gitlinks that point elsewhere in tree b than in
+// tree a (both sides gitlinks), under prefix. Equal subtrees are skipped.
+// The caller holds mu.
+func (r *Repo) linkMoves(prefix string, a, b plumbing.Hash, out *[]linkMove) error {
+	if a == b {
+		return nil
+	}
+	ea, err := readTree(r.repo.Storer, a)
+	if err != nil {
+		return err
+	}
+	eb, err := readTree(r.repo.Storer, b)
+	if err != nil {
+		return err
+	}
+	old := map[string]object.TreeEntry{}
+	for _, e := range ea {
+		old[e.Name] = e
+	}
+	for _, e := range eb {
+		o, ok := old[e.Name]
+		if !ok || o.Hash == e.Hash {
+			continue
+		}
+		switch {
+		case o.Mode == filemode.Submodule && e.Mode == filemode.Submodule:
+			*out = append(*out, linkMove{path: prefix + e.Name, from: o.Hash, to: e.Hash})
+		case o.Mode == filemode.Dir && e.Mode == filemode.Dir:
+			if err := r.linkMoves(prefix+e.Name+"/", o.Hash, e.Hash, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// subsetTree returns base's tree with changes applied file by file, in
+// order: each path takes its content from the last change that sets it.
+// The caller holds mu.
+func (r *Repo) subsetTree(ctx context.Context, base string, changes []deployer.Change) (plumbing.Hash, error) {
+	type source struct {
+		tree plumbing.Hash
+		rel  string
+	}
+	last := map[string]source{}
 	for _, c := range changes {
-		files, err := r.ChangeFiles(ctx, c.Commit)
+		files, co, err := r.contentFiles(ctx, c)
 		if err != nil {
-			return "", err
+			return plumbing.ZeroHash, err
 		}
 		for _, f := range files {
-			last[f] = c.Commit
+			rel := f
+			if c.Component != "" {
+				rel = strings.TrimPrefix(f, c.Component+"/")
+			}
+			last[f] = source{tree: co.TreeHash, rel: rel}
 		}
 	}
 	paths := make([]string, 0, len(last))
@@ -57,39 +170,78 @@ func (r *Repo) CommitSubset(ctx context.Context, d *deployer.Deployment, label, 
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	b, err := r.commit(base)
 	if err != nil {
-		return "", err
+		return plumbing.ZeroHash, err
 	}
 	tree := b.TreeHash
 	s := r.repo.Storer
 	for _, p := range paths {
-		c, err := r.commit(last[p])
+		src := last[p]
+		e, err := entryAt(s, src.tree, src.rel)
 		if err != nil {
-			return "", err
-		}
-		e, err := entryAt(s, c.TreeHash, p)
-		if err != nil {
-			return "", err
+			return plumbing.ZeroHash, err
 		}
 		mode, h := filemode.Regular, plumbing.ZeroHash
-		if e != nil && e.Mode != filemode.Dir {
+		if e != nil && e.Mode != filemode.Dir && e.Mode != filemode.Submodule {
 			mode, h = e.Mode, e.Hash
 		}
 		if tree, err = setPath(s, tree, p, mode, h); err != nil {
-			return "", err
+			return plumbing.ZeroHash, err
 		}
 	}
 	if tree.IsZero() {
 		if tree, err = writeTreeEntries(s, nil); err != nil {
-			return "", err
+			return plumbing.ZeroHash, err
 		}
+	}
+	return tree, nil
+}
+
+// CheckSubset implements deployer.Subsetter: it reports, as an error
+// naming the first path that differs, when applying every change of the
+// batch to base file by file does not give commit's tree (a component
+// new in the configuration ships whole, a submodule pointer moved
+// backwards or to a submodule of a submodule, a merge that resolved a
+// file its way: parts of such a batch cannot be staged faithfully).
+func (r *Repo) CheckSubset(ctx context.Context, base, commit string, changes []deployer.Change) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tree, err := r.subsetTree(ctx, base, changes)
+	if err != nil {
+		return err
+	}
+	want, err := r.commit(commit)
+	if err != nil {
+		return err
+	}
+	if tree == want.TreeHash {
+		return nil
+	}
+	d := &differ{ctx: ctx, r: r}
+	if err := d.trees("", tree, want.TreeHash); err != nil {
+		return err
+	}
+	what := "a tree entry"
+	if len(d.out) > 0 {
+		what = d.out[0].Path
+	}
+	return fmt.Errorf("the batch's changes applied file by file to %.10s differ from its staged commit %.10s at %s (%d path(s))", base, commit, what, len(d.out))
+}
+
+// CommitSubset implements deployer.Subsetter. The commit records the
+// batch's upstream commit in its Upstream trailer, and each change left
+// out in a Without line, so the deploy branch says exactly what the part
+// holds.
+func (r *Repo) CommitSubset(ctx context.Context, d *deployer.Deployment, label, base string, changes, without []deployer.Change) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tree, err := r.subsetTree(ctx, base, changes)
+	if err != nil {
+		return "", err
 	}
 	tip, err := r.tip()
 	if err != nil {
