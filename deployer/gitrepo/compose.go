@@ -322,11 +322,9 @@ type submodule struct {
 	Link plumbing.Hash
 }
 
-// submodules lists tree root's submodules: the .gitmodules entries whose
-// path is a gitlink in the tree, sorted by path. Reading them costs the
-// .gitmodules blob and the trees on each submodule's path.
-func submodules(s storer.EncodedObjectStorer, root plumbing.Hash) ([]submodule, error) {
-	e, err := entryAt(s, root, ".gitmodules")
+// readModules parses tree's .gitmodules; nil when it has none.
+func readModules(s storer.EncodedObjectStorer, tree plumbing.Hash) (*config.Modules, error) {
+	e, err := entryAt(s, tree, ".gitmodules")
 	if err != nil || e == nil || !e.Mode.IsFile() {
 		return nil, err
 	}
@@ -346,6 +344,17 @@ func submodules(s storer.EncodedObjectStorer, root plumbing.Hash) ([]submodule, 
 	mods := config.NewModules()
 	if err := mods.Unmarshal(data); err != nil {
 		return nil, fmt.Errorf("gitrepo: .gitmodules does not parse: %w", err)
+	}
+	return mods, nil
+}
+
+// submodules lists tree root's submodules: the .gitmodules entries whose
+// path is a gitlink in the tree, sorted by path. Reading them costs the
+// .gitmodules blob and the trees on each submodule's path.
+func submodules(s storer.EncodedObjectStorer, root plumbing.Hash) ([]submodule, error) {
+	mods, err := readModules(s, root)
+	if err != nil || mods == nil {
+		return nil, err
 	}
 	var out []submodule
 	for _, m := range mods.Submodules {

@@ -106,21 +106,31 @@ func enclosing(comps []Component, p string) string {
 // tipSubmodules fetches c's branch tip shallowly into memory and lists its
 // submodules.
 func tipSubmodules(ctx context.Context, c Component) ([]submodule, error) {
+	st, tree, err := fetchTip(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return submodules(st, tree)
+}
+
+// fetchTip fetches c's branch tip shallowly into memory (the staging
+// repository is not touched) and returns the storage and the tip's tree.
+func fetchTip(ctx context.Context, c Component) (*memory.Storage, plumbing.Hash, error) {
 	st := memory.NewStorage()
 	rem := git.NewRemote(st, &config.RemoteConfig{Name: "check", URLs: []string{absLocalPath(c.URL)}})
 	ref := plumbing.NewBranchReferenceName(c.Branch)
 	err := rem.FetchContext(ctx, &git.FetchOptions{Depth: 1, Tags: git.NoTags,
 		RefSpecs: []config.RefSpec{config.RefSpec("+" + ref.String() + ":" + ref.String())}})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, err
+		return nil, plumbing.ZeroHash, err
 	}
 	r, err := st.Reference(ref)
 	if err != nil {
-		return nil, err
+		return nil, plumbing.ZeroHash, err
 	}
 	co, err := object.GetCommit(st, r.Hash())
 	if err != nil {
-		return nil, err
+		return nil, plumbing.ZeroHash, err
 	}
-	return submodules(st, co.TreeHash)
+	return st, co.TreeHash, nil
 }

@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strings"
-
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -98,26 +93,9 @@ func (c *Composite) fetchTip(ctx context.Context, name string) (*state, plumbing
 // moduleBranches reads the branch of every .gitmodules entry, by path.
 func moduleBranches(s storer.EncodedObjectStorer, tree plumbing.Hash) (map[string]string, error) {
 	out := map[string]string{}
-	e, err := entryAt(s, tree, ".gitmodules")
-	if err != nil || e == nil || !e.Mode.IsFile() {
+	mods, err := readModules(s, tree)
+	if err != nil || mods == nil {
 		return out, err
-	}
-	blob, err := object.GetBlob(s, e.Hash)
-	if err != nil {
-		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
-	}
-	rd, err := blob.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
-	}
-	data, err := io.ReadAll(io.LimitReader(rd, 1<<20))
-	rd.Close()
-	if err != nil {
-		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
-	}
-	mods := config.NewModules()
-	if err := mods.Unmarshal(data); err != nil {
-		return nil, fmt.Errorf("gitrepo: .gitmodules does not parse: %w", err)
 	}
 	for _, m := range mods.Submodules {
 		out[strings.Trim(path.Clean(m.Path), "/")] = m.Branch
@@ -186,27 +164,15 @@ func (c *Composite) PointsAt(ctx context.Context, name, rel, commit string) (boo
 // (the staging repository is not touched) and lists its submodules, for
 // check-config.
 func RemoteSubmodules(ctx context.Context, comp Component) ([]SubmoduleInfo, error) {
-	st := memory.NewStorage()
-	rem := git.NewRemote(st, &config.RemoteConfig{Name: "check", URLs: []string{absLocalPath(comp.URL)}})
-	ref := plumbing.NewBranchReferenceName(comp.Branch)
-	err := rem.FetchContext(ctx, &git.FetchOptions{Depth: 1, Tags: git.NoTags,
-		RefSpecs: []config.RefSpec{config.RefSpec("+" + ref.String() + ":" + ref.String())}})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, err
-	}
-	r, err := st.Reference(ref)
+	st, tree, err := fetchTip(ctx, comp)
 	if err != nil {
 		return nil, err
 	}
-	co, err := object.GetCommit(st, r.Hash())
+	subs, err := submodules(st, tree)
 	if err != nil {
 		return nil, err
 	}
-	subs, err := submodules(st, co.TreeHash)
-	if err != nil {
-		return nil, err
-	}
-	branches, err := moduleBranches(st, co.TreeHash)
+	branches, err := moduleBranches(st, tree)
 	if err != nil {
 		return nil, err
 	}
