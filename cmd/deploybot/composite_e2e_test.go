@@ -93,23 +93,7 @@ source:
 %[2]shosts:
   transport: local
   stages:
-%[3]spipeline: {verify_timeout: 1m, promote_timeout: 1m, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
-canary:
-  baseline_min: 300ms
-  window: 1s
-  interval: 100ms
-  production_watch: 300ms
-  judge: {min_requests: 40}
-access:
-  deployers: [Alice Deployer]
-people:
-  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
-  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
-chat:
-  console: {user: alice}
-log: {level: debug, format: text, file: %[1]s/deploybot.log}
-web: {listen: "off"}
-`, w.dir, comps, w.stages)
+%[3]s`, w.dir, comps, w.stages) + compositeTailYAML(w.dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		w.t.Fatal(err)
 	}
@@ -366,13 +350,44 @@ func TestCompositeThroughMain(t *testing.T) {
 
 	// 7. Roll it back: both components (and the extension) are restored
 	// exactly on every host.
+	w.rollBackExactly(d, before, old, "#6")
+}
+
+// compositeTailYAML is the part of the composite worlds' configuration
+// after the hosts (the git and the Gerrit one): short waits, Alice
+// deploying, Bob submitting, the console, a log file in dir, no web.
+func compositeTailYAML(dir string) string {
+	return fmt.Sprintf(`pipeline: {verify_timeout: 1m, promote_timeout: 1m, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
+canary:
+  baseline_min: 300ms
+  window: 1s
+  interval: 100ms
+  production_watch: 300ms
+  judge: {min_requests: 40}
+access:
+  deployers: [Alice Deployer]
+people:
+  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
+  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
+chat:
+  console: {user: alice}
+log: {level: debug, format: text, file: %s/deploybot.log}
+web: {listen: "off"}
+`, dir)
+}
+
+// rollBackExactly rolls d back with !rollback and checks that it ends
+// rolled back, with a rollback commit on top of staging, and every host
+// serving exactly old again, the tree of staging commit before.
+func (w *cworld) rollBackExactly(d *deployer.Deployment, before string, old map[string]string, label string) {
+	w.t.Helper()
 	w.say("alice", "!rollback")
 	w.wait(d.ID, deployer.NoticeRolledBack)
 	if got := w.get(d.ID); got.State != deployer.StateRolledBack {
-		t.Fatalf("#6 after !rollback: %s %q", got.State, got.Reason)
+		w.t.Fatalf("%s after !rollback: %s %q", label, got.State, got.Reason)
 	}
 	if rb := w.head(); rb == d.Commit || rb == before {
-		t.Errorf("no rollback commit in staging (head %.10s)", rb)
+		w.t.Errorf("no rollback commit in staging (head %.10s)", rb)
 	}
-	w.check("#6 rolled back", every(before), every(old))
+	w.check(label+" rolled back", every(before), every(old))
 }

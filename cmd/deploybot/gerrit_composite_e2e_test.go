@@ -91,23 +91,7 @@ source:
 hosts:
   transport: local
   stages:
-%[2]spipeline: {verify_timeout: 1m, promote_timeout: 1m, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
-canary:
-  baseline_min: 300ms
-  window: 1s
-  interval: 100ms
-  production_watch: 300ms
-  judge: {min_requests: 40}
-access:
-  deployers: [Alice Deployer]
-people:
-  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
-  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
-chat:
-  console: {user: alice}
-log: {level: debug, format: text, file: %[1]s/deploybot.log}
-web: {listen: "off"}
-`, w.dir, stages.String(), g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF)
+%[2]s`, w.dir, stages.String(), g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF) + compositeTailYAML(w.dir)
 	for _, o := range opts {
 		cfg += o.yaml
 	}
@@ -255,15 +239,7 @@ func TestGerritCompositeThroughMain(t *testing.T) {
 
 	// 5. Roll it back: both components and the extension are restored
 	// exactly on every host.
-	w.say("alice", "!rollback")
-	w.wait(d.ID, deployer.NoticeRolledBack)
-	if got := w.get(d.ID); got.State != deployer.StateRolledBack {
-		t.Fatalf("#4 after !rollback: %s %q", got.State, got.Reason)
-	}
-	if rb := w.head(); rb == d.Commit || rb == before {
-		t.Errorf("no rollback commit in staging (head %.10s)", rb)
-	}
-	w.check("#4 rolled back", every(before), every(old))
+	w.rollBackExactly(d, before, old, "#4")
 }
 
 // deployExpecting is cworld.deploy for trees that exist only once the

@@ -282,14 +282,7 @@ func (c *Composite) checkUnexpected(ctx context.Context, req deployer.Request, w
 	if err != nil {
 		return err
 	}
-	mine := map[string]bool{}
-	for _, w := range ws {
-		mine[w.info.ChangeID] = true
-		for rev := range w.info.Revisions {
-			mine[rev] = true
-		}
-		mine[w.info.CurrentRevision] = true
-	}
+	mine := ownCommits(ws)
 	total := 0
 	var groups []string
 	for _, u := range un {

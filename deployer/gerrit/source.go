@@ -711,14 +711,7 @@ func (s *Source) checkUnexpected(ctx context.Context, req deployer.Request, ws [
 		s.logger(ctx).Warn("gerrit: listing undeployed commits failed", "err", err)
 		return nil
 	}
-	mine := map[string]bool{}
-	for _, w := range ws {
-		mine[w.info.ChangeID] = true
-		for rev := range w.info.Revisions {
-			mine[rev] = true
-		}
-		mine[w.info.CurrentRevision] = true
-	}
+	mine := ownCommits(ws)
 	var unexpected []gitrepo.UpstreamCommit
 	for _, c := range line {
 		if !mine[c.Hash] && !mine[gitrepo.ChangeIDOf(c.Message)] {
@@ -841,4 +834,19 @@ func cycle(ws []*want) []string {
 		out[i] = strconv.Itoa(n)
 	}
 	return out
+}
+
+// ownCommits is what identifies the requested changes' own commits: their
+// Change-Ids and every revision, so that none of them is taken for an
+// unexpected commit.
+func ownCommits(ws []*want) map[string]bool {
+	mine := map[string]bool{}
+	for _, w := range ws {
+		mine[w.info.ChangeID] = true
+		for rev := range w.info.Revisions {
+			mine[rev] = true
+		}
+		mine[w.info.CurrentRevision] = true
+	}
+	return mine
 }
