@@ -60,19 +60,14 @@ func (b *Bot) window(m Message, who string, args []string) ([]string, error) {
 	for i, it := range v.Items {
 		line := fmt.Sprintf("%d. %s (%s) by %s, added by %s", i+1, short(it.Change.ID), it.Change.Subject, it.Submitter, it.AddedBy)
 		if it.Deployment != 0 {
-			line += fmt.Sprintf("; deploying in #%d", it.Deployment)
+			line += "; " + b.itemFate(it)
 		}
 		lines = append(lines, line)
 	}
 	return lines, nil
 }
 
-func short(id string) string {
-	if len(id) == 40 {
-		return id[:10]
-	}
-	return id
-}
+func short(id string) string { return deployer.ShortID(id) }
 
 func (b *Bot) add(m Message, who string, args []string) ([]string, error) {
 	if len(args) != 1 {
@@ -94,4 +89,52 @@ func (b *Bot) drop(m Message, who string, args []string) ([]string, error) {
 		return nil, err
 	}
 	return []string{fmt.Sprintf("%s: took %s (%s) off the window %s", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span())}, nil
+}
+
+// itemFate says what became of a window item that went out in a
+// deployment, as that deployment's record says now: still deploying,
+// shipped, dropped from its batch (and why), or rolled back with it.
+func (b *Bot) itemFate(it deployer.WindowItem) string {
+	n := it.Deployment
+	d, err := b.Store.Get(n)
+	if err != nil {
+		return fmt.Sprintf("went out in #%d", n)
+	}
+	for _, dc := range d.Dropped {
+		if sameCommit(dc.Change.ID, it.Change.ID) {
+			if dc.Guilty {
+				return fmt.Sprintf("rolled back in #%d: it broke the canaries, and is blocked", n)
+			}
+			return fmt.Sprintf("dropped from #%d: %s", n, dc.Why)
+		}
+	}
+	switch {
+	case d.State == deployer.StateDone:
+		return fmt.Sprintf("shipped in #%d", n)
+	case d.State == deployer.StateQueued:
+		return fmt.Sprintf("queued as #%d", n)
+	case d.State.Finished():
+		return fmt.Sprintf("went out in #%d, which ended %s", n, d.State)
+	}
+	return fmt.Sprintf("deploying in #%d (%s)", n, d.State)
+}
+
+// sameCommit reports whether two change ids name the same commit: equal,
+// or, past any component prefix ("php-1:", "php-1@"), one hash a prefix of
+// the other (at least 7 digits).
+func sameCommit(a, b string) bool {
+	if a == b {
+		return true
+	}
+	cut := func(id string) string {
+		if i := strings.LastIndexAny(id, ":@"); i >= 0 {
+			return id[i+1:]
+		}
+		return id
+	}
+	a, b = cut(a), cut(b)
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return len(a) >= 7 && strings.HasPrefix(b, a)
 }

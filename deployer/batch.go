@@ -125,7 +125,7 @@ func (p *pipeline) units(ctx context.Context, changes []Change) ([][]Change, err
 	byID := map[string]int{}
 	for i, c := range changes {
 		if c.Commit == "" {
-			return nil, fmt.Errorf("change %s cannot be staged on its own", shortID(c.ID))
+			return nil, fmt.Errorf("change %s cannot be staged on its own", ShortID(c.ID))
 		}
 		byID[c.ID], byID[c.Commit] = i, i
 		files, err := ss.ChangeFiles(ctx, c)
@@ -214,7 +214,7 @@ func (p *pipeline) askBatch(kind NoticeKind, lead string) {
 	for _, s := range subs {
 		var names []string
 		for _, c := range bySub[s] {
-			names = append(names, shortID(c.ID)+" ("+c.Subject+")")
+			names = append(names, ShortID(c.ID)+" ("+c.Subject+")")
 		}
 		p.r.Announcer.Announce(Notice{
 			Deployment: p.d.ID, Kind: kind, State: p.d.State, Mention: []string{s},
@@ -281,7 +281,7 @@ func (p *pipeline) awaitBatchVerification(ctx context.Context) error {
 			for _, c := range d.Changes {
 				if d.Verified[c.ID] == "" && (!mine || p.submitterOf(c) == s.who) {
 					d.Verified[c.ID] = s.who
-					now = append(now, shortID(c.ID))
+					now = append(now, ShortID(c.ID))
 				}
 			}
 		}); err != nil {
@@ -301,7 +301,7 @@ func (p *pipeline) unverifiedNames() []string {
 	var out []string
 	for _, c := range p.d.Changes {
 		if p.d.Verified[c.ID] == "" {
-			out = append(out, shortID(c.ID)+" ("+p.submitterOf(c)+")")
+			out = append(out, ShortID(c.ID)+" ("+p.submitterOf(c)+")")
 		}
 	}
 	return out
@@ -345,7 +345,7 @@ func (p *pipeline) dropUnverified(ctx context.Context) error {
 		var missing []string
 		for _, c := range u {
 			if p.d.Verified[c.ID] == "" {
-				missing = append(missing, shortID(c.ID))
+				missing = append(missing, ShortID(c.ID))
 			}
 		}
 		if len(missing) == 0 {
@@ -374,7 +374,7 @@ func (p *pipeline) dropUnverified(ctx context.Context) error {
 	}
 	var names []string
 	for _, c := range drop {
-		names = append(names, fmt.Sprintf("%s (%s: %s)", shortID(c.ID), c.Subject, why[c.ID]))
+		names = append(names, fmt.Sprintf("%s (%s: %s)", ShortID(c.ID), c.Subject, why[c.ID]))
 	}
 	msg := "dropped from the batch: " + strings.Join(names, "; ")
 	if err := p.to(StateSyncingTestservers, bot, msg, func(d *Deployment) {
@@ -387,6 +387,6 @@ func (p *pipeline) dropUnverified(ctx context.Context) error {
 	}
 	p.say(NoticeProgress, fmt.Sprintf("%s. Restaged batch #%d without %s (%s); syncing testservers again. %s stay merged upstream: add them to a later window.",
 		msg, p.d.ID, map[bool]string{true: "it", false: "them"}[len(drop) == 1], describeFiles(files), map[bool]string{true: "It", false: "They"}[len(drop) == 1]),
-		DoWith(VerbAdd, "put it on the next window", shortID(drop[0].ID)))
+		DoWith(VerbAdd, "put it on the next window", ShortID(drop[0].ID)))
 	return nil
 }

@@ -114,7 +114,7 @@ func (b *Bisection) others(units []int) []Change {
 func ids(cs []Change) []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
-		out[i] = shortID(c.ID)
+		out[i] = ShortID(c.ID)
 	}
 	return out
 }
@@ -122,7 +122,7 @@ func ids(cs []Change) []string {
 func describeChanges(cs []Change) string {
 	parts := make([]string, len(cs))
 	for i, c := range cs {
-		parts[i] = shortID(c.ID) + " (" + c.Subject + ")"
+		parts[i] = ShortID(c.ID) + " (" + c.Subject + ")"
 	}
 	return strings.Join(parts, ", ")
 }
@@ -467,7 +467,7 @@ func (p *pipeline) blameGuilty(ctx context.Context, guilty []Change, reason stri
 			p.log.Error("blocking a change failed", "change", c.ID, "err", err)
 			continue
 		}
-		p.event("block", fmt.Sprintf("%s blocked from shipping again until upstream no longer contains it", shortID(c.ID)))
+		p.event("block", fmt.Sprintf("%s blocked from shipping again until upstream no longer contains it", ShortID(c.ID)))
 	}
 	return lines
 }

@@ -401,7 +401,7 @@ func (r *Runner) Unblock(change, who string) (*Block, error) {
 		return nil, err
 	}
 	_ = r.Store.AppendEvent(Event{Deployment: b.Deployment, Time: r.Now(), Actor: who, Kind: "block",
-		Message: fmt.Sprintf("block on %s lifted by %s", shortID(b.Change.ID), who)})
+		Message: fmt.Sprintf("block on %s lifted by %s", ShortID(b.Change.ID), who)})
 	r.log.Info("block lifted", "deployment", b.Deployment, "change", b.Change.ID, "who", who)
 	return &b, nil
 }

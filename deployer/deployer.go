@@ -7,6 +7,7 @@ package deployer
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -129,7 +130,7 @@ type Deployment struct {
 func (d *Deployment) Title() string {
 	if len(d.Changes) == 1 {
 		c := d.Changes[0]
-		return shortID(c.ID) + " (" + c.Subject + ")"
+		return ShortID(c.ID) + " (" + c.Subject + ")"
 	}
 	if len(d.Changes) > 1 {
 		s := ""
@@ -137,7 +138,7 @@ func (d *Deployment) Title() string {
 			if i > 0 {
 				s += ", "
 			}
-			s += shortID(c.ID)
+			s += ShortID(c.ID)
 		}
 		return s
 	}
@@ -151,9 +152,17 @@ func (d *Deployment) Title() string {
 	return s
 }
 
-func shortID(id string) string {
-	if len(id) == 40 {
-		return id[:10]
+// ShortID is how a change's id is written in chat: a full commit id cut to
+// 10 digits, also after a component's prefix ("php-1.46.0-wmf.3:576ee0616e");
+// anything else (a Gerrit change number, a ref) as it is. Every command that
+// takes a change back accepts the short form.
+func ShortID(id string) string {
+	prefix, hash := "", id
+	if i := strings.LastIndexByte(id, ':'); i >= 0 {
+		prefix, hash = id[:i+1], id[i+1:]
+	}
+	if len(hash) == 40 && strings.Trim(hash, "0123456789abcdef") == "" {
+		return prefix + hash[:10]
 	}
 	return id
 }

@@ -416,13 +416,13 @@ func (p *pipeline) prepare(ctx context.Context) error {
 
 // blockLine says why a blocked change must not ship, and what to do.
 func blockLine(b Block) (string, []Choice) {
-	line := fmt.Sprintf("%s (%s) was rolled back in #%d (%s) and would ship again", shortID(b.Change.ID), b.Change.Subject, b.Deployment, b.Reason)
+	line := fmt.Sprintf("%s (%s) was rolled back in #%d (%s) and would ship again", ShortID(b.Change.ID), b.Change.Subject, b.Deployment, b.Reason)
 	if b.Revert != "" {
 		line += "; merge its revert first: " + b.Revert
 	} else {
 		line += "; revert it upstream first"
 	}
-	return line + ", or a deployer can lift the block", []Choice{DoWith(VerbUnblock, "let it ship again", shortID(b.Change.ID))}
+	return line + ", or a deployer can lift the block", []Choice{DoWith(VerbUnblock, "let it ship again", ShortID(b.Change.ID))}
 }
 
 // blockedAmong returns the block lines of the changes that are blocked.
@@ -467,7 +467,7 @@ func (p *pipeline) blocked(ctx context.Context, prep *Prepared) ([]string, []Cho
 		}
 		if !ships {
 			if err := p.r.Store.Unblock(b.Change.ID); err == nil {
-				p.event("block", fmt.Sprintf("block on %s lifted: upstream no longer contains it", shortID(b.Change.ID)))
+				p.event("block", fmt.Sprintf("block on %s lifted: upstream no longer contains it", ShortID(b.Change.ID)))
 				p.log.Info("block lifted", "change", b.Change.ID)
 			}
 			continue

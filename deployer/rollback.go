@@ -324,9 +324,9 @@ func (d *Deployment) Suspects() (suspects []Change, why map[string]string, spare
 	for _, c := range d.Changes {
 		switch {
 		case c.Reverts != "":
-			spared = append(spared, fmt.Sprintf("%s (%s) is a revert: not blamed, since reverting it would ship %s again", shortID(c.ID), c.Subject, shortID(c.Reverts)))
+			spared = append(spared, fmt.Sprintf("%s (%s) is a revert: not blamed, since reverting it would ship %s again", ShortID(c.ID), c.Subject, ShortID(c.Reverts)))
 		case revertedHere[c.ID] != "" || (c.Commit != "" && revertedHere[c.Commit] != ""):
-			spared = append(spared, fmt.Sprintf("%s (%s) and its revert cancel out: it shipped nothing", shortID(c.ID), c.Subject))
+			spared = append(spared, fmt.Sprintf("%s (%s) and its revert cancel out: it shipped nothing", ShortID(c.ID), c.Subject))
 		default:
 			suspects = append(suspects, c)
 			if c.Unexpected {
@@ -351,7 +351,7 @@ func (p *pipeline) blame(ctx context.Context) []string {
 	if len(suspects) > 0 {
 		var names []string
 		for _, c := range suspects {
-			names = append(names, fmt.Sprintf("%s (%s; %s)", shortID(c.ID), c.Subject, why[c.ID]))
+			names = append(names, fmt.Sprintf("%s (%s; %s)", ShortID(c.ID), c.Subject, why[c.ID]))
 		}
 		lines = append(lines, "Suspected: "+strings.Join(names, ", ")+".")
 	}
@@ -383,8 +383,8 @@ func (p *pipeline) blame(ctx context.Context) []string {
 			p.log.Error("blocking a change failed", "change", c.ID, "err", err)
 			continue
 		}
-		ids = append(ids, shortID(c.ID))
-		p.event("block", fmt.Sprintf("%s blocked from shipping again until upstream no longer contains it", shortID(c.ID)))
+		ids = append(ids, ShortID(c.ID))
+		p.event("block", fmt.Sprintf("%s blocked from shipping again until upstream no longer contains it", ShortID(c.ID)))
 	}
 	lines = append(lines, fmt.Sprintf("Until upstream no longer contains %s, backports that would ship it again are refused (a deployer can lift that with unblock).", strings.Join(ids, ", ")))
 	return lines

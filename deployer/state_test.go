@@ -77,3 +77,21 @@ func TestErrorsForPeople(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+func TestShortID(t *testing.T) {
+	full := "576ee0616ebc63712028c10b62d5550fcc1e9482"
+	for in, want := range map[string]string{
+		full:                            "576ee0616e",
+		"php-1.46.0-wmf.3:" + full:      "php-1.46.0-wmf.3:576ee0616e",
+		"php-1/extensions/Foo:" + full:  "php-1/extensions/Foo:576ee0616e",
+		"php-1:576ee061":                "php-1:576ee061",
+		"1234567":                       "1234567",
+		"good-change":                   "good-change",
+		"refs/heads/" + full[:39] + "x": "refs/heads/" + full[:39] + "x",
+		"php-1:" + full[:39] + "X":      "php-1:" + full[:39] + "X",
+	} {
+		if got := ShortID(in); got != want {
+			t.Errorf("ShortID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -243,12 +243,12 @@ func (r *Runner) AddToWindow(ref, who string, deployer bool) (*BackportWindow, W
 		item.Submitter = who
 	}
 	if !deployer && item.Submitter != who {
-		return nil, WindowItem{}, Errorf(EConflict, "%s is %s's change: only its submitter or a deployer may put it on the window", shortID(item.Change.ID), item.Submitter)
+		return nil, WindowItem{}, Errorf(EConflict, "%s is %s's change: only its submitter or a deployer may put it on the window", ShortID(item.Change.ID), item.Submitter)
 	}
 	err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
 		for _, it := range items {
 			if it.Change.ID == item.Change.ID {
-				return nil, Errorf(EConflict, "%s is on the %s window's list already (added by %s)", shortID(it.Change.ID), w.Span(), it.AddedBy)
+				return nil, Errorf(EConflict, "%s is on the %s window's list already (added by %s)", ShortID(it.Change.ID), w.Span(), it.AddedBy)
 			}
 		}
 		return append(items, item), nil
@@ -275,7 +275,7 @@ func (r *Runner) DropFromWindow(ref, who string, deployer bool) (*BackportWindow
 		for i, it := range items {
 			if it.Ref == ref || it.Change.ID == ref || (len(ref) >= 7 && strings.HasPrefix(it.Change.ID, ref)) {
 				if !deployer && who != it.Submitter && who != it.AddedBy {
-					return nil, Errorf(EConflict, "only %s (its submitter), whoever added it or a deployer may take %s off the list", it.Submitter, shortID(it.Change.ID))
+					return nil, Errorf(EConflict, "only %s (its submitter), whoever added it or a deployer may take %s off the list", it.Submitter, ShortID(it.Change.ID))
 				}
 				dropped = it
 				return append(items[:i:i], items[i+1:]...), nil
@@ -353,7 +353,7 @@ func (r *Runner) CheckWindows() error {
 		var parts []string
 		seen := map[string]bool{}
 		for _, it := range items {
-			parts = append(parts, fmt.Sprintf("%s (%s, %s)", shortID(it.Change.ID), it.Change.Subject, it.Submitter))
+			parts = append(parts, fmt.Sprintf("%s (%s, %s)", ShortID(it.Change.ID), it.Change.Subject, it.Submitter))
 			if !seen[it.Submitter] {
 				seen[it.Submitter] = true
 				mention = append(mention, it.Submitter)

@@ -313,3 +313,26 @@ func TestSequenceRepoolWaitsForTheRunningDeployment(t *testing.T) {
 	w.settle()
 	w.mustSay(fmt.Sprintf("deployment #%d is running; repool hosts when it has finished", next))
 }
+
+// TestSequenceRollbackOfADoneDeploymentLeavesAHostBehind (found by `make
+// soak`): a deployment done on all hosts, then a host's disk fills and a
+// deployer rolls that deployment back. The rollback cannot restore the
+// host and says so; "done: ... on all 6 hosts" was true when it was said,
+// and the model holds it against the deployment's sync, not against the
+// later rollback's failures.
+func TestSequenceRollbackOfADoneDeploymentLeavesAHostBehind(t *testing.T) {
+	w := newWorld(t)
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	id, _ := w.deploy(kindGood, true, "")
+	w.mustState(id, deployer.StateDone)
+	w.mustSay("is on all 6 hosts")
+	w.mu.Lock()
+	w.broken["mw3"] = true
+	w.mu.Unlock()
+	w.say("alice", fmt.Sprintf("!rollback %d", id))
+	w.settle()
+	w.mustState(id, deployer.StateRolledBack)
+	w.mustSay("COULD NOT RESTORE: mw3 (no space left on device)")
+	w.mustSay("Depooled mw3")
+}
