@@ -318,12 +318,6 @@ func runModelComposite(rt *rapid.T, totals *modelTotals) {
 	defer func() { w.close(!ok) }()
 	w.settle()
 	rt.Repeat(w.actions())
-	if os.Getenv("MODEL_DEBUG") != "" {
-		ds, _ := w.m.Store.List(0, 1000)
-		for _, d := range ds {
-			fmt.Printf("DBG #%d %s refs=%v reason=%q\n", d.ID, d.State, d.Refs, d.Reason)
-		}
-	}
 	totals.add(w)
 	ok = true
 }

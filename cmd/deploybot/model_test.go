@@ -11,6 +11,9 @@ package main
 //
 // `make test` runs a fixed number of sequences; `make soak DURATION=30m`
 // runs TestModelSoak with new seeds until the time is up.
+//
+// worldOptions.composite makes upstream a composite deploy tree instead
+// (TestModelPipelineComposite, model_composite_test.go).
 
 import (
 	"context"
