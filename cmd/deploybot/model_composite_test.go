@@ -8,7 +8,8 @@ package main
 // submodules, and extension Foo as a real submodule of core. Every change
 // goes to a component rapid draws: the root, core, or Foo (committed in
 // Foo's repository, then core's pointer moved, as Gerrit's superproject
-// subscription does), and is backported with the component ref syntax.
+// subscription does; now and then that lags until a superproject-update
+// step), and is backported with the component ref syntax.
 // The hosts read change files wherever the flattened tree puts them.
 //
 // On top of the model's invariants, after every step: every staging
@@ -100,7 +101,13 @@ func (u *compUpstream) commit(rt *rapid.T, kind string) *modelChange {
 	c.commit = u.r.commit(dir, fmt.Sprintf("change %d (%s)", c.n, kind), map[string]string{rel: fmt.Sprintf("%s\nchange %d\n", kind, c.n)})
 	bump := ""
 	if comp == "ext" {
-		bump = " (core's pointer moved: " + u.r.bump(c.commit)[:10] + ")"
+		// Now and then Gerrit's superproject subscription lags: core's
+		// pointer moves at a later superproject-update or Foo change.
+		if rapid.IntRange(0, 4).Draw(rt, "pointer-lags") == 0 {
+			bump = " (core's pointer not moved yet)"
+		} else {
+			bump = " (core's pointer moved: " + u.r.bump(c.commit)[:10] + ")"
+		}
 	}
 	name := comp
 	if comp != "root" {
@@ -133,6 +140,26 @@ func (u *compUpstream) revert(c *modelChange) *modelChange {
 	w.byCommit[r.commit] = r
 	w.log = append(w.log, fmt.Sprintf("upstream: revert of change %d in %s: %.10s%s", c.n, c.comp, r.commit, bump))
 	return r
+}
+
+// pointerLags reports whether core's pointer is behind Foo's branch.
+func (u *compUpstream) pointerLags() bool {
+	f := strings.Fields(u.r.git(u.r.core, "ls-tree", "HEAD", "extensions/Foo"))
+	return len(f) < 3 || f[2] != u.r.git(u.r.ext, "rev-parse", "HEAD")
+}
+
+// actions are the model's operations with those of a composite upstream.
+func (u *compUpstream) actions() map[string]func(*rapid.T) {
+	w := u.w
+	acts := w.actions()
+	acts["superproject-update"] = func(rt *rapid.T) {
+		if !u.pointerLags() {
+			rt.Skip("core's pointer is at Foo's tip")
+		}
+		head := u.r.git(u.r.ext, "rev-parse", "HEAD")
+		w.log = append(w.log, fmt.Sprintf("upstream: core's pointer moved to Foo's %.10s: %.10s", head, u.r.bump(head)))
+	}
+	return acts
 }
 
 // onUpstream reports whether c's file is on its component's branch.
@@ -317,7 +344,7 @@ func runModelComposite(rt *rapid.T, totals *modelTotals) {
 	ok := false
 	defer func() { w.close(!ok) }()
 	w.settle()
-	rt.Repeat(w.actions())
+	rt.Repeat(w.comp.actions())
 	totals.add(w)
 	ok = true
 }
