@@ -92,8 +92,18 @@ func joinDeploy(at, p string) string {
 // with the component ref syntax (now and then, outside Foo, as a bare
 // commit).
 func (u *compUpstream) commit(rt *rapid.T, kind string) *modelChange {
-	w := u.w
 	comp := rapid.SampledFrom([]string{"root", "core", "ext"}).Draw(rt, "component")
+	lags := comp == "ext" && rapid.IntRange(0, 4).Draw(rt, "pointer-lags") == 0
+	bare := comp != "ext" && rapid.IntRange(0, 4).Draw(rt, "bare-ref") == 0
+	return u.commitAt(comp, kind, lags, bare)
+}
+
+// commitAt adds a change of kind to component comp ("root", "core" or
+// "ext"); lags leaves core's pointer where it was for an extension change,
+// bare names it by its commit alone (not for Foo: a bare ref is looked up
+// in the components, not in their submodules).
+func (u *compUpstream) commitAt(comp, kind string, lags, bare bool) *modelChange {
+	w := u.w
 	c := &modelChange{n: len(w.changes) + 1, kind: kind, comp: comp}
 	dir, at := u.where(comp)
 	rel := fmt.Sprintf("changes/c%d.txt", c.n)
@@ -103,7 +113,7 @@ func (u *compUpstream) commit(rt *rapid.T, kind string) *modelChange {
 	if comp == "ext" {
 		// Now and then Gerrit's superproject subscription lags: core's
 		// pointer moves at a later superproject-update or Foo change.
-		if rapid.IntRange(0, 4).Draw(rt, "pointer-lags") == 0 {
+		if lags {
 			bump = " (core's pointer not moved yet)"
 		} else {
 			bump = " (core's pointer moved: " + u.r.bump(c.commit)[:10] + ")"
@@ -114,8 +124,7 @@ func (u *compUpstream) commit(rt *rapid.T, kind string) *modelChange {
 		name = at
 	}
 	c.ref = name + ":" + c.commit[:10]
-	// A bare ref is looked up in the components, not in their submodules.
-	if comp != "ext" && rapid.IntRange(0, 4).Draw(rt, "bare-ref") == 0 {
+	if bare && comp != "ext" {
 		c.ref = c.commit[:10]
 	}
 	w.changes = append(w.changes, c)
