@@ -48,6 +48,18 @@ type Reverter interface {
 	StillShips(ctx context.Context, upstream string, c Change) (bool, error)
 }
 
+// GoneChecker is implemented by sources where a deployment may leave the
+// part of the tree a blocked change belongs to where it was (a composite,
+// whose unnamed components stay at their deployed commits). There
+// StillShips being false says only that this deployment does not ship the
+// change; Gone says whether upstream no longer holds it (its branch does
+// not contain it, or contains a revert of it), which is what lifts the
+// block. Without it, a deployment not shipping a blocked change lifts its
+// block (one repository: every deployment takes the branch as it is).
+type GoneChecker interface {
+	Gone(ctx context.Context, c Change) (bool, error)
+}
+
 // Pool takes hosts out of service and puts them back (for example with
 // conftool). The runner depools a host whose rollback failed or that could
 // not be reached during one, so that it stops taking traffic.

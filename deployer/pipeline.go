@@ -448,7 +448,9 @@ func (p *pipeline) blockedAmong(changes []Change) ([]string, []Choice, error) {
 // blocked returns why the prepared upstream commit must not ship, or
 // nothing when no rolled-back change would ship with it. A block whose
 // change upstream no longer contains (its revert was merged) is lifted
-// here.
+// here; with a GoneChecker source (a composite) only when its branch no
+// longer holds it, not merely because this deployment leaves its part of
+// the tree where it was.
 func (p *pipeline) blocked(ctx context.Context, prep *Prepared) ([]string, []Choice, error) {
 	rv, canCheck := p.r.Source.(Reverter)
 	if !canCheck {
@@ -466,6 +468,17 @@ func (p *pipeline) blocked(ctx context.Context, prep *Prepared) ([]string, []Cho
 			return nil, nil, err
 		}
 		if !ships {
+			if g, ok := p.r.Source.(GoneChecker); ok {
+				gone, err := g.Gone(ctx, b.Change)
+				if err != nil {
+					// Keeping the block is safe; this deployment does not
+					// ship the change either way.
+					p.log.Warn("checking whether a blocked change is gone upstream failed", "change", b.Change.ID, "err", err)
+				}
+				if err != nil || !gone {
+					continue
+				}
+			}
 			if err := p.r.Store.Unblock(b.Change.ID); err == nil {
 				p.event("block", fmt.Sprintf("block on %s lifted: upstream no longer contains it", ShortID(b.Change.ID)))
 				p.log.Info("block lifted", "change", b.Change.ID)

@@ -14,14 +14,20 @@ import (
 // URL ../extensions/Foo), and Foo itself on wmf/1. Each is a work tree, so
 // tests commit to it as a developer (or Gerrit on merge) would.
 type mwRepos struct {
-	t                 testing.TB
+	t                 tb // a *testing.T, or a *rapid.T in the model (model_composite_test.go)
 	base              string
 	config, core, ext string
 }
 
 func newMWRepos(t testing.TB) *mwRepos {
 	t.Helper()
-	base := t.TempDir()
+	return newMWReposIn(t, t.TempDir())
+}
+
+// newMWReposIn makes the repositories under base, for a test that is not
+// a testing.TB (the model's rapid.T), which removes base itself.
+func newMWReposIn(t tb, base string) *mwRepos {
+	t.Helper()
 	r := &mwRepos{t: t, base: base,
 		config: filepath.Join(base, "repos", "operations", "mediawiki-config"),
 		core:   filepath.Join(base, "repos", "mediawiki", "core"),

@@ -336,3 +336,42 @@ func TestSequenceRollbackOfADoneDeploymentLeavesAHostBehind(t *testing.T) {
 	w.mustSay("COULD NOT RESTORE: mw3 (no space left on device)")
 	w.mustSay("Depooled mw3")
 }
+
+// TestSequenceCompositeBlockHoldsWhileItsBranchHoldsIt (found by the
+// model's composite mode): a bad root change is rolled back and blocked;
+// a deployment of core alone does not ship it, and used to lift its block
+// ("upstream no longer contains it") although master still held it, so a
+// later deployment of the root shipped it again. The block now stays until
+// master no longer holds it (reverts are not pushed here, so it does).
+func TestSequenceCompositeBlockHoldsWhileItsBranchHoldsIt(t *testing.T) {
+	w := newWorldWith(t, worldOptions{composite: true, noPushReverts: true})
+	defer func() { w.close(t.Failed()) }()
+	w.settle()
+	bad := w.comp.commitAt("root", kindBad, false, false)
+	w.say("alice", "!backport "+bad.ref)
+	w.settle()
+	w.say("bob", "verified 1")
+	w.settle()
+	w.mustState(1, deployer.StateRolledBack)
+	good := w.comp.commitAt("core", kindGood, false, false)
+	w.say("alice", "!backport "+good.ref)
+	w.settle()
+	w.say("bob", "verified 2")
+	w.settle()
+	w.mustState(2, deployer.StateDone)
+	blocks, err := w.m.Store.Blocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, b := range blocks {
+		held = held || b.Change.Commit == bad.commit || b.Change.ID == bad.commit
+	}
+	if !held {
+		t.Fatalf("#2 (core only) lifted the block on %.10s, which master still holds:\n%s", bad.commit, w.out.String())
+	}
+	w.say("alice", "!backport root:master")
+	w.settle()
+	w.mustState(3, deployer.StateFailed)
+	w.mustSay("[#3] cannot deploy: " + bad.commit[:10])
+}

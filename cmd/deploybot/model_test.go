@@ -11,6 +11,9 @@ package main
 //
 // `make test` runs a fixed number of sequences; `make soak DURATION=30m`
 // runs TestModelSoak with new seeds until the time is up.
+//
+// worldOptions.composite makes upstream a composite deploy tree instead
+// (TestModelPipelineComposite, model_composite_test.go).
 
 import (
 	"context"
@@ -54,6 +57,25 @@ type modelChange struct {
 	kind   string
 	commit string
 	of     string // for a revert: the commit it reverts
+	ref    string // how chat names it ("": commit[:10])
+	path   string // its file's deploy path ("": changes/c<n>.txt)
+	comp   string // the component it was committed to (composite mode)
+}
+
+// file is the deploy path of the file change c adds.
+func (c *modelChange) file() string {
+	if c.path != "" {
+		return c.path
+	}
+	return fmt.Sprintf("changes/c%d.txt", c.n)
+}
+
+// chatRef is how a command names change c.
+func (c *modelChange) chatRef() string {
+	if c.ref != "" {
+		return c.ref
+	}
+	return c.commit[:10]
 }
 
 type modelHost struct {
@@ -62,19 +84,26 @@ type modelHost struct {
 	metricsDown       atomic.Bool // /metrics answers 500 whatever the tree
 	scrapes           atomic.Int64
 	errs              atomic.Int64
+	changeDirs        []string // where change files lie in its tree (nil: changes)
 }
 
 // kinds reads which change kinds the host's current tree holds.
 func (h *modelHost) kinds() map[string]bool {
 	out := map[string]bool{}
-	ents, err := os.ReadDir(filepath.Join(h.root, "current", "changes"))
-	if err != nil {
-		return out
+	dirs := h.changeDirs
+	if dirs == nil {
+		dirs = []string{"changes"}
 	}
-	for _, e := range ents {
-		if b, err := os.ReadFile(filepath.Join(h.root, "current", "changes", e.Name())); err == nil {
-			kind, _, _ := strings.Cut(string(b), "\n")
-			out[kind] = true
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(filepath.Join(h.root, "current", dir))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(h.root, "current", dir, e.Name())); err == nil {
+				kind, _, _ := strings.Cut(string(b), "\n")
+				out[kind] = true
+			}
 		}
 	}
 	return out
@@ -243,6 +272,7 @@ type world struct {
 	hosts    []*modelHost
 	changes  []*modelChange
 	byCommit map[string]*modelChange
+	comp     *compUpstream // the composite upstream (nil: one repository)
 
 	running
 	tap   *Tap
@@ -278,6 +308,7 @@ type worldOptions struct {
 	maxRounds     int    // pipeline.batch.max_rounds (0: the default)
 	windows       string // a windows: section, YAML (none: no windows)
 	verify        string // verify_timeout (none: modelTimings.verify)
+	composite     bool   // upstream is a composite (model_composite_test.go)
 }
 
 func newWorld(t tb) *world { return newWorldWith(t, worldOptions{}) }
@@ -292,13 +323,21 @@ func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 		t.Fatal(err)
 	}
 	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}, now: now}
-	w.git("init", "-q", "-b", "main", w.upstream)
-	// push_reverts pushes to the checked-out branch: let it update the tree.
-	w.git("-C", w.upstream, "config", "receive.denyCurrentBranch", "updateInstead")
-	w.write("index.html", "<h1>the app</h1>\n")
-	w.write("changes/.keep", "")
-	w.git("-C", w.upstream, "add", "-A")
-	w.git("-C", w.upstream, "commit", "-q", "-m", "the app")
+	var source string
+	var changeDirs []string
+	if opt.composite {
+		w.comp = newCompUpstream(w)
+		source, changeDirs = w.comp.source(!opt.noPushReverts), w.comp.changeDirs()
+	} else {
+		w.git("init", "-q", "-b", "main", w.upstream)
+		// push_reverts pushes to the checked-out branch: let it update the tree.
+		w.git("-C", w.upstream, "config", "receive.denyCurrentBranch", "updateInstead")
+		w.write("index.html", "<h1>the app</h1>\n")
+		w.write("changes/.keep", "")
+		w.git("-C", w.upstream, "add", "-A")
+		w.git("-C", w.upstream, "commit", "-q", "-m", "the app")
+		source = fmt.Sprintf("source:\n  type: git\n  git: {url: %s, branch: main, push_reverts: %v}\n", w.upstream, !opt.noPushReverts)
+	}
 	var stages strings.Builder
 	for _, st := range []struct {
 		stage string
@@ -306,7 +345,7 @@ func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	}{{"testservers", []string{"ts1"}}, {"canaries", []string{"can1", "can2"}}, {"production", []string{"mw1", "mw2", "mw3"}}} {
 		fmt.Fprintf(&stages, "    %s:\n", st.stage)
 		for _, n := range st.names {
-			h := &modelHost{name: n, stage: st.stage, root: filepath.Join(dir, "hosts", n)}
+			h := &modelHost{name: n, stage: st.stage, root: filepath.Join(dir, "hosts", n), changeDirs: changeDirs}
 			if err := os.MkdirAll(h.root, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -325,10 +364,7 @@ func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	cfg := fmt.Sprintf(`bot: {name: deploybot, prefix: "!"}
 store: {path: %s/deploybot.db, open_timeout: 5s}
 staging: {path: %s/staging.git}
-source:
-  type: git
-  git: {url: %s, branch: main, push_reverts: %v}
-hosts:
+%shosts:
   transport: local
   parallel: 10
   max_failed_hosts: "1"
@@ -350,7 +386,7 @@ chat:
   console: {user: alice}
 log: {level: debug, format: text, file: %s/deploybot.log}
 web: {listen: "off"}
-`, dir, dir, w.upstream, !opt.noPushReverts, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+`, dir, dir, source, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -516,6 +552,7 @@ func (w *world) commit(kind string) *modelChange {
 	w.git("-C", w.upstream, "add", "-A")
 	w.git("-C", w.upstream, "commit", "-q", "-m", fmt.Sprintf("change %d (%s)", c.n, kind))
 	c.commit = w.git("-C", w.upstream, "rev-parse", "HEAD")
+	c.ref = c.commit[:10]
 	w.changes = append(w.changes, c)
 	w.byCommit[c.commit] = c
 	w.log = append(w.log, fmt.Sprintf("upstream: change %d (%s) %.10s", c.n, kind, c.commit))
@@ -531,6 +568,51 @@ func (w *world) revert(c *modelChange) *modelChange {
 	w.byCommit[r.commit] = r
 	w.log = append(w.log, fmt.Sprintf("upstream: revert of change %d: %.10s", c.n, r.commit))
 	return r
+}
+
+// change adds a change of kind upstream: to main, or in composite mode to
+// a component rapid draws.
+func (w *world) change(rt *rapid.T, kind string) *modelChange {
+	if w.comp != nil {
+		return w.comp.commit(rt, kind)
+	}
+	return w.commit(kind)
+}
+
+// revertChange reverts change c upstream, where it was committed.
+func (w *world) revertChange(c *modelChange) *modelChange {
+	if w.comp != nil {
+		return w.comp.revert(c)
+	}
+	return w.revert(c)
+}
+
+// onUpstream reports whether c's file is still on its branch upstream
+// (the bot may have pushed a revert).
+func (w *world) onUpstream(c *modelChange) bool {
+	if w.comp != nil {
+		return w.comp.onUpstream(c)
+	}
+	_, err := os.Stat(filepath.Join(w.upstream, c.file()))
+	return err == nil
+}
+
+// tipRef names a branch tip to deploy.
+func (w *world) tipRef(rt *rapid.T) string {
+	if w.comp != nil {
+		return w.comp.tipRef(rt)
+	}
+	return "main"
+}
+
+// shortRef shortens a change id as a person types it: a commit's first ten
+// digits, after its component's name and colon if it has one.
+func shortRef(id string) string {
+	where, commit, ok := strings.Cut(id, ":")
+	if !ok {
+		return id[:10]
+	}
+	return where + ":" + commit[:min(10, len(commit))]
 }
 
 // quiet reports whether the bot has nothing to do until a person answers
@@ -733,13 +815,16 @@ func (w *world) check() {
 		}
 		for _, b := range blocks {
 			if c := w.byCommit[b.Change.Commit]; c != nil {
-				if _, err := os.Stat(filepath.Join(h.root, "current", "changes", fmt.Sprintf("c%d.txt", c.n))); err == nil && c.kind != kindRevert {
-					if data, _ := os.ReadFile(filepath.Join(h.root, "current", "changes", fmt.Sprintf("c%d.txt", c.n))); strings.HasPrefix(string(data), c.kind+"\n") {
+				if _, err := os.Stat(filepath.Join(h.root, "current", c.file())); err == nil && c.kind != kindRevert {
+					if data, _ := os.ReadFile(filepath.Join(h.root, "current", c.file())); strings.HasPrefix(string(data), c.kind+"\n") {
 						w.t.Fatalf("%s serves change %d, which is blocked (#%d)", h.name, c.n, b.Deployment)
 					}
 				}
 			}
 		}
+	}
+	if w.comp != nil {
+		w.comp.check(serving, head)
 	}
 	w.checkTranscript()
 }
@@ -808,8 +893,8 @@ func (w *world) active() int64 {
 func (w *world) actions() map[string]func(*rapid.T) {
 	backport := func(kind string) func(*rapid.T) {
 		return func(rt *rapid.T) {
-			c := w.commit(kind)
-			cmd := "!backport " + c.commit[:10]
+			c := w.change(rt, kind)
+			cmd := "!backport " + c.chatRef()
 			if rapid.IntRange(0, 9).Draw(rt, "include-unexpected") < 7 {
 				cmd += " --include-unexpected"
 			}
@@ -881,14 +966,14 @@ func (w *world) actions() map[string]func(*rapid.T) {
 				rt.Skip("nothing blocked")
 			}
 			b := rapid.SampledFrom(bs).Draw(rt, "block")
-			w.say("alice", "!unblock "+b.Change.ID[:10])
+			w.say("alice", "!unblock "+shortRef(b.Change.ID))
 			w.settle()
 		},
 		"revert-upstream": func(rt *rapid.T) {
 			// Changes still on main (the bot may have pushed reverts).
 			var cands []*modelChange
 			for _, c := range w.changes {
-				if _, err := os.Stat(filepath.Join(w.upstream, "changes", fmt.Sprintf("c%d.txt", c.n))); err == nil && c.kind != kindRevert {
+				if w.onUpstream(c) && c.kind != kindRevert {
 					cands = append(cands, c)
 				}
 			}
@@ -896,15 +981,15 @@ func (w *world) actions() map[string]func(*rapid.T) {
 				rt.Skip("nothing to revert")
 			}
 			c := rapid.SampledFrom(cands).Draw(rt, "change")
-			w.revert(c)
+			w.revertChange(c)
 			w.settle()
 		},
 		"backport-batch": func(rt *rapid.T) {
 			n := rapid.IntRange(2, 4).Draw(rt, "changes")
 			var refs []string
 			for i := 0; i < n; i++ {
-				c := w.commit(rapid.SampledFrom([]string{kindGood, kindGood, kindBad, kindQuiet}).Draw(rt, "kind"))
-				refs = append(refs, c.commit[:10])
+				c := w.change(rt, rapid.SampledFrom([]string{kindGood, kindGood, kindBad, kindQuiet}).Draw(rt, "kind"))
+				refs = append(refs, c.chatRef())
 			}
 			cmd := "!backport --batch " + strings.Join(refs, " ")
 			if rapid.Bool().Draw(rt, "include-unexpected") {
@@ -914,8 +999,8 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.settle()
 		},
 		"window-add": func(rt *rapid.T) {
-			c := w.commit(rapid.SampledFrom([]string{kindGood, kindBad}).Draw(rt, "kind"))
-			w.say(rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who"), "!add "+c.commit[:10])
+			c := w.change(rt, rapid.SampledFrom([]string{kindGood, kindBad}).Draw(rt, "kind"))
+			w.say(rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who"), "!add "+c.chatRef())
 			w.settle()
 		},
 		"window-drop": func(rt *rapid.T) {
@@ -924,7 +1009,7 @@ func (w *world) actions() map[string]func(*rapid.T) {
 				rt.Skip("nothing on the list")
 			}
 			it := rapid.SampledFrom(v.Items).Draw(rt, "item")
-			w.say(who(rt), "!drop "+it.Change.ID[:10])
+			w.say(who(rt), "!drop "+shortRef(it.Change.ID))
 			w.settle()
 		},
 		"window-go": func(rt *rapid.T) {
@@ -935,7 +1020,7 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			if len(w.changes) == 0 {
 				rt.Skip("no change")
 			}
-			w.say("alice", "!backport main --include-unexpected")
+			w.say("alice", "!backport "+w.tipRef(rt)+" --include-unexpected")
 			w.settle()
 		},
 		"break-host": func(rt *rapid.T) {
@@ -967,8 +1052,8 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.store.mu.Unlock()
 			w.faults++
 			w.log = append(w.log, fmt.Sprintf("crash armed at the %dth transition (written: %v)", k, commit))
-			c := w.commit(kindGood)
-			w.say("alice", "!backport "+c.commit[:10]+" --include-unexpected")
+			c := w.change(rt, kindGood)
+			w.say("alice", "!backport "+c.chatRef()+" --include-unexpected")
 			w.say("bob", "verified")
 			w.settle()
 		},
@@ -976,8 +1061,8 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.crashInSync.Store(true)
 			w.faults++
 			w.log = append(w.log, "crash armed in the next host write")
-			c := w.commit(kindGood)
-			w.say("alice", "!backport "+c.commit[:10]+" --include-unexpected")
+			c := w.change(rt, kindGood)
+			w.say("alice", "!backport "+c.chatRef()+" --include-unexpected")
 			w.settle()
 		},
 		"break-canary-metrics": func(rt *rapid.T) {
@@ -1085,6 +1170,14 @@ func (m *modelTotals) summary() string {
 	return fmt.Sprintf("%d restarts, %d faults injected; deployments: %s", m.restarts, m.faults, strings.Join(parts, ", "))
 }
 
+// modelFlagsSet returns the flags given on the command line, read before
+// any model test sets rapid's flags to its own defaults.
+var modelFlagsSet = sync.OnceValue(func() map[string]bool {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+})
+
 var soak = flag.Duration("model.soak", 0, "run TestModelPipeline with new seeds until this much time is up (make soak DURATION=30m)")
 
 // TestModelPipeline runs the model over a fixed set of seeds: rapid's own
@@ -1093,8 +1186,7 @@ var soak = flag.Duration("model.soak", 0, "run TestModelPipeline with new seeds 
 // is up and prints the totals, or the seed and minimal sequence of the
 // first failure.
 func TestModelPipeline(t *testing.T) {
-	set := map[string]bool{}
-	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := modelFlagsSet()
 	if !set["rapid.checks"] {
 		flag.Set("rapid.checks", "15")
 	}

@@ -79,3 +79,10 @@ func isPointerUpdate(ch deployer.Change) bool {
 	_, err := strconv.Atoi(ch.ID)
 	return err != nil && strings.HasPrefix(ch.Subject, "Update git submodules")
 }
+
+// Gone reports whether upstream no longer holds the blocked change ch
+// (deployer.GoneChecker): the git composite's answer, on the branches the
+// change's project and branch land in.
+func (c *Composite) Gone(ctx context.Context, ch deployer.Change) (bool, error) {
+	return c.git.Gone(ctx, ch)
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // compositeUnexpected is the refusal listing, per component and per
@@ -83,6 +84,77 @@ func (c *Composite) StillShips(ctx context.Context, upstream string, ch deployer
 		return false, err
 	}
 	return rv == "", nil
+}
+
+// Gone reports whether upstream no longer holds the blocked change ch for
+// good, so its block may be lifted: the branch tip of its component (for
+// a submodule's change, the commit that tip points the submodule at) does
+// not contain it, or contains a revert of it. StillShips answers for one
+// deployment, which may leave ch's component where it was; Gone answers
+// for the branch, which is what a block is about. Whenever it cannot tell
+// (a commit not fetched, a path that is not a first-level submodule), it
+// says false: keeping a block is safe, lifting one wrongly ships a
+// rolled-back change again.
+func (c *Composite) Gone(ctx context.Context, ch deployer.Change) (bool, error) {
+	commit := commitOf(ch)
+	if _, err := parseHash(commit); err != nil || !c.staging.HasCommit(commit) {
+		return false, nil
+	}
+	head, err := c.branchHeadAt(ctx, ch.Component)
+	if err != nil || head == "" {
+		return false, err
+	}
+	in, err := c.staging.IsAncestor(ctx, commit, head)
+	if err != nil || !in {
+		return !in && err == nil, err
+	}
+	rv, err := c.staging.RevertedIn(ctx, head, commit)
+	return rv != "", err
+}
+
+// branchHeadAt fetches the component that owns deploy path at and returns
+// its branch tip, or, when at is a first-level submodule of it, the commit
+// the tip points that submodule at; "" when that cannot be known here.
+func (c *Composite) branchHeadAt(ctx context.Context, at string) (string, error) {
+	owner := -1
+	for i, comp := range c.comps {
+		if (comp.Path == at || comp.Path == "" || strings.HasPrefix(at, comp.Path+"/")) &&
+			(owner < 0 || len(comp.Path) > len(c.comps[owner].Path)) {
+			owner = i
+		}
+	}
+	if owner < 0 {
+		return "", nil
+	}
+	comp := c.comps[owner]
+	c.staging.mu.Lock()
+	defer c.staging.mu.Unlock()
+	_, tip, err := c.fetchTip(ctx, comp.name())
+	if err != nil || at == comp.Path {
+		return tip.String(), err
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, tip)
+	if err != nil {
+		return "", fmt.Errorf("gitrepo: commit %s: %w", tip, err)
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(at, comp.Path), "/")
+	subs, err := submodules(c.staging.repo.Storer, co.TreeHash)
+	if err != nil {
+		return "", err
+	}
+	for _, sm := range subs {
+		if sm.Path != rel {
+			continue
+		}
+		// The submodule's repository may not have been fetched since the
+		// pointer moved: fetch it, as composing would.
+		f := &fetcher{ctx: ctx, done: map[string]error{}}
+		if err := c.ensureCommit(f, ResolveSubmoduleURL(comp.URL, sm.URL), sm.Link, at); err != nil {
+			return "", err
+		}
+		return sm.Link.String(), nil
+	}
+	return "", nil // not a first-level submodule of its component's tip
 }
 
 // RevertUpstream reverts d's changes in the components they came from: for

@@ -511,3 +511,69 @@ func TestCompositeNestedComponents(t *testing.T) {
 	want["php-1/extensions/Foo/Foo.php"] = "<?php // Foo direct\n"
 	sameFiles(t, files(t, r, p.Upstream), want)
 }
+
+// TestCompositeGoneIsAboutTheBranch: a blocked root change is not shipped
+// by a deployment that moves only core, but that does not make it gone:
+// the root's branch still holds it, so Gone says false and its block must
+// stay (found by the model's composite mode, where such a deployment lifted
+// the block and a later one shipped the bad change again). Once reverted on
+// its branch it is gone. The same holds for an extension's change, judged
+// on the commit core's branch points the extension at.
+func TestCompositeGoneIsAboutTheBranch(t *testing.T) {
+	d := newDeployed(t, nil)
+	f := d.f
+	ctx := context.Background()
+	badRoot := f.commit(f.config, "config: bad", map[string]string{"wmf-config/InitialiseSettings.php": "<?php // broken\n"})
+	p, err := d.prepare(false, badRoot[:8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := p.Changes[0]
+
+	// A deployment of core alone leaves the root where it was deployed
+	// (the baseline, without the bad change): it does not ship it ...
+	coreFix := f.commit(f.core, "core: fix", map[string]string{"api.php": "<?php // api\n"})
+	pc, err := d.prepare(false, "php-1:"+coreFix[:8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ships, err := d.c.StillShips(ctx, pc.Upstream, blocked); err != nil || ships {
+		t.Fatalf("StillShips on a core-only deployment = %v, %v; want false", ships, err)
+	}
+	// ... but the root's branch still holds it: not gone.
+	if gone, err := d.c.Gone(ctx, blocked); err != nil || gone {
+		t.Fatalf("Gone = %v, %v with the bad change still on master; want false", gone, err)
+	}
+	f.git(f.config, "revert", "--no-edit", badRoot)
+	if gone, err := d.c.Gone(ctx, blocked); err != nil || !gone {
+		t.Errorf("Gone = %v, %v after master reverted it; want true", gone, err)
+	}
+
+	// An extension's change: held while core's branch points Foo at it.
+	badExt := f.commit(f.ext, "Foo: bad", map[string]string{"Foo.php": "<?php // Foo broken\n"})
+	f.bump(badExt)
+	pe, err := d.prepare(true, "php-1/extensions/Foo:"+badExt[:8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ext deployer.Change
+	for _, c := range pe.Changes {
+		if strings.HasPrefix(c.Commit, badExt) || c.ID == badExt {
+			ext = c
+		}
+	}
+	if ext.Component != "php-1/extensions/Foo" {
+		t.Fatalf("the extension change is %+v among %+v", ext, pe.Changes)
+	}
+	if gone, err := d.c.Gone(ctx, ext); err != nil || gone {
+		t.Fatalf("Gone = %v, %v while core's branch points Foo at it; want false", gone, err)
+	}
+	f.git(f.ext, "revert", "--no-edit", badExt)
+	if gone, err := d.c.Gone(ctx, ext); err != nil || gone {
+		t.Errorf("Gone = %v, %v with Foo reverted but core's pointer not moved yet; want false", gone, err)
+	}
+	f.bump(f.git(f.ext, "rev-parse", "HEAD"))
+	if gone, err := d.c.Gone(ctx, ext); err != nil || !gone {
+		t.Errorf("Gone = %v, %v once core points Foo at the revert; want true", gone, err)
+	}
+}
