@@ -19,12 +19,10 @@ package main
 // rollback commit holds the tree of the commit it restored.
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -362,27 +360,7 @@ func runModelComposite(rt *rapid.T, totals *modelTotals) {
 // fixed set of seeds (5 sequences of up to 20 steps by default; the
 // -rapid flags and -model.soak as for TestModelPipeline).
 func TestModelPipelineComposite(t *testing.T) {
-	set := modelFlagsSet()
-	if !set["rapid.checks"] {
-		flag.Set("rapid.checks", "5")
-	}
-	if !set["rapid.steps"] {
-		flag.Set("rapid.steps", "20")
-	}
-	totals := &modelTotals{}
-	start := time.Now()
-	if *soak == 0 {
-		rapid.Check(t, func(rt *rapid.T) { runModelComposite(rt, totals) })
-	} else {
-		for round := 0; time.Since(start) < *soak && !t.Failed(); round++ {
-			seed := uint64(time.Now().UnixNano())
-			flag.Set("rapid.seed", strconv.FormatUint(seed, 10))
-			flag.Set("rapid.checks", "5")
-			t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-				rapid.Check(t, func(rt *rapid.T) { runModelComposite(rt, totals) })
-			})
-		}
-	}
+	totals, start := runModelTest(t, "5", runModelComposite)
 	msg := fmt.Sprintf("model (composite): %d sequences, %d steps, %d invariant checks (%d staging commits held their composition) in %s; %s", totals.sequences, totals.steps, totals.checks, compositionsChecked.Load(), time.Since(start).Round(time.Second), totals.summary())
 	t.Log(msg)
 	fmt.Println(msg)

@@ -1178,6 +1178,34 @@ var modelFlagsSet = sync.OnceValue(func() map[string]bool {
 	return set
 })
 
+// runModelTest runs run over rapid's seeds: checks sequences of up to 20
+// steps unless the -rapid flags say otherwise, or, with -model.soak=D, new
+// seeds until D is up. It returns the totals and when it started.
+func runModelTest(t *testing.T, checks string, run func(*rapid.T, *modelTotals)) (*modelTotals, time.Time) {
+	set := modelFlagsSet()
+	if !set["rapid.checks"] {
+		flag.Set("rapid.checks", checks)
+	}
+	if !set["rapid.steps"] {
+		flag.Set("rapid.steps", "20")
+	}
+	totals := &modelTotals{}
+	start := time.Now()
+	if *soak == 0 {
+		rapid.Check(t, func(rt *rapid.T) { run(rt, totals) })
+		return totals, start
+	}
+	for round := 0; time.Since(start) < *soak && !t.Failed(); round++ {
+		seed := uint64(time.Now().UnixNano())
+		flag.Set("rapid.seed", strconv.FormatUint(seed, 10))
+		flag.Set("rapid.checks", "5")
+		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+			rapid.Check(t, func(rt *rapid.T) { run(rt, totals) })
+		})
+	}
+	return totals, start
+}
+
 var soak = flag.Duration("model.soak", 0, "run TestModelPipeline with new seeds until this much time is up (make soak DURATION=30m)")
 
 // TestModelPipeline runs the model over a fixed set of seeds: rapid's own
@@ -1186,27 +1214,7 @@ var soak = flag.Duration("model.soak", 0, "run TestModelPipeline with new seeds 
 // is up and prints the totals, or the seed and minimal sequence of the
 // first failure.
 func TestModelPipeline(t *testing.T) {
-	set := modelFlagsSet()
-	if !set["rapid.checks"] {
-		flag.Set("rapid.checks", "15")
-	}
-	if !set["rapid.steps"] {
-		flag.Set("rapid.steps", "20")
-	}
-	totals := &modelTotals{}
-	start := time.Now()
-	if *soak == 0 {
-		rapid.Check(t, func(rt *rapid.T) { runModel(rt, totals) })
-	} else {
-		for round := 0; time.Since(start) < *soak && !t.Failed(); round++ {
-			seed := uint64(time.Now().UnixNano())
-			flag.Set("rapid.seed", strconv.FormatUint(seed, 10))
-			flag.Set("rapid.checks", "5")
-			t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-				rapid.Check(t, func(rt *rapid.T) { runModel(rt, totals) })
-			})
-		}
-	}
+	totals, start := runModelTest(t, "15", runModel)
 	msg := fmt.Sprintf("model: %d sequences, %d steps, %d invariant checks in %s; %s", totals.sequences, totals.steps, totals.checks, time.Since(start).Round(time.Second), totals.summary())
 	t.Log(msg)
 	fmt.Println(msg)
