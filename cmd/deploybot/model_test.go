@@ -377,16 +377,7 @@ canary:
   interval: %s
   production_watch: %s
   judge: {min_requests: 50}
-access:
-  deployers: [Alice Deployer]
-people:
-  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
-  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
-chat:
-  console: {user: alice}
-log: {level: debug, format: text, file: %s/deploybot.log}
-web: {listen: "off"}
-`, dir, dir, source, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+`, dir, dir, source, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch) + peopleYAML(dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
