@@ -48,22 +48,7 @@ func healthy() http.Handler {
 func newCWorld(t *testing.T, r *mwRepos, comps string) *cworld {
 	t.Helper()
 	w := &cworld{t: t, r: r, dir: t.TempDir(), out: &testparts.Buffer{}, tap: NewTap()}
-	var stages strings.Builder
-	for _, st := range []struct {
-		stage string
-		names []string
-	}{{"testservers", []string{"ts1"}}, {"canaries", []string{"can1", "can2"}}, {"production", []string{"mw1", "mw2"}}} {
-		fmt.Fprintf(&stages, "    %s:\n", st.stage)
-		for _, n := range st.names {
-			if err := os.MkdirAll(filepath.Join(w.dir, "hosts", n), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(healthy())
-			t.Cleanup(srv.Close)
-			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, filepath.Join(w.dir, "hosts", n), srv.URL)
-		}
-	}
-	w.stages = stages.String()
+	w.stages = w.hostStages(func(string) http.Handler { return healthy() })
 	w.cfg = filepath.Join(w.dir, "deploybot.yaml")
 	w.configure(comps)
 	w.open()
@@ -357,14 +342,21 @@ func TestCompositeThroughMain(t *testing.T) {
 // after the hosts (the git and the Gerrit one): short waits, Alice
 // deploying, Bob submitting, the console, a log file in dir, no web.
 func compositeTailYAML(dir string) string {
-	return fmt.Sprintf(`pipeline: {verify_timeout: 1m, promote_timeout: 1m, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
+	return `pipeline: {verify_timeout: 1m, promote_timeout: 1m, sync_retries: 0, rollback_tries: 2, retry_delay: 20ms}
 canary:
   baseline_min: 300ms
   window: 1s
   interval: 100ms
   production_watch: 300ms
   judge: {min_requests: 40}
-access:
+` + peopleYAML(dir)
+}
+
+// peopleYAML is the end of the test worlds' configurations (the model's,
+// the composite ones): Alice deploys, Bob submits, both on the console,
+// the log in dir, no web.
+func peopleYAML(dir string) string {
+	return fmt.Sprintf(`access:
   deployers: [Alice Deployer]
 people:
   - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
@@ -390,4 +382,28 @@ func (w *cworld) rollBackExactly(d *deployer.Deployment, before string, old map[
 		w.t.Errorf("no rollback commit in staging (head %.10s)", rb)
 	}
 	w.check(label+" rolled back", every(before), every(old))
+}
+
+// hostStages makes the composite worlds' local hosts (ts1; can1, can2;
+// mw1, mw2) under w.dir, each with a metrics server from metrics(its
+// root), and returns the stages section of their configuration.
+func (w *cworld) hostStages(metrics func(root string) http.Handler) string {
+	w.t.Helper()
+	var stages strings.Builder
+	for _, st := range []struct {
+		stage string
+		names []string
+	}{{"testservers", []string{"ts1"}}, {"canaries", []string{"can1", "can2"}}, {"production", []string{"mw1", "mw2"}}} {
+		fmt.Fprintf(&stages, "    %s:\n", st.stage)
+		for _, n := range st.names {
+			root := filepath.Join(w.dir, "hosts", n)
+			if err := os.MkdirAll(root, 0o755); err != nil {
+				w.t.Fatal(err)
+			}
+			srv := httptest.NewServer(metrics(root))
+			w.t.Cleanup(srv.Close)
+			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, root, srv.URL)
+		}
+	}
+	return stages.String()
 }

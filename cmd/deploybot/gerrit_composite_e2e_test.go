@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,21 +58,7 @@ type gcOpt struct {
 func newGerritCWorld(t *testing.T, g *gerrittest.Server, r *mwRepos, timeout string, opts ...gcOpt) *cworld {
 	t.Helper()
 	w := &cworld{t: t, r: r, dir: t.TempDir(), out: &testparts.Buffer{}, tap: NewTap()}
-	var stages strings.Builder
-	for _, st := range []struct {
-		stage string
-		names []string
-	}{{"testservers", []string{"ts1"}}, {"canaries", []string{"can1", "can2"}}, {"production", []string{"mw1", "mw2"}}} {
-		fmt.Fprintf(&stages, "    %s:\n", st.stage)
-		for _, n := range st.names {
-			if err := os.MkdirAll(filepath.Join(w.dir, "hosts", n), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(servingHealth(filepath.Join(w.dir, "hosts", n)))
-			t.Cleanup(srv.Close)
-			fmt.Fprintf(&stages, "      - {name: %s, root: %s, metrics: \"%s/metrics\"}\n", n, filepath.Join(w.dir, "hosts", n), srv.URL)
-		}
-	}
+	stages := w.hostStages(func(root string) http.Handler { return servingHealth(root) })
 	pw := filepath.Join(w.dir, "gerrit-password")
 	if err := os.WriteFile(pw, []byte(g.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -91,7 +76,7 @@ source:
 hosts:
   transport: local
   stages:
-%[2]s`, w.dir, stages.String(), g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF) + compositeTailYAML(w.dir)
+%[2]s`, w.dir, stages, g.URL, g.Username, pw, timeout, gcConfig, r.config, gcDir, gcCore, r.core, gcWMF) + compositeTailYAML(w.dir)
 	for _, o := range opts {
 		cfg += o.yaml
 	}

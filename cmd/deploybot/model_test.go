@@ -377,16 +377,7 @@ canary:
   interval: %s
   production_watch: %s
   judge: {min_requests: 50}
-access:
-  deployers: [Alice Deployer]
-people:
-  - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
-  - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
-chat:
-  console: {user: alice}
-log: {level: debug, format: text, file: %s/deploybot.log}
-web: {listen: "off"}
-`, dir, dir, source, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch, dir)
+`, dir, dir, source, pool, stages.String(), orString(opt.verify, modelTimings.verify), modelTimings.promote, opt.batch, opt.maxRounds, opt.windows, modelTimings.window, modelTimings.interval, modelTimings.watch) + peopleYAML(dir)
 	if err := os.WriteFile(w.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -829,6 +820,40 @@ func (w *world) check() {
 	w.checkTranscript()
 }
 
+var fateRe = regexp.MustCompile(`; (shipped in|rolled back in|dropped from|deploying in|queued as) #(\d+)`)
+
+// checkWindowFates holds what !window says of each deployed item (reply)
+// to the deployments' records once the step settled: "shipped in #N" only
+// when #N is done (a done deployment changes only on a command, and none
+// came since), "rolled back in #N" and "dropped from #N" only when #N
+// dropped a change, "deploying in #N" only once #N had started (it may
+// have finished while the step settled).
+func (w *world) checkWindowFates(reply string) {
+	w.t.Helper()
+	for _, m := range fateRe.FindAllStringSubmatch(reply, -1) {
+		id, _ := strconv.ParseInt(m[2], 10, 64)
+		d, err := w.m.Store.Get(id)
+		if err != nil {
+			w.t.Fatalf("!window names #%d, which the store does not have: %v", id, err)
+		}
+		ok := false
+		switch m[1] {
+		case "shipped in":
+			ok = d.State == deployer.StateDone
+		case "rolled back in", "dropped from":
+			ok = len(d.Dropped) > 0
+		case "deploying in":
+			// It may have finished while the step settled; it had started.
+			ok = d.State != deployer.StateQueued
+		case "queued as":
+			ok = true // it may have started since; that it exists is checked above
+		}
+		if !ok {
+			w.t.Fatalf("!window says %q of #%d, which is %s (%d dropped):\n%s", m[0], id, d.State, len(d.Dropped), reply)
+		}
+	}
+}
+
 var restoredRe = regexp.MustCompile(`Restored (\d+) hosts? to .*?, each read back: ([^.]*)\.`)
 
 // checkTranscript asserts that what the bot said is true.
@@ -1015,6 +1040,12 @@ func (w *world) actions() map[string]func(*rapid.T) {
 		"window-go": func(rt *rapid.T) {
 			w.say("alice", "!window go")
 			w.settle()
+		},
+		"window": func(rt *rapid.T) {
+			before := len(w.out.String())
+			w.say(who(rt), "!window")
+			w.settle()
+			w.checkWindowFates(w.out.String()[before:])
 		},
 		"backport-tip": func(rt *rapid.T) {
 			if len(w.changes) == 0 {

@@ -48,15 +48,26 @@ func (c *Composite) TipSubmodules(ctx context.Context, name string) ([]Submodule
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: commit %s: %w", tip, err)
 	}
-	subs, err := submodules(c.staging.repo.Storer, co.TreeHash)
+	infos, err := listSubmodules(c.staging.repo.Storer, st.Component, co.TreeHash)
 	if err != nil {
 		return nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
 	}
-	branches, err := moduleBranches(c.staging.repo.Storer, co.TreeHash)
+	return infos, nil
+}
+
+// listSubmodules describes the submodules of comp's tree: where each
+// lands, its resolved URL, the branch its .gitmodules entry names and the
+// commit the tree points it at.
+func listSubmodules(s storer.EncodedObjectStorer, comp Component, tree plumbing.Hash) ([]SubmoduleInfo, error) {
+	subs, err := submodules(s, tree)
 	if err != nil {
 		return nil, err
 	}
-	return submoduleInfos(st.Component, subs, branches), nil
+	branches, err := moduleBranches(s, tree)
+	if err != nil {
+		return nil, err
+	}
+	return submoduleInfos(comp, subs, branches), nil
 }
 
 // submoduleInfos describes comp's submodules subs, whose .gitmodules
@@ -168,15 +179,7 @@ func RemoteSubmodules(ctx context.Context, comp Component) ([]SubmoduleInfo, err
 	if err != nil {
 		return nil, err
 	}
-	subs, err := submodules(st, tree)
-	if err != nil {
-		return nil, err
-	}
-	branches, err := moduleBranches(st, tree)
-	if err != nil {
-		return nil, err
-	}
-	return submoduleInfos(comp, subs, branches), nil
+	return listSubmodules(st, comp, tree)
 }
 
 // Undeployed is what one place of the deploy tree holds upstream and no
