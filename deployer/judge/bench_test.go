@@ -43,6 +43,10 @@ type benchCase struct {
 type benchRun struct {
 	judge []int
 	scap  int
+	// first is the first canary's errors and requests since the sync at
+	// the last reading generated: over the whole window when some judge
+	// did not fail it.
+	first deployer.Counts
 }
 
 // runWindow generates one window of traffic for bc and applies the rules
@@ -109,6 +113,8 @@ func runWindow(judges []*Judge, rng *rand.Rand, bc benchCase) benchRun {
 			break
 		}
 	}
+	last := w.Samples[len(w.Samples)-1].Hosts[benchCanaries[0]]
+	r.first = deployer.Counts{Requests: last.Requests - w.Start.Hosts[benchCanaries[0]].Requests, Errors: last.Errors - w.Start.Hosts[benchCanaries[0]].Errors}
 	return r
 }
 
@@ -202,6 +208,7 @@ func benchTable(judges []*Judge, names []string) (lines []string, beats []bool, 
 		for _, bc := range g.cases {
 			seed++
 			jt := make([][]int, len(judges))
+			missed := make([][]deployer.Counts, len(judges)) // the first canary's counts in the runs each judge did not fail
 			var st []int
 			for run := range benchRuns {
 				// One seed per window, so every window is the same
@@ -210,12 +217,15 @@ func benchTable(judges []*Judge, names []string) (lines []string, beats []bool, 
 				r := runWindow(judges, rng, bc)
 				for n := range judges {
 					jt[n] = append(jt[n], r.judge[n])
+					if r.judge[n] == 0 {
+						missed[n] = append(missed[n], r.first)
+					}
 				}
 				st = append(st, r.scap)
 			}
 			sf := figures(st)
 			row := fmt.Sprintf("  %4.1f%% -> %5.1f%% ", bc.base*100, bc.bad*100)
-			late := false
+			late, fewer := false, -1
 			for n := range judges {
 				f := figures(jt[n])
 				mark := " "
@@ -223,12 +233,18 @@ func benchTable(judges []*Judge, names []string) (lines []string, beats []bool, 
 					beats[n] = false
 					mark = "*"
 					late = late || f.median > sf.median
+					if f.caught*sf.of < sf.caught*f.of && fewer < 0 {
+						fewer = n
+					}
 				}
 				row += f.cells() + mark + "    "
 			}
 			lines = append(lines, row+sf.cells())
 			if late && bc.badCanaries == 1 {
-				lines = append(lines, oracleLine(bc, sf))
+				lines = append(lines, boundLine(bc, benchRuns))
+			}
+			if fewer >= 0 && bc.badCanaries == 1 {
+				lines = append(lines, missedLine(bc, names[fewer], missed[fewer]))
 			}
 		}
 	}
@@ -296,30 +312,128 @@ func BenchmarkCanaryRules(b *testing.B) {
 	}
 }
 
-// oracleLine says, for a row where one canary errs and the judge's median
-// is later than scap's, what catching as many windows by scap's look would cost
-// any test, even one that knew the baseline rate exactly and looked only
-// once, at that moment: its false failures per healthy canary. The bad
-// canary's errors by then are Poisson with mean rps x 20 s x bad rate (and
-// a healthy one's with the baseline rate), so the best such test is the
-// Neyman-Pearson one: fail on at least c errors, randomised at c to catch
-// exactly scap's share.
-func oracleLine(bc benchCase, scap ruleFigures) string {
+// boundLine says, for a row where one canary errs and the judge's median
+// is later than scap's, what a median no later than scap's look would cost
+// any test. That median needs half the runs (by the nearest rank) failed
+// by then, from the traffic seen by then. Two bounds, as false failures
+// per healthy canary and per window of both canaries:
+//   - a test that knew the baseline rate exactly and looked only then: the
+//     Neyman-Pearson test on the bad canary's errors (Poisson with mean
+//     rps x 20 s x bad rate, a healthy one's with the baseline rate),
+//     randomised to fail exactly half;
+//   - a test that holds whatever the common rate is, with the baseline the
+//     judge has by then (the production hosts since the reading 60 s
+//     before the sync, and the canaries over those 60 s): the conditional
+//     binomial test of the canary's errors given its and the baseline's
+//     together, the uniformly most powerful unbiased test of two Poisson
+//     rates, randomised the same way.
+func boundLine(bc benchCase, runs int) string {
 	t := float64(benchScapWait)
-	bad, healthy := bc.rps*t*bc.bad, bc.rps*t*bc.base
-	target := float64(scap.caught) / float64(scap.of)
-	// Largest c with P_bad(K >= c) >= target, then randomise at c - 1.
+	target := math.Ceil(0.5*float64(runs)) / float64(runs)
+	nc := bc.rps * t
+	nb := bc.rps * (float64(len(benchProduction))*(benchPreSync+t) + float64(len(benchCanaries))*benchPreSync)
+	oracle := neymanPearsonSize(nc*bc.base, nc*bc.bad, target)
+	unbiased := conditionalSize(nc*bc.base, nb*bc.base, nc*bc.bad, target)
+	both := func(s float64) float64 { return 100 * (1 - math.Pow(1-s, float64(len(benchCanaries)))) }
+	return fmt.Sprintf("      (a median of %.0fs is half the windows failed by %.0fs; a test that knew the baseline and looked once, then, fails %.3f%% of healthy canaries (%.2f%% of windows with %d); with the baseline measured as the judge has it by then (%.0f requests), the most powerful unbiased test fails %.3f%% (%.2f%% of windows) in that one look)",
+		t, t, 100*oracle, both(oracle), len(benchCanaries), nb, 100*unbiased, both(unbiased))
+}
+
+// missedLine says, for a row where one canary errs and a judge caught a
+// smaller share than scap's rule, what the bad canary served in the
+// windows that judge did not fail (over the whole window, the highest
+// error rate among them), and how often scap's rule fails an unchanged
+// window at this baseline: its errors by its look are Poisson with mean
+// canaries x rps x 20 s x base rate.
+func missedLine(bc benchCase, name string, missed []deployer.Counts) string {
+	worst := deployer.Counts{}
+	for _, c := range missed {
+		if c.Requests > 0 && (worst.Requests == 0 || c.Errors/c.Requests > worst.Errors/worst.Requests) {
+			worst = c
+		}
+	}
+	scapFalse := poissonTail(float64(len(benchCanaries))*bc.rps*benchScapWait*bc.base, benchScapLimit)
+	return fmt.Sprintf("      (%s did not fail %d window(s): in them the canary changed to %.1f%% served at most %.1f%% (%.0f/%.0f) over the whole window, against %.1f%% before; at this baseline scap's rule fails %.1f%% of unchanged windows)",
+		name, len(missed), 100*bc.bad, 100*worst.Errors/worst.Requests, worst.Errors, worst.Requests, 100*bc.base, 100*scapFalse)
+}
+
+// neymanPearsonSize is the size of the most powerful test of Poisson mean
+// m0 against m1 > m0 whose power is target: fail on c errors or more,
+// randomised at c.
+func neymanPearsonSize(m0, m1, target float64) float64 {
 	c := 0
-	for poissonTail(bad, c+1) >= target {
+	for poissonTail(m1, c+1) >= target {
 		c++
 	}
-	// P_bad(K >= c) >= target > P_bad(K >= c+1): fail at >= c+1 always and
-	// at exactly c with probability g.
-	above := poissonTail(bad, c+1)
-	g := (target - above) / (poissonTail(bad, c) - above)
-	size := poissonTail(healthy, c+1) + g*(poissonTail(healthy, c)-poissonTail(healthy, c+1))
-	return fmt.Sprintf("      (to fail %.1f%% by %.0fs as scap's rule does, even a test that knew the baseline and looked once, then, fails %.2f%% of healthy canaries: %.2f%% of windows with %d)",
-		100*target, t, 100*size, 100*(1-math.Pow(1-size, float64(len(benchCanaries)))), len(benchCanaries))
+	// P1(K >= c) >= target > P1(K >= c+1): fail at >= c+1 always and at
+	// exactly c with probability g.
+	above := poissonTail(m1, c+1)
+	g := (target - above) / (poissonTail(m1, c) - above)
+	return poissonTail(m0, c+1) + g*(poissonTail(m0, c)-poissonTail(m0, c+1))
+}
+
+// conditionalSize is the size s of the conditional binomial test whose
+// power is target: a canary's errors K (Poisson, mean c0 when healthy, c1
+// when bad) against a baseline's B (Poisson, mean b), failing, given the
+// total T = K + B, on K above the level-s critical value of
+// Binomial(T, c0/(c0+b)) (randomised there, so every T has size exactly
+// s). Its size is s whatever the common rate; its power grows with s,
+// which bisection finds.
+func conditionalSize(c0, b, c1, target float64) float64 {
+	pi0, pi1 := c0/(c0+b), c1/(c1+b)
+	mean := c1 + b
+	lo, hi := max(0, int(mean-12*math.Sqrt(mean))), int(mean+12*math.Sqrt(mean))+1
+	p0s, p1s := make([][]float64, hi+1), make([][]float64, hi+1)
+	for total := lo; total <= hi; total++ {
+		p0s[total], p1s[total] = binomialPMF(total, pi0), binomialPMF(total, pi1)
+	}
+	power := func(s float64) float64 {
+		pw := 0.0
+		for total := lo; total <= hi; total++ {
+			p0, p1 := p0s[total], p1s[total]
+			// Fail on K > c, and on K = c with probability g.
+			tail, c := 0.0, total
+			for ; c >= 0 && tail+p0[c] <= s; c-- {
+				tail += p0[c]
+			}
+			r := 0.0
+			for k := c + 1; k <= total; k++ {
+				r += p1[k]
+			}
+			if c >= 0 {
+				r += (s - tail) / p0[c] * p1[c]
+			}
+			pw += math.Exp(poissonLogPMF(mean, total)) * r
+		}
+		return pw
+	}
+	slo, shi := 1e-9, 0.5
+	for range 60 {
+		mid := math.Sqrt(slo * shi)
+		if power(mid) >= target {
+			shi = mid
+		} else {
+			slo = mid
+		}
+	}
+	return shi
+}
+
+// binomialPMF returns P(K = k) for k = 0..n, K Binomial(n, p).
+func binomialPMF(n int, p float64) []float64 {
+	out := make([]float64, n+1)
+	ln, _ := math.Lgamma(float64(n + 1))
+	for k := range out {
+		lk, _ := math.Lgamma(float64(k + 1))
+		lnk, _ := math.Lgamma(float64(n - k + 1))
+		out[k] = math.Exp(ln - lk - lnk + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+	}
+	return out
+}
+
+func poissonLogPMF(m float64, k int) float64 {
+	lk, _ := math.Lgamma(float64(k + 1))
+	return float64(k)*math.Log(m) - m - lk
 }
 
 // poissonTail is P(K >= c) for K Poisson with mean m.
