@@ -577,3 +577,53 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestRevertsAndUnexpectedCommitsAreMarked: a revert change, asked for or
+// shipped unrequested, says which commit it reverts, and an unrequested
+// commit is marked unexpected, so a rollback blames neither a revert nor
+// calls an unrequested commit "asked for" (found by
+// TestModelPipelineGerrit).
+func TestRevertsAndUnexpectedCommitsAreMarked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true})
+	g := e.g
+	prev, _ := e.src.Baseline(context.Background())
+	bad := g.Upload("bob", "", map[string]string{"bad": "1"}, "Bad change")
+	if err := g.Submit(bad); err != nil {
+		t.Fatal(err)
+	}
+	rv := g.Revert(bad, "")
+	if err := g.Submit(rv); err != nil {
+		t.Fatal(err)
+	}
+	x := g.Upload("bob", "", map[string]string{"x": "1"}, "My change")
+	p, err := e.prepare(prev, true, strconv.Itoa(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 3 {
+		t.Fatalf("changes = %+v, want the bad change, its revert, then x", p.Changes)
+	}
+	if c := p.Changes[0]; !c.Unexpected || c.Reverts != "" {
+		t.Errorf("the unrequested bad change: %+v, want unexpected, no revert", c)
+	}
+	if c := p.Changes[1]; !c.Unexpected || c.Reverts != g.Revision(bad) {
+		t.Errorf("the unrequested revert: %+v, want unexpected, reverting %s", c, g.Revision(bad))
+	}
+	if c := p.Changes[2]; c.Unexpected || c.Reverts != "" {
+		t.Errorf("the requested change: %+v, want neither", c)
+	}
+	// The revert asked for by number says what it reverts too.
+	bad2 := g.Upload("bob", "", map[string]string{"bad2": "1"}, "Another bad change")
+	if err := g.Submit(bad2); err != nil {
+		t.Fatal(err)
+	}
+	rv2 := g.Revert(bad2, "")
+	p, err = e.prepare(g.Revision(bad2), false, strconv.Itoa(rv2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 1 || p.Changes[0].ID != strconv.Itoa(rv2) || p.Changes[0].Reverts != g.Revision(bad2) || p.Changes[0].Unexpected {
+		t.Errorf("changes = %+v, want revert change %d reverting %s", p.Changes, rv2, g.Revision(bad2))
+	}
+}
