@@ -28,12 +28,12 @@ deps:
 # The model-based test of the pipeline with new seeds until DURATION is up:
 # random commands, faults, restarts and crashes, every invariant after every
 # step. It prints sequences, steps and checks, or the seed and the shrunk
-# sequence of the first failure. Both modes soak, DURATION each: a
-# composite deploy tree (TestModelPipelineComposite) and one repository
-# (TestModelPipeline).
+# sequence of the first failure. Every mode soaks, DURATION each: a
+# composite deploy tree (TestModelPipelineComposite), one repository
+# (TestModelPipeline), and a fake Gerrit (TestModelPipelineGerrit).
 DURATION ?= 30m
 soak:
-	$(GO) test -count=1 -timeout 0 -v -run '^TestModelPipeline(Composite)?$$' ./cmd/deploybot -model.soak=$(DURATION)
+	$(GO) test -count=1 -timeout 0 -v -run '^TestModelPipeline(Composite|Gerrit)?$$' ./cmd/deploybot -model.soak=$(DURATION)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -14,6 +14,8 @@ package main
 //
 // worldOptions.composite makes upstream a composite deploy tree instead
 // (TestModelPipelineComposite, model_composite_test.go).
+// worldOptions.gerrit makes it a fake Gerrit (TestModelPipelineGerrit,
+// model_gerrit_test.go).
 
 import (
 	"context"
@@ -296,6 +298,8 @@ type world struct {
 	log         []string
 	// now, when set, is the runner's clock (window tests move it).
 	now func() time.Time
+
+	ger *gerritUpstream // the fake Gerrit upstream (model_gerrit_test.go; nil: git)
 }
 
 var modelTimings = struct{ verify, promote, window, interval, watch string }{"5s", "5s", "300ms", "30ms", "150ms"}
@@ -309,6 +313,7 @@ type worldOptions struct {
 	windows       string // a windows: section, YAML (none: no windows)
 	verify        string // verify_timeout (none: modelTimings.verify)
 	composite     bool   // upstream is a composite (model_composite_test.go)
+	gerrit        bool   // upstream is the fake Gerrit (model_gerrit_test.go)
 }
 
 func newWorld(t tb) *world { return newWorldWith(t, worldOptions{}) }
@@ -325,7 +330,10 @@ func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}, now: now}
 	var source string
 	var changeDirs []string
-	if opt.composite {
+	if opt.gerrit {
+		w.ger = newGerritUpstream(w)
+		source = w.ger.source()
+	} else if opt.composite {
 		w.comp = newCompUpstream(w)
 		source, changeDirs = w.comp.source(!opt.noPushReverts), w.comp.changeDirs()
 	} else {
@@ -409,6 +417,9 @@ func orString(s, def string) string {
 // the steps and the conversation.
 func (w *world) close(failed bool) {
 	w.stop()
+	if w.ger != nil {
+		w.ger.close()
+	}
 	for _, h := range w.hosts {
 		h.srv.Close()
 	}
@@ -564,6 +575,9 @@ func (w *world) revert(c *modelChange) *modelChange {
 // change adds a change of kind upstream: to main, or in composite mode to
 // a component rapid draws.
 func (w *world) change(rt *rapid.T, kind string) *modelChange {
+	if w.ger != nil {
+		return w.ger.commit(rt, kind)
+	}
 	if w.comp != nil {
 		return w.comp.commit(rt, kind)
 	}
@@ -572,6 +586,9 @@ func (w *world) change(rt *rapid.T, kind string) *modelChange {
 
 // revertChange reverts change c upstream, where it was committed.
 func (w *world) revertChange(c *modelChange) *modelChange {
+	if w.ger != nil {
+		return w.ger.revert(c)
+	}
 	if w.comp != nil {
 		return w.comp.revert(c)
 	}
@@ -581,6 +598,9 @@ func (w *world) revertChange(c *modelChange) *modelChange {
 // onUpstream reports whether c's file is still on its branch upstream
 // (the bot may have pushed a revert).
 func (w *world) onUpstream(c *modelChange) bool {
+	if w.ger != nil {
+		return w.ger.onUpstream(c)
+	}
 	if w.comp != nil {
 		return w.comp.onUpstream(c)
 	}
@@ -590,6 +610,9 @@ func (w *world) onUpstream(c *modelChange) bool {
 
 // tipRef names a branch tip to deploy.
 func (w *world) tipRef(rt *rapid.T) string {
+	if w.ger != nil {
+		return w.ger.tipRef(rt)
+	}
 	if w.comp != nil {
 		return w.comp.tipRef(rt)
 	}
@@ -601,7 +624,7 @@ func (w *world) tipRef(rt *rapid.T) string {
 func shortRef(id string) string {
 	where, commit, ok := strings.Cut(id, ":")
 	if !ok {
-		return id[:10]
+		return id[:min(10, len(id))] // a Gerrit change number is shorter
 	}
 	return where + ":" + commit[:min(10, len(commit))]
 }
@@ -699,6 +722,9 @@ func (w *world) describeUnfinished() string {
 func (w *world) check() {
 	w.t.Helper()
 	w.checks++
+	if w.ger != nil {
+		w.ger.refresh()
+	}
 	ctx := context.Background()
 	st := w.m.Store
 	unf, err := st.Unfinished()
@@ -816,6 +842,9 @@ func (w *world) check() {
 	}
 	if w.comp != nil {
 		w.comp.check(serving, head)
+	}
+	if w.ger != nil {
+		w.ger.check()
 	}
 	w.checkTranscript()
 }
