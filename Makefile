@@ -30,10 +30,11 @@ deps:
 # step. It prints sequences, steps and checks, or the seed and the shrunk
 # sequence of the first failure. Every mode soaks, DURATION each: a
 # composite deploy tree (TestModelPipelineComposite), one repository
-# (TestModelPipeline), and a fake Gerrit (TestModelPipelineGerrit).
+# (TestModelPipeline), and a fake Gerrit, one project and composite
+# (TestModelPipelineGerrit, TestModelPipelineGerritComposite).
 DURATION ?= 30m
 soak:
-	$(GO) test -count=1 -timeout 0 -v -run '^TestModelPipeline(Composite|Gerrit)?$$' ./cmd/deploybot -model.soak=$(DURATION)
+	$(GO) test -count=1 -timeout 0 -v -run '^TestModelPipeline(Composite|Gerrit|GerritComposite)?$$' ./cmd/deploybot -model.soak=$(DURATION)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

