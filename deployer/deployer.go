@@ -43,6 +43,11 @@ type Change struct {
 	// Unexpected is set when the change was not asked for by name and
 	// ships only because the request said --include-unexpected.
 	Unexpected bool `json:"unexpected,omitempty"`
+	// Pointer is set, with a composite source, on a commit nobody named
+	// that changes nothing but submodule pointers (Gerrit's superproject
+	// subscription makes one when a submodule change merges): it ships
+	// the submodule commits listed with it.
+	Pointer bool `json:"pointer,omitempty"`
 	// Component is the deploy path of the component or submodule the
 	// change belongs to, with a composite source ("" for the root, and
 	// always with a single-repository source).

@@ -329,9 +329,12 @@ func (d *Deployment) Suspects() (suspects []Change, why map[string]string, spare
 			spared = append(spared, fmt.Sprintf("%s (%s) and its revert cancel out: it shipped nothing", ShortID(c.ID), c.Subject))
 		default:
 			suspects = append(suspects, c)
-			if c.Unexpected {
+			switch {
+			case c.Unexpected:
 				why[c.ID] = "shipped with --include-unexpected"
-			} else {
+			case c.Pointer:
+				why[c.ID] = "moves the submodule pointer of what shipped with it"
+			default:
 				why[c.ID] = "asked for"
 			}
 		}

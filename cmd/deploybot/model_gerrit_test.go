@@ -383,18 +383,17 @@ func (u *gerritUpstream) check() {
 		}
 	}
 	// A suspect "asked for" was asked for: the deployment's request named
-	// it (by number; a commit cannot be asked for by its hash here). Not
-	// held in composite mode: the composite sources (gitrepo.Composite
-	// under gerrit.Composite) mark no change unexpected, so a rollback
-	// says "asked for" of every commit, Gerrit's submodule pointer
-	// updates included (reported; a product change for its owner).
+	// it (by number; a commit cannot be asked for by its hash here). In
+	// composite mode too: Gerrit's submodule pointer updates are said to
+	// move a pointer, other unnamed commits to ship with
+	// --include-unexpected.
 	refsOf := map[int64][]string{}
 	for _, d := range ds {
 		refsOf[d.ID] = d.Refs
 	}
 	for _, n := range w.tap.Notices() {
 		for _, line := range strings.Split(n.Text, "\n") {
-			if u.composite || !strings.HasPrefix(line, "Suspected: ") {
+			if !strings.HasPrefix(line, "Suspected: ") {
 				continue
 			}
 			for _, m := range askedRe.FindAllStringSubmatch(line, -1) {

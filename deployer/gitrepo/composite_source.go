@@ -384,17 +384,19 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 	for _, co := range oldestFirst(w.below(target)) {
 		ch := change(co)
 		ch.Component = st.Path
+		if !requested[co.Hash] {
+			only, err := onlyGitlinks(v.repo.Storer, co)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Not named: a pointer move ships the submodule commits
+			// listed with it; anything else is unexpected.
+			ch.Pointer, ch.Unexpected = only, !only
+			if !only {
+				un = append(un, co)
+			}
+		}
 		changes = append(changes, ch)
-		if requested[co.Hash] {
-			continue
-		}
-		only, err := onlyGitlinks(v.repo.Storer, co)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !only {
-			un = append(un, co)
-		}
 	}
 	if len(un) > 0 {
 		return changes, []unexpected{{where: st.name(), commits: un}}, nil
@@ -639,8 +641,9 @@ func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, n
 		for _, co := range oldestFirst(w.below(sm.Link)) {
 			ch := change(co)
 			ch.Component = dp
+			ch.Unexpected = !requested[co.Hash]
 			changes = append(changes, ch)
-			if !requested[co.Hash] {
+			if ch.Unexpected {
 				jumped = append(jumped, co)
 			}
 		}
