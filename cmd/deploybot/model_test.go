@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +88,27 @@ type modelHost struct {
 	scrapes           atomic.Int64
 	errs              atomic.Int64
 	changeDirs        []string // where change files lie in its tree (nil: changes)
+}
+
+// badFiles are the deploy paths of the bad changes' files the host's
+// current tree holds.
+func (h *modelHost) badFiles() []string {
+	var out []string
+	dirs := h.changeDirs
+	if dirs == nil {
+		dirs = []string{"changes"}
+	}
+	for _, dir := range dirs {
+		ents, _ := os.ReadDir(filepath.Join(h.root, "current", dir))
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(h.root, "current", dir, e.Name())); err == nil {
+				if kind, _, _ := strings.Cut(string(b), "\n"); kind == kindBad {
+					out = append(out, dir+"/"+e.Name())
+				}
+			}
+		}
+	}
+	return out
 }
 
 // kinds reads which change kinds the host's current tree holds.
@@ -286,6 +308,16 @@ type world struct {
 	// verification timeout use none).
 	margin time.Duration
 
+	// promotedBad are the files of bad changes a person promoted past a
+	// canary verdict that was no pass (!promote of an inconclusive one):
+	// that person decided they may reach production, and they may stay
+	// there until production serves none of them any more.
+	promotedBad map[string]bool
+	// promoting are the bad changes' files of the deployment a !promote
+	// was just said for; the check moves them to promotedBad when the bot
+	// says it was promoted.
+	promoting map[int64][]string
+
 	mu          sync.Mutex
 	broken      map[string]bool
 	crashInSync atomic.Bool
@@ -327,7 +359,7 @@ func newWorldWithClock(t tb, opt worldOptions, now func() time.Time) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}, now: now}
+	w := &world{t: t, dir: dir, upstream: filepath.Join(dir, "upstream"), byCommit: map[string]*modelChange{}, broken: map[string]bool{}, promotedBad: map[string]bool{}, now: now}
 	var source string
 	var changeDirs []string
 	if opt.gerrit {
@@ -818,12 +850,26 @@ func (w *world) check() {
 	} else if diff, err := w.m.Staging.Changed(ctx, head, v.Commit); err != nil || len(diff) > 0 {
 		w.t.Fatalf("staging tip %.10s does not hold the fleet's tree %.10s: %v %v", head, v.Commit, diff, err)
 	}
-	// No production host ever serves a bad change; no host a blocked one.
+	// No production host ever serves a bad change unless a person
+	// promoted it; no host a blocked one.
+	for id, files := range w.promoting {
+		for _, n := range w.tap.Notices() {
+			if n.Deployment == id && strings.HasPrefix(n.Text, "promoted by ") {
+				for _, f := range files {
+					w.promotedBad[f] = true
+				}
+			}
+		}
+	}
+	w.promoting = nil
 	blocks, _ := st.Blocks()
 	for _, h := range w.hosts {
-		k := h.kinds()
-		if h.stage == "production" && k[kindBad] {
-			w.t.Fatalf("production host %s serves a bad change", h.name)
+		if h.stage == "production" {
+			for _, f := range h.badFiles() {
+				if !w.promotedBad[f] {
+					w.t.Fatalf("production host %s serves a bad change (%s) nobody promoted", h.name, f)
+				}
+			}
 		}
 		rec := recs[h.name]
 		_, err := os.Stat(filepath.Join(w.dir, "depooled-"+h.name))
@@ -841,6 +887,17 @@ func (w *world) check() {
 					}
 				}
 			}
+		}
+	}
+	// A promoted bad change is allowed only while production still serves
+	// it: shipped again later, it needs a person's promotion again.
+	for f := range w.promotedBad {
+		held := false
+		for _, h := range w.hosts {
+			held = held || h.stage == "production" && slices.Contains(h.badFiles(), f)
+		}
+		if !held {
+			delete(w.promotedBad, f)
 		}
 	}
 	if w.comp != nil {
@@ -985,6 +1042,24 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.settle()
 		},
 		"promote": func(rt *rapid.T) {
+			// The bad changes of the deployment awaiting promotion, which
+			// a person's promotion lets reach production.
+			var bad []string
+			d, _ := w.m.Runner.Active()
+			if d != nil && d.State == deployer.StateAwaitingPromotion {
+				for _, ch := range d.Changes {
+					c := w.byCommit[ch.Commit]
+					if c == nil {
+						c = w.byCommit[ch.ID]
+					}
+					if c != nil && c.kind == kindBad {
+						bad = append(bad, c.file())
+					}
+				}
+			}
+			if d != nil {
+				w.promoting = map[int64][]string{d.ID: bad}
+			}
 			w.say(who(rt), "!promote")
 			w.settle()
 		},
