@@ -350,13 +350,7 @@ func msgTrailer(msg, key string) string {
 }
 
 func runModelComposite(rt *rapid.T, totals *modelTotals) {
-	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow, composite: true})
-	ok := false
-	defer func() { w.close(!ok) }()
-	w.settle()
-	rt.Repeat(w.comp.actions())
-	totals.add(w)
-	ok = true
+	playModel(rt, totals, worldOptions{composite: true}, func(w *world) map[string]func(*rapid.T) { return w.comp.actions() }, nil)
 }
 
 // TestModelPipelineComposite runs the model in composite mode over a

@@ -305,13 +305,13 @@ func (u *gerritUpstream) tipRef(rt *rapid.T) string {
 func (u *gerritUpstream) actions() map[string]func(*rapid.T) {
 	w := u.w
 	acts := w.actions()
+	// With no revert change open, these steps change nothing (and the
+	// invariants are checked all the same).
 	mergeRevert := func(rt *rapid.T) {
-		rs := u.openReverts()
-		if len(rs) == 0 {
-			rt.Skip("no open revert")
+		if rs := u.openReverts(); len(rs) > 0 {
+			r := rapid.SampledFrom(rs).Draw(rt, "revert")
+			u.merge(number(r), "revert change "+r.ref)
 		}
-		r := rapid.SampledFrom(rs).Draw(rt, "revert")
-		u.merge(number(r), "revert change "+r.ref)
 		w.settle()
 	}
 	acts["merge-revert"] = mergeRevert
@@ -319,7 +319,8 @@ func (u *gerritUpstream) actions() map[string]func(*rapid.T) {
 	acts["backport-revert"] = func(rt *rapid.T) {
 		rs := u.openReverts()
 		if len(rs) == 0 {
-			rt.Skip("no open revert")
+			w.settle()
+			return
 		}
 		r := rapid.SampledFrom(rs).Draw(rt, "revert")
 		w.say("alice", "!backport "+r.ref+" --include-unexpected")
@@ -425,15 +426,14 @@ func (u *gerritUpstream) check() {
 
 var askedRe = regexp.MustCompile(`(?:^Suspected: |, )(\S+) \([^;]*; asked for\)`)
 
-func runModelGerrit(rt *rapid.T, totals *modelTotals) {
-	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow, gerrit: true})
-	ok := false
-	defer func() { w.close(!ok) }()
-	w.settle()
-	rt.Repeat(w.ger.actions())
-	totals.add(w)
-	gerritMerged.Add(int64(w.ger.merged()))
-	ok = true
+// runModelGerritOver plays the Gerrit mode, over the composite source
+// when composite is set, adding the changes Gerrit merged to merged.
+func runModelGerritOver(composite bool, merged *atomic.Int64) func(*rapid.T, *modelTotals) {
+	return func(rt *rapid.T, totals *modelTotals) {
+		playModel(rt, totals, worldOptions{gerrit: true, composite: composite},
+			func(w *world) map[string]func(*rapid.T) { return w.ger.actions() },
+			func(w *world) { merged.Add(int64(w.ger.merged())) })
+	}
 }
 
 // merged counts the model's changes Gerrit merged.
@@ -455,24 +455,13 @@ var gerritMerged atomic.Int64
 // of seeds (8 sequences of up to 20 steps by default; the -rapid flags
 // and -model.soak as for TestModelPipeline).
 func TestModelPipelineGerrit(t *testing.T) {
-	totals, start := runModelTest(t, "8", runModelGerrit)
+	totals, start := runModelTest(t, "8", runModelGerritOver(false, &gerritMerged))
 	msg := fmt.Sprintf("model (gerrit): %d sequences, %d steps, %d invariant checks, %d changes merged in Gerrit in %s; %s", totals.sequences, totals.steps, totals.checks, gerritMerged.Load(), time.Since(start).Round(time.Second), totals.summary())
 	t.Log(msg)
 	fmt.Println(msg)
 	if totals.steps == 0 || gerritMerged.Load() == 0 {
 		t.Fatal("the model ran no step, or Gerrit merged no change")
 	}
-}
-
-func runModelGerritComposite(rt *rapid.T, totals *modelTotals) {
-	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow, gerrit: true, composite: true})
-	ok := false
-	defer func() { w.close(!ok) }()
-	w.settle()
-	rt.Repeat(w.ger.actions())
-	totals.add(w)
-	gerritCompMerged.Add(int64(w.ger.merged()))
-	ok = true
 }
 
 var gerritCompMerged atomic.Int64
@@ -486,7 +475,7 @@ var gerritCompMerged atomic.Int64
 // sequences of up to 20 steps by default).
 func TestModelPipelineGerritComposite(t *testing.T) {
 	before := compositionsChecked.Load()
-	totals, start := runModelTest(t, "3", runModelGerritComposite)
+	totals, start := runModelTest(t, "3", runModelGerritOver(true, &gerritCompMerged))
 	held := compositionsChecked.Load() - before
 	msg := fmt.Sprintf("model (gerrit, composite): %d sequences, %d steps, %d invariant checks, %d changes merged in Gerrit, %d staging commits held their composition, in %s; %s", totals.sequences, totals.steps, totals.checks, gerritCompMerged.Load(), held, time.Since(start).Round(time.Second), totals.summary())
 	t.Log(msg)

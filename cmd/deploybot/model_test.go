@@ -1264,12 +1264,23 @@ var modelWindow = fmt.Sprintf(`windows:
 `, time.Now().UTC().Add(-time.Hour).Format(time.RFC3339))
 
 func runModel(rt *rapid.T, totals *modelTotals) {
-	w := newWorldWith(rt, worldOptions{batch: true, windows: modelWindow})
+	playModel(rt, totals, worldOptions{}, (*world).actions, nil)
+}
+
+// playModel plays one sequence of a mode: a world with opt (batches and
+// the model's window on), actions drawn from acts until rapid stops,
+// then done (when not nil) before the world closes.
+func playModel(rt *rapid.T, totals *modelTotals, opt worldOptions, acts func(*world) map[string]func(*rapid.T), done func(*world)) {
+	opt.batch, opt.windows = true, modelWindow
+	w := newWorldWith(rt, opt)
 	ok := false
 	defer func() { w.close(!ok) }()
 	w.settle()
-	rt.Repeat(w.actions())
+	rt.Repeat(acts(w))
 	totals.add(w)
+	if done != nil {
+		done(w)
+	}
 	ok = true
 }
 
