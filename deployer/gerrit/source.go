@@ -677,7 +677,7 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 		}
 		unexpected = append(unexpected, c)
 		ch := deployer.Change{ID: c.Hash, Commit: c.Hash, Subject: c.Subject, Author: c.Author, AuthorEmail: c.AuthorEmail, Bugs: gitrepo.Bugs(c.Message),
-			Reverts: revertsCommit(c.Message), Unexpected: true}
+			Reverts: gitrepo.RevertsCommit(c.Message), Unexpected: true}
 		if id := gitrepo.ChangeIDOf(c.Message); id != "" {
 			ch.URL = s.searchLink(id)
 		}
@@ -784,19 +784,8 @@ func (s *Source) change(w *want, c *gitrepo.UpstreamCommit) deployer.Change {
 		Owner:       w.info.Owner.Username,
 		URL:         s.link(w.info),
 		Bugs:        gitrepo.Bugs(c.Message),
-		Reverts:     revertsCommit(c.Message),
+		Reverts:     gitrepo.RevertsCommit(c.Message),
 	}
-}
-
-// revertsCommit is the commit a commit message says it reverts ("" for
-// none), so that a rollback never blames a revert (reverting it would
-// ship the reverted change again) and spares a change and its revert
-// shipped together, as with the git source.
-func revertsCommit(msg string) string {
-	if rs := gitrepo.RevertsOf(msg); len(rs) > 0 {
-		return rs[0]
-	}
-	return ""
 }
 
 // cycle returns the numbers of requested changes that depend on each

@@ -204,7 +204,7 @@ func (r *Repo) prepareOn(ctx context.Context, req deployer.Request, refs []ref, 
 	cancelled := map[string]bool{}
 	var notes []string
 	for _, c := range commits {
-		if rv := revertsCommit(c.Message); rv != "" && inRange[rv] {
+		if rv := RevertsCommit(c.Message); rv != "" && inRange[rv] {
 			cancelled[rv], cancelled[c.Hash.String()] = true, true
 			notes = append(notes, fmt.Sprintf("%s and its revert %s (%s) cancel out: they ship nothing", short(plumbing.NewHash(rv)), short(c.Hash), firstLine(c.Message)))
 		}
@@ -235,8 +235,8 @@ func (r *Repo) prepareOn(ctx context.Context, req deployer.Request, refs []ref, 
 // revertPattern finds the line `git revert` writes into a revert's message.
 var revertPattern = regexp.MustCompile(`(?m)^This reverts commit ([0-9a-f]{40})\b`)
 
-// revertsCommit returns the commit a commit message says it reverts, or "".
-func revertsCommit(msg string) string {
+// RevertsCommit returns the commit a commit message says it reverts, or "".
+func RevertsCommit(msg string) string {
 	if m := revertPattern.FindStringSubmatch(msg); m != nil {
 		return m[1]
 	}
@@ -437,7 +437,7 @@ func change(c *object.Commit) deployer.Change {
 		Author:      c.Author.Name,
 		AuthorEmail: c.Author.Email,
 		Bugs:        bugs(c.Message),
-		Reverts:     revertsCommit(c.Message),
+		Reverts:     RevertsCommit(c.Message),
 	}
 }
 
