@@ -225,3 +225,33 @@ func TestRevertUpstreamToACheckedOutBranch(t *testing.T) {
 		t.Errorf("upstream main moved to %s", ref.Hash())
 	}
 }
+
+// TestRevertLinesAreReadOneWay: the reverted commits the source marks
+// (RevertsCommit) and the ones RevertedIn looks for (RevertsOf) are read by
+// the same rule, so a revert counts as one both when it ships and when a
+// rollback asks whether the change is already reverted upstream.
+func TestRevertLinesAreReadOneWay(t *testing.T) {
+	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	for _, tc := range []struct {
+		msg  string
+		want []string
+	}{
+		{"Revert \"x\"\n\nThis reverts commit " + a + ".\n", []string{a}},
+		{"Revert \"x\"\n\n  This reverts commit " + a + ".\n", []string{a}},
+		{"Revert two\n\nThis reverts commit " + a + ".\nThis reverts commit " + b + ".\n", []string{a, b}},
+		{"Mention: This reverts commit " + a + ".\n", nil},
+		{"This reverts commit " + a[:39] + ".\n", nil},
+	} {
+		got := RevertsOf(tc.msg)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("RevertsOf(%q) = %v, want %v", tc.msg, got, tc.want)
+		}
+		first := ""
+		if len(tc.want) > 0 {
+			first = tc.want[0]
+		}
+		if got := RevertsCommit(tc.msg); got != first {
+			t.Errorf("RevertsCommit(%q) = %q, want %q", tc.msg, got, first)
+		}
+	}
+}

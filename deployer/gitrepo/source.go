@@ -232,13 +232,11 @@ func (r *Repo) prepareOn(ctx context.Context, req deployer.Request, refs []ref, 
 	return &deployer.Prepared{Upstream: target.hash.String(), Changes: changes, Notes: notes}, nil
 }
 
-// revertPattern finds the line `git revert` writes into a revert's message.
-var revertPattern = regexp.MustCompile(`(?m)^This reverts commit ([0-9a-f]{40})\b`)
-
-// RevertsCommit returns the commit a commit message says it reverts, or "".
+// RevertsCommit returns the first commit a commit message says it
+// reverts (RevertsOf), or "".
 func RevertsCommit(msg string) string {
-	if m := revertPattern.FindStringSubmatch(msg); m != nil {
-		return m[1]
+	if rs := RevertsOf(msg); len(rs) > 0 {
+		return rs[0]
 	}
 	return ""
 }
