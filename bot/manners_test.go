@@ -40,6 +40,7 @@ func finish(t *testing.T, st *store.Store, subject string, state deployer.State,
 		deployer.StateDone: {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateAwaitingVerification,
 			deployer.StateSyncingCanaries, deployer.StateCheckingCanaries, deployer.StateSyncingProduction, deployer.StateDone},
 		deployer.StateRolledBack:           {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateRollingBack, deployer.StateRolledBack},
+		deployer.StateRollbackFailed:       {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateRollingBack, deployer.StateRollbackFailed},
 		deployer.StateCancelled:            {deployer.StateCancelled},
 		deployer.StateAwaitingVerification: {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateAwaitingVerification},
 	}[state]
@@ -96,14 +97,25 @@ func TestStatusWhenIdleSaysWhatWasDeployedLast(t *testing.T) {
 		t.Errorf("empty store: %q", got)
 	}
 	end := time.Date(2026, 5, 1, 14, 2, 0, 0, time.UTC)
+	finish(t, st, "first try", deployer.StateRolledBack, end.Add(-time.Minute))
+	want := "nothing is deploying right now; no deployment of mine ended done: the last, #1 0123456789 (first try), was rolled back 2026-05-01 14:01 UTC (1m0s ago)"
+	if got := b.idleStatus(end); got != want {
+		t.Errorf("only a rolled-back deployment:\n got %s\nwant %s", got, want)
+	}
 	finish(t, st, "good change", deployer.StateDone, end)
 	finish(t, st, "bad change", deployer.StateRolledBack, end.Add(5*time.Minute))
 	finish(t, st, "never started", deployer.StateCancelled, end.Add(6*time.Minute))
 	got := b.idleStatus(end.Add(10 * time.Minute))
-	want := "nothing is deploying right now; last deployed: #1 0123456789 (good change) by Alice Deployer, done 2026-05-01 14:02 UTC (10m0s ago); " +
-		"since then #2 0123456789 (bad change) was rolled back 2026-05-01 14:07 UTC (5m0s ago)"
+	want = "nothing is deploying right now; last deployed: #2 0123456789 (good change) by Alice Deployer, done 2026-05-01 14:02 UTC (10m0s ago); " +
+		"since then #3 0123456789 (bad change) was rolled back 2026-05-01 14:07 UTC (5m0s ago)"
 	if got != want {
 		t.Errorf("idle status:\n got %s\nwant %s", got, want)
+	}
+	finish(t, st, "stuck", deployer.StateRollbackFailed, end.Add(8*time.Minute))
+	want = "nothing is deploying right now; last deployed: #2 0123456789 (good change) by Alice Deployer, done 2026-05-01 14:02 UTC (10m0s ago); " +
+		"since then #5 0123456789 (stuck) was rolled back only in part (some hosts could not be restored) 2026-05-01 14:10 UTC (2m0s ago)"
+	if got := b.idleStatus(end.Add(10 * time.Minute)); got != want {
+		t.Errorf("after a failed rollback:\n got %s\nwant %s", got, want)
 	}
 }
 

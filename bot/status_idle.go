@@ -26,17 +26,28 @@ func (b *Bot) idleStatus(now time.Time) string {
 			last = d
 			break
 		}
-		if after == nil && d.State == deployer.StateRolledBack {
-			after = d
+		if after == nil && d.State.Landed() {
+			after = d // rolled back, or its rollback failed
 		}
 	}
-	if last != nil {
-		line += fmt.Sprintf("; last deployed: #%d %s by %s, done %s", last.ID, last.Title(), last.Requester, when(last.EndedAt, now))
-	} else {
-		line += "; nothing was deployed through me yet"
+	fate := func(d *deployer.Deployment) string {
+		if d.State == deployer.StateRollbackFailed {
+			return "was rolled back only in part (some hosts could not be restored) " + when(d.EndedAt, now)
+		}
+		return "was rolled back " + when(d.EndedAt, now)
 	}
-	if after != nil {
-		line += fmt.Sprintf("; since then #%d %s was rolled back %s", after.ID, after.Title(), when(after.EndedAt, now))
+	switch {
+	case last != nil:
+		line += fmt.Sprintf("; last deployed: #%d %s by %s, done %s", last.ID, last.Title(), last.Requester, when(last.EndedAt, now))
+		if after != nil {
+			line += fmt.Sprintf("; since then #%d %s %s", after.ID, after.Title(), fate(after))
+		}
+	case after != nil:
+		// "Nothing was deployed" would be untrue of a deployment that
+		// reached hosts before it was rolled back.
+		line += fmt.Sprintf("; no deployment of mine ended done: the last, #%d %s, %s", after.ID, after.Title(), fate(after))
+	default:
+		line += "; nothing was deployed through me yet"
 	}
 	return line
 }

@@ -943,6 +943,174 @@ func (w *world) checkWindowFates(reply string) {
 	}
 }
 
+var (
+	lastDeployedRe = regexp.MustCompile(`last deployed: #(\d+) `)
+	sinceThenRe    = regexp.MustCompile(`(?:since then|ended done: the last,) #(\d+) .*? was rolled back`)
+	fleetServesRe  = regexp.MustCompile(`the fleet serves (?:#(\d+) .*?: (its commit|what it replaced \(it was ([a-z-]+)\))|the baseline ([0-9a-f]{10}) )`)
+	queuedRe       = regexp.MustCompile(`(\d+) queued \(next: #(\d+) by `)
+	blockedRe      = regexp.MustCompile(`rolled back in #(\d+)\)`)
+)
+
+// checkStatus holds what !status says (reply) to the store and to what the
+// hosts really serve, once the step settled: with an id (one deployment),
+// its state; without, whether anything is deploying, what was deployed
+// last and rolled back since, what the fleet serves and which hosts are
+// not on it, the queue, the lock and the blocked changes.
+func (w *world) checkStatus(id int64, reply string) {
+	w.t.Helper()
+	st := w.m.Store
+	fail := func(format string, args ...any) {
+		w.t.Helper()
+		w.t.Fatalf("!status: "+format+"\nreply:\n%s", append(args, reply)...)
+	}
+	if id > 0 {
+		d, err := st.Get(id)
+		if err != nil {
+			fail("#%d: %v", id, err)
+		}
+		if !strings.Contains(reply, fmt.Sprintf("#%d %s: ", id, d.State)) {
+			fail("does not say #%d is %s", id, d.State)
+		}
+		return
+	}
+	all, err := st.List(0, 1000)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var active *deployer.Deployment
+	lastDone, lastRolledBack := int64(0), int64(0)
+	for _, d := range all {
+		switch {
+		case d.State.Active():
+			active = d
+		case d.State == deployer.StateDone:
+			lastDone = max(lastDone, d.ID)
+		case d.State == deployer.StateRolledBack, d.State == deployer.StateRollbackFailed:
+			lastRolledBack = max(lastRolledBack, d.ID)
+		}
+	}
+	idle := strings.Contains(reply, "nothing is deploying right now")
+	if idle != (active == nil) {
+		fail("says nothing is deploying: %v; the running deployment: %v", idle, active)
+	}
+	if active != nil && !strings.Contains(reply, fmt.Sprintf("#%d %s: ", active.ID, active.State)) {
+		fail("does not say #%d is %s", active.ID, active.State)
+	}
+	if idle {
+		m := lastDeployedRe.FindStringSubmatch(reply)
+		switch {
+		case m == nil && lastDone != 0:
+			fail("says nothing of the last deployment, #%d", lastDone)
+		case m != nil && m[1] != strconv.FormatInt(lastDone, 10):
+			fail("says #%s was deployed last; it was #%d", m[1], lastDone)
+		}
+		if m := sinceThenRe.FindStringSubmatch(reply); m != nil {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			if n <= lastDone || n != lastRolledBack {
+				fail("says #%d was rolled back since #%d; the last rolled back is #%d", n, lastDone, lastRolledBack)
+			}
+		} else if lastRolledBack > lastDone {
+			fail("does not say #%d was rolled back since #%d", lastRolledBack, lastDone)
+		}
+		if strings.Contains(reply, "nothing was deployed through me yet") && (lastDone != 0 || lastRolledBack != 0) {
+			fail("says nothing was deployed; #%d was", max(lastDone, lastRolledBack))
+		}
+	}
+	// What the fleet serves, and which hosts are not on it, against the
+	// hosts themselves.
+	v, err := w.m.Runner.FleetView(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	fleet := v.Commit
+	if idle {
+		m := fleetServesRe.FindStringSubmatch(reply)
+		switch {
+		case m == nil:
+			fail("does not say what the fleet serves")
+		case m[4] != "":
+			if v.Landed != nil || !strings.HasPrefix(fleet, m[4]) {
+				fail("says the fleet serves the baseline %s; it serves %.10s (landed: %v)", m[4], fleet, v.Landed)
+			}
+		default:
+			d, err := st.Get(mustID(m[1]))
+			if err != nil {
+				fail("#%s: %v", m[1], err)
+			}
+			want := d.Base
+			if m[2] == "its commit" {
+				if d.State != deployer.StateDone {
+					fail("says the fleet serves #%d's commit, but #%d is %s", d.ID, d.ID, d.State)
+				}
+				want = d.Commit
+			} else if m[3] != string(d.State) || d.State == deployer.StateDone {
+				fail("says #%d was %s; it is %s", d.ID, m[3], d.State)
+			}
+			if want != fleet {
+				fail("says the fleet serves %.10s (#%d); the store's fleet commit is %.10s", want, d.ID, fleet)
+			}
+		}
+	}
+	behind := ""
+	for _, l := range strings.Split(reply, "\n") {
+		if i := strings.Index(l, "hosts not on the fleet's commit: "); i >= 0 {
+			behind = l[i:]
+		}
+	}
+	ctx := context.Background()
+	for _, hs := range w.m.Fleet {
+		for _, h := range hs {
+			cur, err := h.Current(ctx)
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			name := h.Name()
+			_, statErr := os.Stat(filepath.Join(w.dir, "depooled-"+name))
+			depooled := statErr == nil
+			off := cur != fleet || depooled
+			named := regexp.MustCompile(`[:,] ` + regexp.QuoteMeta(name) + ` \(`).MatchString(behind)
+			if active != nil && slices.Contains(active.Touched, name) && !depooled {
+				if named {
+					fail("names %s as off the fleet's commit; the running #%d synced it", name, active.ID)
+				}
+				continue
+			}
+			if named != off {
+				fail("named %s off the fleet's commit: %v; it serves %.10s (fleet %.10s), depooled: %v", name, named, cur, fleet, depooled)
+			}
+		}
+	}
+	// The queue, the lock and the blocks.
+	q, err := w.m.Runner.Queue()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if m := queuedRe.FindStringSubmatch(reply); m == nil && len(q) > 0 || m != nil && (len(q) == 0 || m[1] != strconv.Itoa(len(q)) || mustID(m[2]) != q[0].ID) {
+		fail("says of the queue %q; it holds %d", m, len(q))
+	}
+	if l, _ := st.Lock(); (l != nil) != strings.Contains(reply, "locked by ") {
+		fail("says locked: %v; the lock: %v", l == nil, l)
+	}
+	blocks, _ := st.Blocks()
+	var said, want []string
+	for _, m := range blockedRe.FindAllStringSubmatch(reply, -1) {
+		said = append(said, m[1])
+	}
+	for _, b := range blocks {
+		want = append(want, strconv.FormatInt(b.Deployment, 10))
+	}
+	slices.Sort(said)
+	slices.Sort(want)
+	if !slices.Equal(said, want) {
+		fail("names blocked changes rolled back in %v; the store's blocks are from %v", said, want)
+	}
+}
+
+func mustID(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
 var restoredRe = regexp.MustCompile(`Restored (\d+) hosts? to .*?, each read back: ([^.]*)\.`)
 
 // checkTranscript asserts that what the bot said is true.
@@ -1153,6 +1321,18 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.say(who(rt), "!window")
 			w.settle()
 			w.checkWindowFates(w.out.String()[before:])
+		},
+		"status": func(rt *rapid.T) {
+			cmd := "!status"
+			var id int64
+			if n := w.lastID(); n > 0 && rapid.Bool().Draw(rt, "one") {
+				id = rapid.Int64Range(1, n).Draw(rt, "id")
+				cmd += fmt.Sprintf(" %d", id)
+			}
+			before := len(w.out.String())
+			w.say(who(rt), cmd)
+			w.settle()
+			w.checkStatus(id, w.out.String()[before:])
 		},
 		"backport-tip": func(rt *rapid.T) {
 			if len(w.changes) == 0 {
