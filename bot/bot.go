@@ -329,7 +329,16 @@ func (b *Bot) targetID(args []string) int64 {
 func (b *Bot) target(args []string) (*deployer.Deployment, error) {
 	for _, a := range args {
 		if id, ok := parseID(a); ok {
-			return b.Store.Get(id)
+			d, err := b.Store.Get(id)
+			if errors.Is(err, deployer.ErrNotFound) {
+				return nil, deployer.Errorf(deployer.ENotFound, "there is no deployment #%d", id)
+			}
+			return d, err
+		}
+		if a != "" && (a[0] == '#' || (a[0] >= '0' && a[0] <= '9')) {
+			// A mistyped id must not fall back to the running
+			// deployment: "!abort 1x" would stop the wrong one.
+			return nil, deployer.Errorf(deployer.EInvalid, "%q is not a deployment id (write it like 12 or #12)", a)
 		}
 	}
 	d, err := b.Runner.Active()

@@ -1,0 +1,26 @@
+package bot
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// TestMistypedIDNeverFallsBackToTheRunningDeployment: a deployment id that
+// does not parse ("1x", a number too large, "#0") is refused, not read as
+// "no id" and applied to whatever is running.
+func TestMistypedIDNeverFallsBackToTheRunningDeployment(t *testing.T) {
+	b, st := newStoreBot(t)
+	id := finish(t, st, "Fix the frobnicator", deployer.StateAwaitingVerification, time.Now())
+	for _, text := range []string{"!abort 99999999999999999999", "!abort 1x", "!abort #0", "verified 1O", "!promote #x"} {
+		out := strings.Join(ask(b, "alice", text, false), "\n")
+		if strings.Contains(out, "deployment #1") || strings.Contains(out, "aborting #1") || !strings.Contains(out, "is not a deployment id") {
+			t.Errorf("%s (while #%d runs) got %q; want it refused as not a deployment id", text, id, out)
+		}
+	}
+	if out := strings.Join(ask(b, "alice", "!abort 42", false), "\n"); !strings.Contains(out, "there is no deployment #42") {
+		t.Errorf("!abort 42 got %q; want it to name the missing id", out)
+	}
+}
