@@ -43,8 +43,18 @@ func (p *pipeline) backOn() string {
 	if p.d.PrevUpstream != "" {
 		up = fmt.Sprintf(" (upstream %.10s)", p.d.PrevUpstream)
 	}
-	if p.d.PrevDeployment != 0 {
-		return fmt.Sprintf("what #%d deployed%s", p.d.PrevDeployment, up)
+	// A rolled-back deployment deployed nothing: its base is what the one
+	// before it deployed, so name that one (or none).
+	prev := p.d.PrevDeployment
+	for seen := 0; prev != 0 && seen < 1000; seen++ {
+		d, err := p.r.Store.Get(prev)
+		if err != nil || d.State != StateRolledBack {
+			break
+		}
+		prev = d.PrevDeployment
+	}
+	if prev != 0 {
+		return fmt.Sprintf("what #%d deployed%s", prev, up)
 	}
 	return "what they served before #" + fmt.Sprint(p.d.ID) + up
 }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// TestAuditRollbackNamesWhatTheHostsAreBackOn: after #1 was rolled back,
+// the rollback of #2 (whose base is #1's outcome) must not say the hosts
+// are back on "what #1 deployed": #1 deployed nothing.
+func TestAuditRollbackNamesWhatTheHostsAreBackOn(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	base := e.head()
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("alice", "!abort 1")
+	e.wait(1, time.Minute, finished...)
+	e.say("alice", "!unblock cf16831760")
+	e.say("alice", "!backport good-change")
+	e.wait(2, time.Minute, deployer.NoticeVerify)
+	e.say("alice", "!abort 2")
+	n := e.wait(2, time.Minute, finished...)
+	if strings.Contains(n.Text, "what #1 deployed") || !strings.Contains(n.Text, "what they served before #2") {
+		t.Errorf("#2's rollback names a rolled-back deployment as what the hosts are back on: %s", n.Text)
+	}
+	e.expect(all(base))
+}
