@@ -29,3 +29,21 @@ func TestAuditRollbackNamesWhatTheHostsAreBackOn(t *testing.T) {
 	}
 	e.expect(all(base))
 }
+
+// TestAuditCompositeRefusesJunkRefsWhenTyped: with source.components (the
+// demo's source), a ref that can be no commit or branch is refused when it
+// is typed and spends no deployment id, as README says and as with one
+// repository.
+func TestAuditCompositeRefusesJunkRefsWhenTyped(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	for _, ref := range []string{"../../etc/passwd", "good-change..bad-change", "HEAD~1", "php-1.46.0-wmf.3:x..y", ":good-change"} {
+		e.say("alice", "!backport "+ref)
+	}
+	if ds, err := e.sb.Main.Store.List(0, 10); err != nil || len(ds) != 0 {
+		t.Errorf("junk refs were queued as deployments (%d, %v); want each refused when typed", len(ds), err)
+	}
+	if out := e.out.String(); strings.Count(out, "nothing was queued") != 5 {
+		t.Errorf("want 5 refusals that queue nothing; the console shows:\n%s", out)
+	}
+}

@@ -40,6 +40,13 @@ func parseCRef(t string) (cref, error) {
 	return cref{text: t, where: where, ref: r}, nil
 }
 
+// CheckRef implements deployer.RefChecker: a ref must read as
+// [component:]commit-or-branch before it is queued, as with one repository.
+func (c *Composite) CheckRef(ref string) error {
+	_, err := parseCRef(ref)
+	return err
+}
+
 // Baseline fetches every component and composes their branch tips: what
 // the fleet is taken to serve when nothing was deployed yet.
 func (c *Composite) Baseline(ctx context.Context) (string, error) {
