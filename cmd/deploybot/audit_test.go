@@ -47,3 +47,21 @@ func TestAuditCompositeRefusesJunkRefsWhenTyped(t *testing.T) {
 		t.Errorf("want 5 refusals that queue nothing; the console shows:\n%s", out)
 	}
 }
+
+// TestAuditUnexpectedBlockedChangeIsNamedFirst: with source.components,
+// when the commits a backport would also ship include a blocked,
+// rolled-back change, the refusal says so first (README), rather than
+// advising --include-unexpected, which would only be refused again.
+func TestAuditUnexpectedBlockedChangeIsNamedFirst(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "!abort 1")
+	e.wait(1, time.Minute, finished...)
+	e.say("alice", "!backport bad-change") // bad-change builds on good-change
+	n := e.wait(2, time.Minute, finished...)
+	if strings.Contains(n.Text, "--include-unexpected") || !strings.Contains(n.Text, "was rolled back in #1") {
+		t.Errorf("#2's refusal does not name the blocked change first:\n%s", n.Text)
+	}
+}

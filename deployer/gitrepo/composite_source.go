@@ -233,7 +233,15 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 		}
 	}
 	if len(unexp) > 0 && !req.IncludeUnexpected {
-		return nil, compositeUnexpected(req.Refs, unexp)
+		// The carried changes let the pipeline say first when one of
+		// them is blocked, as with one repository.
+		var carried []deployer.Change
+		for _, ch := range changes {
+			if ch.Unexpected {
+				carried = append(carried, ch)
+			}
+		}
+		return nil, &deployer.UnexpectedError{Err: compositeUnexpected(req.Refs, unexp), Changes: carried}
 	}
 	h, _, err := c.compose(ctx, f, states, prev, fmt.Sprintf("deployment #%d", req.Deployment))
 	if err != nil {
