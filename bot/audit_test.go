@@ -24,3 +24,17 @@ func TestMistypedIDNeverFallsBackToTheRunningDeployment(t *testing.T) {
 		t.Errorf("!abort 42 got %q; want it to name the missing id", out)
 	}
 }
+
+// TestRefusalNamesNoEmptySubmitter: a deployment without a submitter (it
+// failed while preparing) is refused to a stranger without "()".
+func TestRefusalNamesNoEmptySubmitter(t *testing.T) {
+	b, st := newStoreBot(t)
+	id, err := st.Create(&deployer.Deployment{State: deployer.StateQueued, Requester: "Alice Deployer", Refs: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Join(ask(b, "mallory", "verified 1", false), "\n")
+	if strings.Contains(out, "()") || !strings.Contains(out, "only a deployer may answer for #1") {
+		t.Errorf("verified %d by a stranger got %q", id, out)
+	}
+}

@@ -314,6 +314,11 @@ func (b *Bot) refuse(cmd command, s Sender, args []string) string {
 			}
 		}
 	}
+	if d.Submitter == "" {
+		// It never reached a submitter (failed or cancelled while
+		// preparing): there is nobody to name.
+		return fmt.Sprintf("only a deployer may answer for #%d", d.ID)
+	}
 	return fmt.Sprintf("only the submitter (%s) or a deployer may answer for #%d", b.Dir.Mention(s.Adapter, d.Submitter), d.ID)
 }
 
