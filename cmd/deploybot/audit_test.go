@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +66,28 @@ func TestAuditUnexpectedBlockedChangeIsNamedFirst(t *testing.T) {
 	n := e.wait(2, time.Minute, finished...)
 	if strings.Contains(n.Text, "--include-unexpected") || !strings.Contains(n.Text, "was rolled back in #1") {
 		t.Errorf("#2's refusal does not name the blocked change first:\n%s", n.Text)
+	}
+}
+
+// TestAuditCheckConfigRefusesTwoHostsInOneRoot: two hosts with one root
+// directory would write the same slots and flip the same link; check-config
+// must say so rather than call the file valid.
+func TestAuditCheckConfigRefusesTwoHostsInOneRoot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "deploybot.yaml")
+	os.WriteFile(cfg, []byte(`source: {git: {url: /x}}
+hosts:
+  stages:
+    testservers: [{name: test1, root: fleet/test1}]
+    canaries: [{name: canary1, root: fleet/canary1}]
+    production: [{name: web1, root: fleet/web1}, {name: web2, root: ./fleet/web1/}]
+access: {deployers: [console:alice]}
+chat: {console: {user: alice}}
+`), 0o644)
+	var out, errOut bytes.Buffer
+	code := realMain([]string{"check-config", "--config", cfg}, nil, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String()+errOut.String(), `line 6: host "web2" has the same root as host "web1"`) {
+		t.Errorf("exit %d; stdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 }
