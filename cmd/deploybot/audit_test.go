@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/store"
 )
 
 // TestAuditRollbackNamesWhatTheHostsAreBackOn: after #1 was rolled back,
@@ -89,5 +90,53 @@ chat: {console: {user: alice}}
 	code := realMain([]string{"check-config", "--config", cfg}, nil, &out, &errOut)
 	if code != 1 || !strings.Contains(out.String()+errOut.String(), `line 6: host "web2" has the same root as host "web1"`) {
 		t.Errorf("exit %d; stdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestAuditJudgeThresholdsMustBeNumbers: YAML's .nan and .inf pass every
+// range check, and a NaN alpha or an infinite factor would keep the
+// sequential test from ever failing a canary. check-config and judge
+// replay refuse them, and replay's header shows the thresholds it really
+// uses (a zero given on the command line means the default).
+func TestAuditJudgeThresholdsMustBeNumbers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(judge string) string {
+		cfg := filepath.Join(dir, "deploybot.yaml")
+		os.WriteFile(cfg, []byte(`source: {git: {url: /x}}
+hosts:
+  stages:
+    testservers: [{name: test1, root: fleet/test1}]
+    canaries: [{name: canary1, root: fleet/canary1}]
+    production: [{name: web1, root: fleet/web1}]
+canary: {judge: `+judge+`}
+access: {deployers: [console:alice]}
+chat: {console: {user: alice}}
+`), 0o644)
+		return cfg
+	}
+	var out, errOut bytes.Buffer
+	cfg := write("{alpha: .nan, factor: .inf}")
+	if code := realMain([]string{"check-config", "--config", cfg}, nil, &out, &errOut); code != 1 ||
+		!strings.Contains(out.String()+errOut.String(), "canary.judge.alpha must be a number, not NaN") ||
+		!strings.Contains(out.String()+errOut.String(), "canary.judge.factor must be a number, not +Inf") {
+		t.Errorf("check-config with alpha .nan, factor .inf: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	cfg = write("{}")
+	st, err := store.Open(filepath.Join(dir, "deploybot.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out.Reset()
+	errOut.Reset()
+	if code := realMain([]string{"judge", "replay", "--config", cfg, "--alpha", "nan"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("judge replay --alpha nan: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := realMain([]string{"judge", "replay", "--config", cfg, "--factor", "0", "--abs-diff", "0"}, nil, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "factor 1.3, abs_diff 0.002,") {
+		t.Errorf("judge replay --factor 0 --abs-diff 0 (the defaults): exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
