@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,5 +139,28 @@ chat: {console: {user: alice}}
 	if code := realMain([]string{"judge", "replay", "--config", cfg, "--factor", "0", "--abs-diff", "0"}, nil, &out, &errOut); code != 0 ||
 		!strings.Contains(out.String(), "factor 1.3, abs_diff 0.002,") {
 		t.Errorf("judge replay --factor 0 --abs-diff 0 (the defaults): exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestAuditStatusDuringTheFirstDeployment: while the very first deployment
+// waits for verification, the canaries and production still serve the
+// baseline, as they should. !status must not call them "not on the
+// fleet's commit" (the staging tip, the running deployment's commit) and
+// advise !sync, which is refused while a deployment runs (and would ship
+// an unverified change if it were not).
+func TestAuditStatusDuringTheFirstDeployment(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	base := e.head()
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	from := len(e.out.String())
+	e.say("alice", "!status")
+	if out := e.out.String()[from:]; strings.Contains(out, "not on the fleet's commit") || !strings.Contains(out, "#1 awaiting-verification") {
+		t.Errorf("!status during the first deployment:\n%s", out)
+	}
+	v, err := e.sb.Main.Runner.FleetView(context.Background())
+	if err != nil || v.Commit != base {
+		t.Errorf("FleetView during the first deployment: commit %.10s, %v; want the baseline %.10s", v.Commit, err, base)
 	}
 }
