@@ -164,3 +164,26 @@ func TestAuditStatusDuringTheFirstDeployment(t *testing.T) {
 		t.Errorf("FleetView during the first deployment: commit %.10s, %v; want the baseline %.10s", v.Commit, err, base)
 	}
 }
+
+// TestAuditConsoleFollowsTheMsgAdvice: in the channel !help and a long
+// !history are cut short with "ask me in private (/msg deploybot ...)".
+// On the console (make demo) that advice must work: /msg deploybot !help
+// gives the whole list.
+func TestAuditConsoleFollowsTheMsgAdvice(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	e.say("alice", "!help")
+	if !strings.Contains(e.out.String(), "/msg deploybot !help") {
+		t.Fatalf("!help in the channel is not cut short any more:\n%s", e.out.String())
+	}
+	from := len(e.out.String())
+	e.say("alice", "/msg deploybot !help")
+	if out := e.out.String()[from:]; !strings.Contains(out, "!unblock <change>") || !strings.Contains(out, "[deployers]") {
+		t.Errorf("/msg deploybot !help on the console gave:\n%s", out)
+	}
+	from = len(e.out.String())
+	e.say("alice", "/msg deploybot !backport good-change")
+	if out := e.out.String()[from:]; !strings.Contains(out, "In private I answer only") {
+		t.Errorf("/msg deploybot !backport on the console gave:\n%s", out)
+	}
+}
