@@ -38,3 +38,14 @@ func TestRefusalNamesNoEmptySubmitter(t *testing.T) {
 		t.Errorf("verified %d by a stranger got %q", id, out)
 	}
 }
+
+// TestWhoamiIsSentences: !whoami's parts are joined into one line; each
+// ends with a full stop, so it does not read "console:alice In people".
+func TestWhoamiIsSentences(t *testing.T) {
+	b, _ := newStoreBot(t)
+	b.Dir.People = []Person{{Name: "Alice Deployer", Chat: []string{"console:alice"}}}
+	out := strings.Join(ask(b, "alice", "!whoami", false), "\n")
+	if !strings.Contains(out, "I see you as console:alice. In people you are Alice Deployer") {
+		t.Errorf("!whoami: %q", out)
+	}
+}
