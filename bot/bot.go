@@ -563,7 +563,16 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []string {
 	var lines []string
 	if active == nil {
-		if v.Landed != nil {
+		if v.Landed != nil && v.Landed.State == deployer.StateRolledBack {
+			// A rolled-back deployment left the fleet on what the one
+			// before it deployed: name that one, not the rolled-back one.
+			since := v.Landed.EndedAt.UTC().Format("2006-01-02 15:04 MST")
+			if served := b.servedAfterRollback(v.Landed); served != nil {
+				lines = append(lines, fmt.Sprintf("the fleet serves #%d %s, since %s (#%d was rolled back)", served.ID, served.Title(), since, v.Landed.ID))
+			} else {
+				lines = append(lines, fmt.Sprintf("the fleet serves the baseline %.10s, since %s (#%d was rolled back; nothing is deployed yet)", v.Commit, since, v.Landed.ID))
+			}
+		} else if v.Landed != nil {
 			what := "its commit"
 			if v.Landed.State != deployer.StateDone {
 				what = "what it replaced (it was " + string(v.Landed.State) + ")"
@@ -591,6 +600,26 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// servedAfterRollback is the done deployment whose commit the fleet is
+// back on after d was rolled back (following earlier rolled-back ones),
+// or nil for the baseline or when the store cannot say.
+func (b *Bot) servedAfterRollback(d *deployer.Deployment) *deployer.Deployment {
+	for seen := 0; d.PrevDeployment != 0 && seen < 1000; seen++ {
+		prev, err := b.Store.Get(d.PrevDeployment)
+		if err != nil {
+			return nil
+		}
+		if prev.State != deployer.StateRolledBack {
+			if prev.State == deployer.StateDone {
+				return prev
+			}
+			return nil
+		}
+		d = prev
+	}
+	return nil
 }
 
 func contains(ss []string, s string) bool {

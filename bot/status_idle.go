@@ -36,7 +36,11 @@ func (b *Bot) idleStatus(now time.Time) string {
 		line += "; nothing was deployed through me yet"
 	}
 	if after != nil {
-		line += fmt.Sprintf("; since then #%d %s was rolled back %s", after.ID, after.Title(), when(after.EndedAt, now))
+		since := "since then "
+		if last == nil {
+			since = ""
+		}
+		line += fmt.Sprintf("; %s#%d %s was rolled back %s", since, after.ID, after.Title(), when(after.EndedAt, now))
 	}
 	return line
 }

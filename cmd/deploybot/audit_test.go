@@ -187,3 +187,46 @@ func TestAuditConsoleFollowsTheMsgAdvice(t *testing.T) {
 		t.Errorf("/msg deploybot !backport on the console gave:\n%s", out)
 	}
 }
+
+// TestAuditStatusNamesWhatTheFleetServesAfterARollback: after #2 is rolled
+// back the fleet is back on #1's commit, and after the very first
+// deployment is rolled back it is on the baseline. !status must say so,
+// not "the fleet serves #2 <its change>: what it replaced".
+func TestAuditStatusNamesWhatTheFleetServesAfterARollback(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "!abort")
+	e.wait(1, time.Minute, finished...)
+	status := func() string {
+		from := len(e.out.String())
+		e.say("alice", "!status")
+		return e.out.String()[from:]
+	}
+	if out := status(); strings.Contains(out, "the fleet serves #1") || strings.Contains(out, "nothing was deployed through me yet; since then") ||
+		!strings.Contains(out, "the fleet serves the baseline") {
+		t.Errorf("!status after the first deployment was rolled back:\n%s", out)
+	}
+	e.say("alice", "!unblock cf16831760")
+	e.say("alice", "!backport good-change")
+	e.wait(2, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	if d := e.get(2); d.State == deployer.StateAwaitingVerification {
+		e.wait(2, time.Minute, deployer.NoticeVerdict)
+	}
+	e.wait(2, time.Minute, finished...)
+	if d := e.get(2); d.State != deployer.StateDone {
+		t.Fatalf("#2 ended %s: %s", d.State, d.Reason)
+	}
+	e.say("alice", "!backport bad-change")
+	e.wait(3, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	e.wait(3, 2*time.Minute, finished...)
+	if d := e.get(3); d.State != deployer.StateRolledBack {
+		t.Fatalf("#3 (bad-change) ended %s: %s", d.State, d.Reason)
+	}
+	if out := status(); !strings.Contains(out, "the fleet serves #2 cf16831760 (Fix typo on the front page), since") || !strings.Contains(out, "(#3 was rolled back)") {
+		t.Errorf("!status after #3 was rolled back onto #2:\n%s", out)
+	}
+}
