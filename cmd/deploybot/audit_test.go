@@ -230,3 +230,42 @@ func TestAuditStatusNamesWhatTheFleetServesAfterARollback(t *testing.T) {
 		t.Errorf("!status after #3 was rolled back onto #2:\n%s", out)
 	}
 }
+
+// TestAuditBrokenInactiveSlotDoesNotFailTheRollback: mw1004's inactive
+// slot is a file, so the production sync fails there. mw1004 never left
+// the base, so the rollback must succeed: every host restored, no
+// "ROLLBACK FAILED" and no lock on a fleet that serves the base.
+func TestAuditBrokenInactiveSlotDoesNotFailTheRollback(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	base := e.head()
+	var root string
+	for _, h := range e.sb.Env.Hosts {
+		if h.Name == "mw1004" {
+			root = h.Root
+		}
+	}
+	cur, err := os.Readlink(filepath.Join(root, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inactive := filepath.Join(root, "slots", map[string]string{"a": "b", "b": "a"}[filepath.Base(cur)])
+	if err := os.RemoveAll(inactive); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inactive, []byte("not a slot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("bob", "verified")
+	n := e.wait(1, 2*time.Minute, finished...)
+	d := e.get(1)
+	if d.State != deployer.StateRolledBack || strings.Contains(n.Text, "ROLLBACK FAILED") {
+		t.Fatalf("#1 ended %s: %s", d.State, n.Text)
+	}
+	if l, err := e.sb.Main.Store.Lock(); err != nil || l != nil {
+		t.Errorf("the fleet is locked after a complete rollback: %+v, %v", l, err)
+	}
+	e.expect(all(base))
+}
