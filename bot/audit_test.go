@@ -49,3 +49,19 @@ func TestWhoamiIsSentences(t *testing.T) {
 		t.Errorf("!whoami: %q", out)
 	}
 }
+
+// TestNoticeWithChoicesEndsOneSentenceOnce: a notice that ends with a full
+// stop and offers choices reads "... lifted. Next: ...", not "lifted.. Next".
+func TestNoticeWithChoicesEndsOneSentenceOnce(t *testing.T) {
+	b, _ := newStoreBot(t)
+	n := b.renderNotice(deployer.Notice{Deployment: 3, Text: "ROLLBACK FAILED: fix the hosts; once they are restored the lock is lifted.",
+		Next: []deployer.Choice{deployer.Do(deployer.VerbRollback, 3, "try the rollback again")}})
+	if strings.Contains(n.Text, "..") || !strings.Contains(n.Text, "lifted. Next: `!rollback 3`") {
+		t.Errorf("rendered: %q", n.Text)
+	}
+	n = b.renderNotice(deployer.Notice{Deployment: 3, Text: "canary check INCONCLUSIVE",
+		Next: []deployer.Choice{deployer.Do(deployer.VerbRollback, 3, "roll back")}})
+	if !strings.Contains(n.Text, "INCONCLUSIVE. Next: `!rollback 3`") {
+		t.Errorf("rendered: %q", n.Text)
+	}
+}

@@ -236,12 +236,20 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 			what = fmt.Sprintf("serves %.10s", rec.Commit)
 		}
 		if e := failed[name]; e != nil {
+			if rec.Commit == p.d.Base && !rec.Unknown {
+				// Not "restored" without a word: it is what failed.
+				what = "serves the base again (read back), but its restore failed"
+			}
 			what += " (" + plainHostError(e) + ")"
 			notes[name] = what
 		}
 		serving = append(serving, name+": "+what)
 	}
-	reason := fmt.Sprintf("the rollback of #%d failed after %s", p.d.ID, plural(p.d.RollbackTries, "try"))
+	tries := "1 try"
+	if p.d.RollbackTries != 1 {
+		tries = fmt.Sprintf("%d tries", p.d.RollbackTries)
+	}
+	reason := fmt.Sprintf("the rollback of #%d failed after %s", p.d.ID, tries)
 	if stageErr != nil {
 		reason += "; the staging repository could not record it"
 	}
