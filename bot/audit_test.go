@@ -23,6 +23,10 @@ func TestMistypedIDNeverFallsBackToTheRunningDeployment(t *testing.T) {
 	if out := strings.Join(ask(b, "alice", "!abort 42", false), "\n"); !strings.Contains(out, "there is no deployment #42") {
 		t.Errorf("!abort 42 got %q; want it to name the missing id", out)
 	}
+	// A sentence's full stop after an id is not a mistyped id.
+	if out := strings.Join(ask(b, "alice", "verified 42.", false), "\n"); !strings.Contains(out, "there is no deployment #42") {
+		t.Errorf("verified 42. got %q; want it read as #42", out)
+	}
 }
 
 // TestRefusalNamesNoEmptySubmitter: a deployment without a submitter (it

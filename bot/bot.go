@@ -367,6 +367,8 @@ func argID(args []string) int64 {
 }
 
 func parseID(s string) (int64, bool) {
+	// "verified 3." ends a sentence; the full stop is not part of the id.
+	s = strings.TrimRight(s, ".,")
 	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
 	return id, err == nil && id > 0
 }
