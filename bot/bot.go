@@ -253,7 +253,7 @@ func (b *Bot) Handle(m Message) {
 	}
 	if reason := b.refuse(cmd, m.Sender, args); reason != "" {
 		log.Warn("command refused", "reason", reason, "text", m.Text)
-		_ = b.Store.AppendEvent(deployer.Event{Deployment: b.targetID(args), Time: time.Now(), Actor: who, Kind: "refused",
+		_ = b.Store.AppendEvent(deployer.Event{Deployment: b.eventTarget(name, args), Time: time.Now(), Actor: who, Kind: "refused",
 			Message: fmt.Sprintf("%s%s refused: %s", b.Prefix, name, reason)})
 		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
 		return
@@ -264,6 +264,10 @@ func (b *Bot) Handle(m Message) {
 			log.Error("command failed", "err", err, "text", m.Text)
 		} else {
 			log.Info("command declined", "reason", err.Error())
+			// README: refused commands are recorded in the store, those
+			// refused for what they ask as well as for who asks.
+			_ = b.Store.AppendEvent(deployer.Event{Deployment: b.eventTarget(name, args), Time: time.Now(), Actor: who, Kind: "refused",
+				Message: fmt.Sprintf("%s%s refused: %s", b.Prefix, name, deployer.ErrorMessage(err))})
 		}
 		line := fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err))
 		if next := b.RenderNext(deployer.ErrorNext(err)); next != "" {
@@ -322,7 +326,16 @@ func (b *Bot) refuse(cmd command, s Sender, args []string) string {
 	return fmt.Sprintf("only the submitter (%s) or a deployer may answer for #%d", b.Dir.Mention(s.Adapter, d.Submitter), d.ID)
 }
 
-func (b *Bot) targetID(args []string) int64 {
+// eventTarget is the deployment whose timeline records a refusal of the
+// command name: the one it names or (for commands about the running one)
+// the running one; 0, the general log, for the others (a refused
+// !backport is no event of the deployment that happens to run).
+func (b *Bot) eventTarget(name string, args []string) int64 {
+	switch name {
+	case "verified", "abort", "promote", "rollback", "cancel":
+	default:
+		return 0
+	}
 	if d, err := b.target(args); err == nil {
 		return d.ID
 	}

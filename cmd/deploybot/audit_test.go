@@ -269,3 +269,47 @@ func TestAuditBrokenInactiveSlotDoesNotFailTheRollback(t *testing.T) {
 	}
 	e.expect(all(base))
 }
+
+// TestAuditRefusalsAreRecorded: README says refused commands are answered
+// with the reason and recorded in the store. Those refused for what they
+// ask (a junk ref, an answer to a finished deployment) are recorded too,
+// and a stranger's !backport is not put in the running deployment's
+// timeline.
+func TestAuditRefusalsAreRecorded(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, testTimings)
+	e.say("alice", "!backport $(x)")
+	e.say("alice", "!backport good-change")
+	e.wait(1, time.Minute, deployer.NoticeVerify)
+	e.say("mallory", "!backport bad-change")
+	e.say("alice", "!abort 1")
+	e.wait(1, time.Minute, finished...)
+	e.say("alice", "!promote 1")
+	has := func(id int64, want string) bool {
+		evs, err := e.sb.Main.Store.Events(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Kind == "refused" && strings.Contains(ev.Message, want) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		id   int64
+		want string
+	}{
+		{0, `!backport refused: nothing was queued: "$(x)" holds '$'`},
+		{0, "!backport refused: only deployers may do that"},
+		{1, "!promote refused: deployment #1 is not waiting for a promote decision"},
+	} {
+		if !has(c.id, c.want) {
+			t.Errorf("no refused event %q in the timeline of #%d", c.want, c.id)
+		}
+	}
+	if has(1, "!backport refused") {
+		t.Errorf("a stranger's !backport refusal is in #1's timeline")
+	}
+}
