@@ -253,7 +253,7 @@ func (b *Bot) Handle(m Message) {
 	}
 	if reason := b.refuse(cmd, m.Sender, args); reason != "" {
 		log.Warn("command refused", "reason", reason, "text", m.Text)
-		_ = b.Store.AppendEvent(deployer.Event{Deployment: b.targetID(args), Time: time.Now(), Actor: who, Kind: "refused",
+		_ = b.Store.AppendEvent(deployer.Event{Deployment: b.eventTarget(name, args), Time: time.Now(), Actor: who, Kind: "refused",
 			Message: fmt.Sprintf("%s%s refused: %s", b.Prefix, name, reason)})
 		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
 		return
@@ -264,6 +264,10 @@ func (b *Bot) Handle(m Message) {
 			log.Error("command failed", "err", err, "text", m.Text)
 		} else {
 			log.Info("command declined", "reason", err.Error())
+			// README: refused commands are recorded in the store, those
+			// refused for what they ask as well as for who asks.
+			_ = b.Store.AppendEvent(deployer.Event{Deployment: b.eventTarget(name, args), Time: time.Now(), Actor: who, Kind: "refused",
+				Message: fmt.Sprintf("%s%s refused: %s", b.Prefix, name, deployer.ErrorMessage(err))})
 		}
 		line := fmt.Sprintf("%s: %s", m.Sender.Nick, deployer.ErrorMessage(err))
 		if next := b.RenderNext(deployer.ErrorNext(err)); next != "" {
@@ -314,10 +318,24 @@ func (b *Bot) refuse(cmd command, s Sender, args []string) string {
 			}
 		}
 	}
+	if d.Submitter == "" {
+		// It never reached a submitter (failed or cancelled while
+		// preparing): there is nobody to name.
+		return fmt.Sprintf("only a deployer may answer for #%d", d.ID)
+	}
 	return fmt.Sprintf("only the submitter (%s) or a deployer may answer for #%d", b.Dir.Mention(s.Adapter, d.Submitter), d.ID)
 }
 
-func (b *Bot) targetID(args []string) int64 {
+// eventTarget is the deployment whose timeline records a refusal of the
+// command name: the one it names or (for commands about the running one)
+// the running one; 0, the general log, for the others (a refused
+// !backport is no event of the deployment that happens to run).
+func (b *Bot) eventTarget(name string, args []string) int64 {
+	switch name {
+	case "verified", "abort", "promote", "rollback", "cancel":
+	default:
+		return 0
+	}
 	if d, err := b.target(args); err == nil {
 		return d.ID
 	}
@@ -329,7 +347,16 @@ func (b *Bot) targetID(args []string) int64 {
 func (b *Bot) target(args []string) (*deployer.Deployment, error) {
 	for _, a := range args {
 		if id, ok := parseID(a); ok {
-			return b.Store.Get(id)
+			d, err := b.Store.Get(id)
+			if errors.Is(err, deployer.ErrNotFound) {
+				return nil, deployer.Errorf(deployer.ENotFound, "there is no deployment #%d", id)
+			}
+			return d, err
+		}
+		if a != "" && (a[0] == '#' || (a[0] >= '0' && a[0] <= '9')) {
+			// A mistyped id must not fall back to the running
+			// deployment: "!abort 1x" would stop the wrong one.
+			return nil, deployer.Errorf(deployer.EInvalid, "%q is not a deployment id (write it like 12 or #12)", a)
 		}
 	}
 	d, err := b.Runner.Active()
@@ -353,6 +380,8 @@ func argID(args []string) int64 {
 }
 
 func parseID(s string) (int64, bool) {
+	// "verified 3." ends a sentence; the full stop is not part of the id.
+	s = strings.TrimRight(s, ".,")
 	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
 	return id, err == nil && id > 0
 }
@@ -549,7 +578,16 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []string {
 	var lines []string
 	if active == nil {
-		if v.Landed != nil {
+		if v.Landed != nil && v.Landed.State == deployer.StateRolledBack {
+			// A rolled-back deployment left the fleet on what the one
+			// before it deployed: name that one, not the rolled-back one.
+			since := v.Landed.EndedAt.UTC().Format("2006-01-02 15:04 MST")
+			if served := b.servedAfterRollback(v.Landed); served != nil {
+				lines = append(lines, fmt.Sprintf("the fleet serves #%d %s, since %s (#%d was rolled back)", served.ID, served.Title(), since, v.Landed.ID))
+			} else {
+				lines = append(lines, fmt.Sprintf("the fleet serves the baseline %.10s, since %s (#%d was rolled back; nothing is deployed yet)", v.Commit, since, v.Landed.ID))
+			}
+		} else if v.Landed != nil {
 			what := "its commit"
 			if v.Landed.State != deployer.StateDone {
 				what = "what it replaced (it was " + string(v.Landed.State) + ")"
@@ -577,6 +615,26 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// servedAfterRollback is the done deployment whose commit the fleet is
+// back on after d was rolled back (following earlier rolled-back ones),
+// or nil for the baseline or when the store cannot say.
+func (b *Bot) servedAfterRollback(d *deployer.Deployment) *deployer.Deployment {
+	for seen := 0; d.PrevDeployment != 0 && seen < 1000; seen++ {
+		prev, err := b.Store.Get(d.PrevDeployment)
+		if err != nil {
+			return nil
+		}
+		if prev.State != deployer.StateRolledBack {
+			if prev.State == deployer.StateDone {
+				return prev
+			}
+			return nil
+		}
+		d = prev
+	}
+	return nil
 }
 
 func contains(ss []string, s string) bool {

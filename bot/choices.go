@@ -50,7 +50,11 @@ func (b *Bot) renderNotice(n deployer.Notice) deployer.Notice {
 		n.Choices[i] = b.Command(c)
 	}
 	first, rest, more := strings.Cut(n.Text, "\n")
-	n.Text = first + ". " + b.RenderNext(n.Next)
+	sep := ". "
+	if strings.HasSuffix(first, ".") {
+		sep = " "
+	}
+	n.Text = first + sep + b.RenderNext(n.Next)
 	if more {
 		n.Text += "\n" + rest
 	}

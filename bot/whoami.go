@@ -15,11 +15,11 @@ func (b *Bot) whoami(m Message, who string, args []string) ([]string, error) {
 	var lines []string
 	switch {
 	case len(s.Keys) == 0:
-		lines = append(lines, fmt.Sprintf("%s: %s proves no identity for you, so you can never deploy from there", s.Nick, s.Adapter))
+		lines = append(lines, fmt.Sprintf("%s: %s proves no identity for you, so you can never deploy from there.", s.Nick, s.Adapter))
 	case s.Adapter == "irc" && !strings.HasPrefix(s.Keys[0], "irc:account:"):
-		lines = append(lines, fmt.Sprintf("%s: I see you as %s (no services account: this server vouches for none, so only your mask is known)", s.Nick, s.Keys[0]))
+		lines = append(lines, fmt.Sprintf("%s: I see you as %s (no services account: this server vouches for none, so only your mask is known).", s.Nick, s.Keys[0]))
 	default:
-		lines = append(lines, fmt.Sprintf("%s: I see you as %s", s.Nick, strings.Join(s.Keys, " and ")))
+		lines = append(lines, fmt.Sprintf("%s: I see you as %s.", s.Nick, strings.Join(s.Keys, " and ")))
 	}
 	p, glob := b.Dir.personMatch(s)
 	if p != nil {

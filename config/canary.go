@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"regexp"
 
 	"go.yaml.in/yaml/v3"
@@ -74,6 +75,15 @@ func (c *Canary) check(root *yaml.Node) Problems {
 		ps.add(lineOf(root, "canary", "interval"), "canary.interval (%s) is longer than canary.window (%s)", c.Interval.D(), c.Window.D())
 	}
 	j := c.Judge
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"alpha", j.Alpha}, {"factor", j.Factor}, {"abs_diff", j.AbsDiff}, {"gross_rate", j.GrossRate}, {"final_alpha", j.FinalAlpha}} {
+		// NaN passes every range check below.
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			ps.add(lineOf(root, "canary", "judge", f.key), "canary.judge.%s must be a number, not %v", f.key, f.v)
+		}
+	}
 	if j.Alpha < 0 || j.Alpha >= 1 {
 		ps.add(lineOf(root, "canary", "judge", "alpha"), "alpha must be between 0 and 1")
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -149,6 +150,7 @@ func (h *Hosts) checkStages(root *yaml.Node) Problems {
 		ps.add(lineOf(root, "hosts", "stages", s), "unknown stage %q (stages are testservers, canaries, production)", s)
 	}
 	seen := map[string]int{}
+	roots := map[string]string{} // where a host's root is (machine and directory): the host there
 	for _, s := range stageNames {
 		hs := h.Stages[s]
 		if len(hs) == 0 {
@@ -165,6 +167,23 @@ func (h *Hosts) checkStages(root *yaml.Node) Problems {
 			}
 			if h.Transport == "local" && hc.Root == "" {
 				ps.add(hc.Line, "host %q needs a root directory", hc.Name)
+			}
+			if hc.Root != "" {
+				// Two hosts in one root would write the same slots and
+				// flip the same current link.
+				where := filepath.Clean(hc.Root)
+				if h.Transport == "ssh" {
+					addr := hc.Address
+					if addr == "" {
+						addr = hc.Name
+					}
+					where = addr + ":" + where
+				}
+				if other, dup := roots[where]; dup && other != hc.Name {
+					ps.add(hc.Line, "host %q has the same root as host %q (%s): each host needs its own", hc.Name, other, hc.Root)
+				} else if !dup {
+					roots[where] = hc.Name
+				}
 			}
 			if hc.Metrics != "" && !strings.HasPrefix(hc.Metrics, "http://") && !strings.HasPrefix(hc.Metrics, "https://") {
 				ps.add(hc.Line, "host %q: metrics must be an http:// or https:// URL", hc.Name)

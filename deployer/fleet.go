@@ -171,6 +171,16 @@ func (r *Runner) deployedCommit(ctx context.Context) (string, *Deployment, error
 		}
 		return d.Base, d, nil
 	}
+	// Nothing landed yet: the fleet serves the baseline. While the first
+	// deployment runs, the staging tip is its commit, not the baseline;
+	// its base is.
+	a, err := r.Active()
+	if err != nil {
+		return "", nil, err
+	}
+	if a != nil && a.Base != "" {
+		return a.Base, nil, nil
+	}
 	head, _, err := r.Staging.Head(ctx)
 	return head, nil, err
 }

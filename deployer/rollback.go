@@ -43,8 +43,18 @@ func (p *pipeline) backOn() string {
 	if p.d.PrevUpstream != "" {
 		up = fmt.Sprintf(" (upstream %.10s)", p.d.PrevUpstream)
 	}
-	if p.d.PrevDeployment != 0 {
-		return fmt.Sprintf("what #%d deployed%s", p.d.PrevDeployment, up)
+	// A rolled-back deployment deployed nothing: its base is what the one
+	// before it deployed, so name that one (or none).
+	prev := p.d.PrevDeployment
+	for seen := 0; prev != 0 && seen < 1000; seen++ {
+		d, err := p.r.Store.Get(prev)
+		if err != nil || d.State != StateRolledBack {
+			break
+		}
+		prev = d.PrevDeployment
+	}
+	if prev != 0 {
+		return fmt.Sprintf("what #%d deployed%s", prev, up)
 	}
 	return "what they served before #" + fmt.Sprint(p.d.ID) + up
 }
@@ -226,12 +236,20 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 			what = fmt.Sprintf("serves %.10s", rec.Commit)
 		}
 		if e := failed[name]; e != nil {
+			if rec.Commit == p.d.Base && !rec.Unknown {
+				// Not "restored" without a word: it is what failed.
+				what = "serves the base again (read back), but its restore failed"
+			}
 			what += " (" + plainHostError(e) + ")"
 			notes[name] = what
 		}
 		serving = append(serving, name+": "+what)
 	}
-	reason := fmt.Sprintf("the rollback of #%d failed after %s", p.d.ID, plural(p.d.RollbackTries, "try"))
+	tries := "1 try"
+	if p.d.RollbackTries != 1 {
+		tries = fmt.Sprintf("%d tries", p.d.RollbackTries)
+	}
+	reason := fmt.Sprintf("the rollback of #%d failed after %s", p.d.ID, tries)
 	if stageErr != nil {
 		reason += "; the staging repository could not record it"
 	}

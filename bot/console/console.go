@@ -21,7 +21,8 @@ type Console struct {
 	In  io.Reader
 	Out io.Writer
 	// User is who a line is from. A line "/as NAME TEXT" is from NAME
-	// instead, so one terminal can play several people.
+	// instead, so one terminal can play several people. A line
+	// "/msg BOTNAME TEXT" is TEXT said to the bot in private.
 	User string
 	// BotName labels the bot's lines.
 	BotName string
@@ -120,19 +121,31 @@ func (c *Console) Handle(line string, handle func(bot.Message)) {
 	if c.Echo {
 		c.print("<"+user+"> ", []string{text})
 	}
+	// "/msg deploybot !help" is a private message, as the bot advises
+	// when it cuts a long answer short in the channel.
+	private := false
+	if rest, ok := strings.CutPrefix(text, "/msg "); ok {
+		to, t, _ := strings.Cut(strings.TrimSpace(rest), " ")
+		if strings.EqualFold(to, c.name()) && strings.TrimSpace(t) != "" {
+			text, private = strings.TrimSpace(t), true
+		}
+	}
 	handle(bot.Message{
-		Sender: bot.Sender{Adapter: "console", Keys: []string{"console:" + user}, Nick: user},
-		Text:   text,
-		Reply:  func(lines ...string) { c.print(c.label(), lines) },
+		Sender:  bot.Sender{Adapter: "console", Keys: []string{"console:" + user}, Nick: user},
+		Text:    text,
+		Private: private,
+		Reply:   func(lines ...string) { c.print(c.label(), lines) },
 	})
 }
 
-func (c *Console) label() string {
-	name := c.BotName
-	if name == "" {
-		name = "deploybot"
+func (c *Console) label() string { return "<" + c.name() + "> " }
+
+// name is the bot's name on the console.
+func (c *Console) name() string {
+	if c.BotName == "" {
+		return "deploybot"
 	}
-	return "<" + name + "> "
+	return c.BotName
 }
 
 // Announce implements bot.Adapter.

@@ -140,8 +140,11 @@ func replayCommand(o replayOptions, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	// What the replay really uses: judge.New puts defaults in place of
+	// zeros (--abs-diff 0 is the default, not no floor).
+	eff := judge.New(jc).Config()
 	fmt.Fprintf(stdout, "judge: alpha %g, factor %g, abs_diff %g, min_requests %d, gross_rate %g, gross_min_requests %d, final_alpha %g\n",
-		jc.Alpha, jc.Factor, jc.AbsDiff, jc.MinRequests, jc.GrossRate, jc.GrossMinRequests, jc.FinalAlpha)
+		eff.Alpha, eff.Factor, eff.AbsDiff, eff.MinRequests, eff.GrossRate, eff.GrossMinRequests, eff.FinalAlpha)
 	var all []judge.ReplayResult
 	for _, d := range ds {
 		for _, r := range judge.Replay(jc, d) {

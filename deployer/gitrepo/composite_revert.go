@@ -11,7 +11,7 @@ import (
 
 // compositeUnexpected is the refusal listing, per component and per
 // submodule, the commits a request would ship without naming them.
-func compositeUnexpected(refs []string, un []unexpected) error {
+func compositeUnexpected(refs []string, un []unexpected) *deployer.Error {
 	total := 0
 	var groups []string
 	for _, u := range un {

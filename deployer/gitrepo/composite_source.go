@@ -40,6 +40,13 @@ func parseCRef(t string) (cref, error) {
 	return cref{text: t, where: where, ref: r}, nil
 }
 
+// CheckRef implements deployer.RefChecker: a ref must read as
+// [component:]commit-or-branch before it is queued, as with one repository.
+func (c *Composite) CheckRef(ref string) error {
+	_, err := parseCRef(ref)
+	return err
+}
+
 // Baseline fetches every component and composes their branch tips: what
 // the fleet is taken to serve when nothing was deployed yet.
 func (c *Composite) Baseline(ctx context.Context) (string, error) {
@@ -226,7 +233,15 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 		}
 	}
 	if len(unexp) > 0 && !req.IncludeUnexpected {
-		return nil, compositeUnexpected(req.Refs, unexp)
+		// The carried changes let the pipeline say first when one of
+		// them is blocked, as with one repository.
+		var carried []deployer.Change
+		for _, ch := range changes {
+			if ch.Unexpected {
+				carried = append(carried, ch)
+			}
+		}
+		return nil, &deployer.UnexpectedError{Err: compositeUnexpected(req.Refs, unexp), Changes: carried}
 	}
 	h, _, err := c.compose(ctx, f, states, prev, fmt.Sprintf("deployment #%d", req.Deployment))
 	if err != nil {

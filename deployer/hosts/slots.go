@@ -50,6 +50,14 @@ func (h *slotHost) sync(ctx context.Context, commit string, src deployer.TreeSou
 	if err := ctx.Err(); err != nil {
 		return SyncResult{}, &OpError{Host: h.name, Op: "sync", Err: err}
 	}
+	// A host that serves commit already needs nothing written: a broken
+	// inactive slot must not fail it (a rollback would fail on a host that
+	// serves the base, and lock the fleet).
+	if active, err := h.active(); err == nil && active != "" {
+		if m, err := h.marker(active); err == nil && m.Holds(commit) {
+			return SyncResult{Action: SyncNone, Slot: active}, nil
+		}
+	}
 	if err := h.ensureLayout(); err != nil {
 		return SyncResult{}, err
 	}

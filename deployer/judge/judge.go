@@ -98,6 +98,8 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	d := DefaultConfig()
 	switch {
+	case !finite(c.Alpha, c.Factor, c.AbsDiff, c.GrossRate, c.FinalAlpha):
+		return deployer.Errorf(deployer.EInvalid, "the judge's alpha, factor, absolute difference, gross rate and final alpha must be numbers (not NaN or infinite)")
 	case c.Window < 0:
 		return deployer.Errorf(deployer.EInvalid, "the canary window must not be negative")
 	case c.Alpha < 0 || c.Alpha >= 1:
@@ -129,6 +131,14 @@ var _ deployer.Judge = (*Judge)(nil)
 // replaced by their defaults.
 func New(cfg Config) *Judge {
 	d := DefaultConfig()
+	// NaN passes every comparison below unchanged: a NaN alpha or an
+	// infinite factor would never let the sequential test fail a canary.
+	for _, f := range []struct{ v, def *float64 }{{&cfg.Alpha, &d.Alpha}, {&cfg.Factor, &d.Factor}, {&cfg.AbsDiff, &d.AbsDiff},
+		{&cfg.GrossRate, &d.GrossRate}, {&cfg.FinalAlpha, &d.FinalAlpha}} {
+		if !finite(*f.v) {
+			*f.v = *f.def
+		}
+	}
 	if cfg.Window <= 0 {
 		cfg.Window = d.Window
 	}
@@ -651,4 +661,14 @@ func pct(r float64) string {
 		return trimFloat(r*100, 2) + "%"
 	}
 	return fmt.Sprintf("%.1f%%", r*100)
+}
+
+// finite reports whether every value is a number other than ±Inf.
+func finite(vs ...float64) bool {
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
 }
