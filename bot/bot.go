@@ -578,24 +578,7 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []string {
 	var lines []string
 	if active == nil {
-		if v.Landed != nil && v.Landed.State == deployer.StateRolledBack {
-			// A rolled-back deployment left the fleet on what the one
-			// before it deployed: name that one, not the rolled-back one.
-			since := v.Landed.EndedAt.UTC().Format("2006-01-02 15:04 MST")
-			if served := b.servedAfterRollback(v.Landed); served != nil {
-				lines = append(lines, fmt.Sprintf("the fleet serves #%d %s, since %s (#%d was rolled back)", served.ID, served.Title(), since, v.Landed.ID))
-			} else {
-				lines = append(lines, fmt.Sprintf("the fleet serves the baseline %.10s, since %s (#%d was rolled back; nothing is deployed yet)", v.Commit, since, v.Landed.ID))
-			}
-		} else if v.Landed != nil {
-			what := "its commit"
-			if v.Landed.State != deployer.StateDone {
-				what = "what it replaced (it was " + string(v.Landed.State) + ")"
-			}
-			lines = append(lines, fmt.Sprintf("the fleet serves #%d %s: %s, since %s", v.Landed.ID, v.Landed.Title(), what, v.Landed.EndedAt.UTC().Format("2006-01-02 15:04 MST")))
-		} else {
-			lines = append(lines, fmt.Sprintf("the fleet serves the baseline %.10s (nothing deployed yet)", v.Commit))
-		}
+		lines = append(lines, b.fleetServes(v))
 	}
 	var behind, depooled []string
 	for _, h := range v.Behind() {
@@ -617,24 +600,34 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 	return lines
 }
 
-// servedAfterRollback is the done deployment whose commit the fleet is
-// back on after d was rolled back (following earlier rolled-back ones),
-// or nil for the baseline or when the store cannot say.
-func (b *Bot) servedAfterRollback(d *deployer.Deployment) *deployer.Deployment {
-	for seen := 0; d.PrevDeployment != 0 && seen < 1000; seen++ {
-		prev, err := b.Store.Get(d.PrevDeployment)
-		if err != nil {
-			return nil
+// fleetServes says what the fleet serves: the deployment whose outcome it
+// is (after a rollback, the one it is back on; Runner.Serving), or the
+// baseline.
+func (b *Bot) fleetServes(v deployer.FleetView) string {
+	serving, err := b.Runner.Serving(v.Landed)
+	var line string
+	switch {
+	case err != nil:
+		b.Log.Warn("reading what the fleet serves failed", "err", err)
+		line = fmt.Sprintf("the fleet serves %.10s", v.Commit)
+	case serving == nil && v.Landed == nil:
+		return fmt.Sprintf("the fleet serves the baseline %.10s (nothing deployed yet)", v.Commit)
+	case serving == nil:
+		line = fmt.Sprintf("the fleet serves the baseline %.10s again", v.Commit)
+	default:
+		what := "its commit"
+		if serving.State != deployer.StateDone {
+			what = "what it replaced (it was " + string(serving.State) + ")"
 		}
-		if prev.State != deployer.StateRolledBack {
-			if prev.State == deployer.StateDone {
-				return prev
-			}
-			return nil
-		}
-		d = prev
+		line = fmt.Sprintf("the fleet serves #%d %s: %s", serving.ID, serving.Title(), what)
 	}
-	return nil
+	if v.Landed != nil {
+		line += ", since " + v.Landed.EndedAt.UTC().Format("2006-01-02 15:04 MST")
+		if serving != v.Landed {
+			line += fmt.Sprintf(" (#%d was rolled back)", v.Landed.ID)
+		}
+	}
+	return line
 }
 
 func contains(ss []string, s string) bool {

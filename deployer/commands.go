@@ -240,10 +240,8 @@ func (r *Runner) RollbackTarget() (*Deployment, error) {
 		return d, err
 	}
 	d, err := r.Store.Landed()
-	// A rolled-back deployment left the fleet on what the one before it
-	// deployed: that one is what the fleet serves.
-	for seen := 0; err == nil && d != nil && d.State == StateRolledBack && d.PrevDeployment != 0 && seen < 1000; seen++ {
-		d, err = r.Store.Get(d.PrevDeployment)
+	if err == nil {
+		d, err = r.Serving(d)
 	}
 	if err != nil || d == nil {
 		return nil, err

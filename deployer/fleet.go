@@ -185,6 +185,29 @@ func (r *Runner) deployedCommit(ctx context.Context) (string, *Deployment, error
 	return head, nil, err
 }
 
+// Serving follows rolled-back deployments back from d, a deployment that
+// decided what the fleet serves (Store.Landed), to the one whose outcome
+// the fleet serves now: d itself unless it was rolled back, else the first
+// before it that was not (done, or a rollback that failed), or nil for the
+// baseline. A rolled-back deployment left the fleet on its base, which is
+// that earlier one's outcome. Every answer to "what is the fleet back on"
+// comes from here.
+func (r *Runner) Serving(d *Deployment) (*Deployment, error) {
+	for seen := 0; d != nil && d.State == StateRolledBack; seen++ {
+		if d.PrevDeployment == 0 {
+			return nil, nil
+		}
+		if seen == 10000 {
+			return nil, fmt.Errorf("following rolled-back deployments back from #%d: no end after %d", d.ID, seen)
+		}
+		var err error
+		if d, err = r.Store.Get(d.PrevDeployment); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
 // HostView is one host as the status command shows it.
 type HostView struct {
 	Stage  Stage

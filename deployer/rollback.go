@@ -43,18 +43,16 @@ func (p *pipeline) backOn() string {
 	if p.d.PrevUpstream != "" {
 		up = fmt.Sprintf(" (upstream %.10s)", p.d.PrevUpstream)
 	}
-	// A rolled-back deployment deployed nothing: its base is what the one
-	// before it deployed, so name that one (or none).
-	prev := p.d.PrevDeployment
-	for seen := 0; prev != 0 && seen < 1000; seen++ {
-		d, err := p.r.Store.Get(prev)
-		if err != nil || d.State != StateRolledBack {
-			break
+	// The base is the outcome of the deployment before this one; a
+	// rolled-back one deployed nothing, so name the one whose commit it is.
+	if p.d.PrevDeployment != 0 {
+		prev, err := p.r.Store.Get(p.d.PrevDeployment)
+		if err == nil {
+			prev, err = p.r.Serving(prev)
 		}
-		prev = d.PrevDeployment
-	}
-	if prev != 0 {
-		return fmt.Sprintf("what #%d deployed%s", prev, up)
+		if err == nil && prev != nil && prev.State == StateDone {
+			return fmt.Sprintf("what #%d deployed%s", prev.ID, up)
+		}
 	}
 	return "what they served before #" + fmt.Sprint(p.d.ID) + up
 }

@@ -226,7 +226,7 @@ func TestAuditStatusNamesWhatTheFleetServesAfterARollback(t *testing.T) {
 	if d := e.get(3); d.State != deployer.StateRolledBack {
 		t.Fatalf("#3 (bad-change) ended %s: %s", d.State, d.Reason)
 	}
-	if out := status(); !strings.Contains(out, "the fleet serves #2 cf16831760 (Fix typo on the front page), since") || !strings.Contains(out, "(#3 was rolled back)") {
+	if out := status(); !strings.Contains(out, "the fleet serves #2 cf16831760 (Fix typo on the front page): its commit, since") || !strings.Contains(out, "(#3 was rolled back)") {
 		t.Errorf("!status after #3 was rolled back onto #2:\n%s", out)
 	}
 }

@@ -946,7 +946,8 @@ func (w *world) checkWindowFates(reply string) {
 var (
 	lastDeployedRe = regexp.MustCompile(`last deployed: #(\d+) `)
 	sinceThenRe    = regexp.MustCompile(`(?:since then|ended done: the last,) #(\d+) .*? was rolled back`)
-	fleetServesRe  = regexp.MustCompile(`the fleet serves (?:#(\d+) .*?: (its commit|what it replaced \(it was ([a-z-]+)\))|the baseline ([0-9a-f]{10}) )`)
+	fleetServesRe  = regexp.MustCompile(`the fleet serves (?:#(\d+) .*?: (its commit|what it replaced \(it was ([a-z-]+)\))|the baseline ([0-9a-f]{10}))`)
+	fleetBackRe    = regexp.MustCompile(`\(#(\d+) was rolled back\)$`)
 	queuedRe       = regexp.MustCompile(`(\d+) queued \(next: #(\d+) by `)
 	blockedRe      = regexp.MustCompile(`rolled back in #(\d+)\)`)
 )
@@ -1024,18 +1025,37 @@ func (w *world) checkStatus(id int64, reply string) {
 	}
 	fleet := v.Commit
 	if idle {
-		m := fleetServesRe.FindStringSubmatch(reply)
-		switch {
-		case m == nil:
+		line := ""
+		for _, l := range strings.Split(reply, "\n") {
+			if strings.Contains(l, "the fleet serves ") {
+				line = strings.TrimSpace(l)
+			}
+		}
+		m := fleetServesRe.FindStringSubmatch(line)
+		if m == nil {
 			fail("does not say what the fleet serves")
-		case m[4] != "":
-			if v.Landed != nil || !strings.HasPrefix(fleet, m[4]) {
+		}
+		// "(#M was rolled back)": M is what decided the fleet's commit last,
+		// and the fleet is back on what came before it.
+		named := int64(0)
+		if b := fleetBackRe.FindStringSubmatch(line); b != nil {
+			if v.Landed == nil || v.Landed.ID != mustID(b[1]) || v.Landed.State != deployer.StateRolledBack {
+				fail("says #%s was rolled back last; the fleet's last deployment is %v", b[1], v.Landed)
+			}
+		} else if v.Landed != nil {
+			named = v.Landed.ID
+		}
+		if m[4] != "" {
+			if named != 0 || !strings.HasPrefix(fleet, m[4]) {
 				fail("says the fleet serves the baseline %s; it serves %.10s (landed: %v)", m[4], fleet, v.Landed)
 			}
-		default:
+		} else {
 			d, err := st.Get(mustID(m[1]))
 			if err != nil {
 				fail("#%s: %v", m[1], err)
+			}
+			if named != 0 && d.ID != named {
+				fail("says the fleet serves #%d; #%d decided what it serves", d.ID, named)
 			}
 			want := d.Base
 			if m[2] == "its commit" {
