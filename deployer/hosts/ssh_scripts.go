@@ -77,9 +77,11 @@ setmarker() {
 // probeScript prints what the bot needs to plan a sync, NUL-separated:
 // current's target (prefixed L; N when there is none, X when it is not a
 // symlink), then for slot a and slot b the marker and the fingerprint
-// token (prefixed M and F; "-" when absent). With $2 = create it first
-// creates the root and the slot layout, refusing a slots directory that is
-// a symlink or a file.
+// token (prefixed M and F; "-" when absent), then what is wrong with the
+// slot layout ("" when nothing). With $2 = create it first creates the
+// root and the slot layout, and reports (does not repair) a slots
+// directory that is a symlink or a file: a host that serves the wanted
+// commit already needs no layout to be synced.
 //
 // Arguments: root, create|look.
 const probeScript = `
@@ -87,12 +89,13 @@ root=$1
 if [ "$2" = create ]; then
 	mkdir -p -- "$root" || exit 10
 fi
-cd -- "$root" 2>/dev/null || { [ "$2" = look ] && { printf 'N\0-\0-\0-\0-\0'; exit 0; }; exit 10; }
+cd -- "$root" 2>/dev/null || { [ "$2" = look ] && { printf 'N\0-\0-\0-\0-\0\0'; exit 0; }; exit 10; }
+broken=
 if [ "$2" = create ]; then
 	for d in slots slots/a slots/b; do
 		if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then
-			echo "$d is not a directory" >&2
-			exit 12
+			broken="$d is not a directory"
+			break
 		fi
 		[ -d "$d" ] || mkdir -- "$d" || exit 10
 	done
@@ -110,6 +113,7 @@ for s in a b; do
 	if [ -f "slots/$s.fp" ]; then printf F; cat "slots/$s.fp"; else printf '%s' -; fi
 	printf '\0'
 done
+printf '%s\0' "$broken"
 `
 
 // flipScript flips current to a slot that already holds the wanted commit

@@ -33,6 +33,7 @@ type remoteState struct {
 	merrs   [2]error
 	mtexts  [2]string // the markers' text as read, without the final newline
 	tokens  [2]string // fingerprint tokens, "" when absent
+	broken  string    // what is wrong with the slot layout ("" when nothing)
 }
 
 func slotIndex(s string) int {
@@ -69,7 +70,7 @@ func (h *SSH) probe(ctx context.Context, create bool) (*remoteState, error) {
 		return nil, err
 	}
 	fields := strings.Split(out.String(), "\x00")
-	if len(fields) != 6 {
+	if len(fields) != 7 {
 		return nil, &OpError{Host: h.name, Op: "read the slots", Err: fmt.Errorf("unexpected answer of %d fields", len(fields))}
 	}
 	st := &remoteState{}
@@ -105,6 +106,7 @@ func (h *SSH) probe(ctx context.Context, create bool) (*remoteState, error) {
 			st.tokens[i] = strings.TrimSpace(fp[1:])
 		}
 	}
+	st.broken = fields[5]
 	return st, nil
 }
 
@@ -207,6 +209,10 @@ func (h *SSH) attempt(ctx context.Context, st *remoteState, commit string, src d
 	if st.active != "" && st.markers[slotIndex(st.active)].Holds(commit) {
 		res.Action, res.Slot = SyncNone, st.active
 		return res, st, nil
+	}
+	if st.broken != "" {
+		// Read again next time: someone may mend it.
+		return res, nil, &OpError{Host: h.name, Op: "prepare " + h.cfg.Root, Err: fmt.Errorf("the slot layout is not made of directories: %s", st.broken)}
 	}
 	slot := "a"
 	if st.active == "a" {

@@ -521,3 +521,50 @@ func TestSSHKeepaliveDropsAHungConnection(t *testing.T) {
 		t.Error("the command did not run on a new connection")
 	}
 }
+
+// TestSSHBrokenInactiveSlotFailsOnlyWhatMustWrite: an inactive slot that
+// is a file fails a sync that has to write it, with the reason; a host
+// that serves the wanted commit already (a rollback onto the base it never
+// left) needs nothing written and must not fail, whether or not this
+// process remembers the host's state.
+func TestSSHBrokenInactiveSlotFailsOnlyWhatMustWrite(t *testing.T) {
+	t.Parallel()
+	d := testparts.StartSSHD(t)
+	c1 := bigTree(5)
+	c2 := c1.with(tree{"dir00/file000.php": file("c2\n")})
+	src, commits := gitCommits(t, c1, c2)
+	h := sshHost(t, d, "web1")
+	syncSSH(t, h, src, commits[0]) // into slot a
+	b := filepath.Join(h.Root(), "slots", "b")
+	if err := os.RemoveAll(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte("not a slot\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A new process (a restart) reads the host afresh and finds the
+	// broken layout. It serves commits[0]: nothing to write, no failure.
+	h = reopenSSH(t, d, h)
+	if r, err := h.SyncReport(context.Background(), commits[0], src); err != nil || r.Action != SyncNone {
+		t.Fatalf("sync to the commit it serves: %+v, %v; want nothing to do", r, err)
+	}
+	// commits[1] must be written into slot b: refused, with the reason.
+	h = reopenSSH(t, d, h)
+	_, err := h.SyncReport(context.Background(), commits[1], src)
+	if err == nil || !strings.Contains(err.Error(), "slots/b is not a directory") {
+		t.Fatalf("sync into a slot that is a file: %v; want it refused, naming slots/b", err)
+	}
+	checkServesSSH(t, h, src, commits[0])
+}
+
+// reopenSSH is h as a new process sees it: the same host, its state not
+// remembered.
+func reopenSSH(t testing.TB, d *testparts.SSHD, h *SSH) *SSH {
+	t.Helper()
+	n, err := NewSSH(h.name, h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
