@@ -86,6 +86,7 @@ func Parse(data []byte) (*Config, error) {
 	c.hostLines(&root)
 	c.Source.componentLines(&root)
 	c.defaults()
+	ps = append(ps, voidDurations(reflect.ValueOf(c))...)
 	ps = append(ps, c.check(&root)...)
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
 	if len(ps) > 0 {

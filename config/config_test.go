@@ -122,6 +122,9 @@ access:
   deployers: []
 chat:
   console: {user: alice}
+canary:
+  window: 0s
+  interval: 2s
 `
 	_, err := Parse([]byte(src))
 	ps, ok := err.(Problems)
@@ -137,6 +140,7 @@ chat:
 		`line 17: "15" is not a duration`,
 		`line 18: "3x" is not a duration`,
 		`line 20: access.deployers is empty`,
+		`line 24: a duration of 0 means nothing here; leave it out for the default (1m0s)`,
 	}
 	got := err.Error()
 	for _, w := range want {

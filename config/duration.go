@@ -15,6 +15,8 @@ type Duration struct {
 	time.Duration
 	bad  string
 	line int
+	zero bool   // written as 0 in the file
+	void string // why 0 was refused (orDefault)
 }
 
 // Dur makes a Duration.
@@ -33,49 +35,67 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	case v < 0:
 		d.bad, d.line = fmt.Sprintf("duration %q is negative", n.Value), n.Line
 	default:
-		*d = Duration{Duration: v}
+		*d = Duration{Duration: v, zero: v == 0, line: n.Line}
 	}
 	return nil
 }
 
 // durationProblems finds every Duration that did not parse.
 func durationProblems(v reflect.Value) Problems {
+	return durationsWith(v, func(d Duration) string { return d.bad })
+}
+
+// voidDurations finds every Duration written as 0 where 0 means nothing
+// (after orDefault).
+func voidDurations(v reflect.Value) Problems {
+	return durationsWith(v, func(d Duration) string { return d.void })
+}
+
+// durationsWith finds every Duration for which problem says something.
+func durationsWith(v reflect.Value, problem func(Duration) string) Problems {
 	var ps Problems
 	switch v.Kind() {
 	case reflect.Pointer:
 		if !v.IsNil() {
-			ps = append(ps, durationProblems(v.Elem())...)
+			ps = append(ps, durationsWith(v.Elem(), problem)...)
 		}
 	case reflect.Struct:
 		if d, ok := v.Interface().(Duration); ok {
-			if d.bad != "" {
-				ps = append(ps, Problem{Line: d.line, Msg: d.bad})
+			if msg := problem(d); msg != "" {
+				ps = append(ps, Problem{Line: d.line, Msg: msg})
 			}
 			return ps
 		}
 		for i := 0; i < v.NumField(); i++ {
 			if v.Type().Field(i).IsExported() {
-				ps = append(ps, durationProblems(v.Field(i))...)
+				ps = append(ps, durationsWith(v.Field(i), problem)...)
 			}
 		}
 	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
-			ps = append(ps, durationProblems(v.Index(i))...)
+			ps = append(ps, durationsWith(v.Index(i), problem)...)
 		}
 	case reflect.Map:
 		for _, k := range v.MapKeys() {
-			ps = append(ps, durationProblems(v.MapIndex(k))...)
+			ps = append(ps, durationsWith(v.MapIndex(k), problem)...)
 		}
 	}
 	return ps
 }
 
-// orDefault sets d to def when it is 0: not in the file (or not a
-// duration, which is reported apart).
+// orDefault sets d to def when it is 0: not in the file, or not a
+// duration (reported apart), or written as 0, which is reported too: none
+// of these durations means anything at 0, and taking the default without
+// a word would hide what the file says.
 func (d *Duration) orDefault(def time.Duration) {
-	if d.D() == 0 {
-		*d = Dur(def)
+	if d.D() != 0 {
+		return
 	}
+	void := ""
+	if d.zero {
+		void = fmt.Sprintf("a duration of 0 means nothing here; leave it out for the default (%s)", def)
+	}
+	*d = Duration{Duration: def, line: d.line, void: void}
 }
 
 // setDefault sets *v to def when it is the zero value: not in the file.
