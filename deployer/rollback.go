@@ -248,6 +248,10 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 		tries = fmt.Sprintf("%d tries", p.d.RollbackTries)
 	}
 	reason := fmt.Sprintf("the rollback of #%d failed after %s", p.d.ID, tries)
+	if why, _, _ := strings.Cut(p.d.Reason, "\n"); why != "" {
+		// What it was rolling back for, so nobody has to look it up.
+		reason = fmt.Sprintf("the rollback of #%d (%s) failed after %s", p.d.ID, strings.TrimSuffix(why, "."), tries)
+	}
 	if stageErr != nil {
 		reason += "; the staging repository could not record it"
 	}

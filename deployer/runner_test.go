@@ -174,7 +174,7 @@ func TestRollbackThatKeepsFailingEndsAndLocks(t *testing.T) {
 		t.Errorf("tries: %d, want 3", d.RollbackTries)
 	}
 	texts := rec.Text()
-	for _, want := range []string{"the rollback is not complete (try 1 of 3)", "(try 2 of 3)", "ROLLBACK FAILED", "failed after 3 tries;",
+	for _, want := range []string{"the rollback is not complete (try 1 of 3)", "(try 2 of 3)", "ROLLBACK FAILED", "(rolled back by alice) failed after 3 tries;",
 		"mw1001: restored, read back", "mw1002: restored, read back", "Deployments are locked"} {
 		if !strings.Contains(texts, want) {
 			t.Errorf("notices lack %q:\n%s", want, texts)
