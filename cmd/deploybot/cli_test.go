@@ -81,6 +81,13 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := realMain([]string{"deploy-everything"}, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "deploy-everything"`) {
 		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
 	}
+	// Help asked for is no error: the usage, exit 0.
+	for _, args := range [][]string{{"run", "--help"}, {"check-config", "-h"}, {"demo", "--help"}, {"judge", "replay", "--help"}} {
+		errOut.Reset()
+		if code := realMain(args, nil, &out, &errOut); code != 0 || !strings.Contains(strings.ToLower(errOut.String()), "usage") || strings.Contains(errOut.String(), "help requested") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut.String())
+		}
+	}
 	errOut.Reset()
 	if code := realMain([]string{"run", "--config", filepath.Join(t.TempDir(), "none.yaml")}, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "reading the configuration") {
 		t.Errorf("run with a missing config: exit %d, %q", code, errOut.String())

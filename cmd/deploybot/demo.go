@@ -139,7 +139,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	dir := fs.String("dir", "", "sandbox directory (default: a new temporary directory)")
 	scenario := fs.Bool("scenario", false, "play a good and a bad backport and a backport window's batch unattended, and check the outcome")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return helpOr2(err)
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "deploybot-demo-")

@@ -43,16 +43,16 @@ func judgeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, judgeUsage)
 		return 2
 	}
-	o, ok := parseReplayFlags(args[1:], stderr)
-	if !ok {
-		return 2
+	o, err := parseReplayFlags(args[1:], stderr)
+	if err != nil {
+		return helpOr2(err)
 	}
 	return replayCommand(o, stdout, stderr)
 }
 
-// parseReplayFlags parses replay's flags; ok is false, the problem said on
-// stderr, when they are wrong.
-func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, ok bool) {
+// parseReplayFlags parses replay's flags; an error, the problem said on
+// stderr, when they are wrong (flag.ErrHelp when help was asked for).
+func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, err error) {
 	fs := flag.NewFlagSet("judge replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, judgeUsage) }
@@ -69,11 +69,11 @@ func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, ok bool
 	fs.IntVar(&jc.GrossMinRequests, "gross-min-requests", 0, "requests the gross rule needs")
 	fs.Float64Var(&jc.FinalAlpha, "final-alpha", 0, "level of the end-of-window test (negative: off)")
 	if err := fs.Parse(args); err != nil {
-		return o, false
+		return o, err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "deploybot judge replay: unexpected %q\n%s", fs.Arg(0), judgeUsage)
-		return o, false
+		return o, fmt.Errorf("unexpected %q", fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -92,7 +92,7 @@ func parseReplayFlags(args []string, stderr io.Writer) (o replayOptions, ok bool
 			}
 		}
 	}
-	return o, true
+	return o, nil
 }
 
 // replayCommand loads the configuration and the stored deployments and

@@ -71,6 +71,9 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "run":
 		m := NewMain(stdin, stdout, stderr)
 		if err := m.ParseFlags(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0 // the usage is printed
+			}
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
@@ -100,7 +103,7 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	path := fs.String("config", "deploybot.yaml", "configuration file")
 	offline := fs.Bool("offline", false, "do not contact the components' remotes")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return helpOr2(err)
 	}
 	c, err := config.Load(*path)
 	var ps config.Problems
@@ -395,4 +398,13 @@ func (m *Main) Close() error {
 		}
 	})
 	return err
+}
+
+// helpOr2 is the exit status after a flag error: 0 when help was asked
+// for (the flag package printed the usage), 2 otherwise.
+func helpOr2(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
