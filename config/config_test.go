@@ -192,3 +192,25 @@ func TestBadYAML(t *testing.T) {
 		t.Fatalf("got %v, want a problem with a line", err)
 	}
 }
+
+// TestWrongKindsArePlain: a value of the wrong kind is said in a person's
+// words, never with the decoder's Go type names.
+func TestWrongKindsArePlain(t *testing.T) {
+	_, err := Parse([]byte("hosts: 5\nsource: {git: {url: [a, b]}}\npipeline: {batch: {max_rounds: many}}\naccess: {deployers: alice}\n"))
+	got := err.Error()
+	for _, want := range []string{
+		"line 1: `5` is a number, but a section of settings (key: value) belongs here",
+		"line 2: this is a list, but text belongs here",
+		"line 3: `many` is text, but a whole number belongs here",
+		"line 4: `alice` is text, but a list belongs here",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	for _, bad := range []string{"!!", "config.", "unmarshal"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("the problems show the decoder's words (%q):\n%s", bad, got)
+		}
+	}
+}

@@ -41,7 +41,45 @@ func (ps *Problems) add(line int, format string, args ...any) {
 var (
 	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	yamlNotFound = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+	yamlType     = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
 )
+
+// yamlKinds and goKinds name, in a person's words, what the YAML decoder
+// found and what the configuration wanted there (never a Go type name).
+var yamlKinds = map[string]string{"int": "a number", "float": "a number", "str": "text", "bool": "true or false",
+	"seq": "a list", "map": "a section of settings (key: value)", "null": "empty", "timestamp": "a date"}
+
+func goKind(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a section of settings (key: value)"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "text"
+	case t == "bool":
+		return "true or false"
+	}
+	return "a section of settings (key: value)"
+}
+
+// typeMessage says a value of the wrong kind plainly: "`5` is a number,
+// but a section of settings (key: value) belongs here".
+func typeMessage(m []string) string {
+	found := yamlKinds[m[1]]
+	if found == "" {
+		found = "a " + m[1]
+	}
+	what := "this"
+	if m[2] != "" {
+		what = "`" + m[2] + "`"
+	}
+	return fmt.Sprintf("%s is %s, but %s belongs here", what, found, goKind(m[3]))
+}
 
 // toProblem turns one of the YAML decoder's messages into a Problem.
 func toProblem(s string) Problem {
@@ -52,6 +90,8 @@ func toProblem(s string) Problem {
 		msg := m[2]
 		if f := yamlNotFound.FindStringSubmatch(msg); f != nil {
 			msg = fmt.Sprintf("unknown key %q", f[1]) + didYouMean(f[1], f[2]) // warnings.go
+		} else if f := yamlType.FindStringSubmatch(msg); f != nil {
+			msg = typeMessage(f)
 		}
 		msg = strings.TrimPrefix(msg, "line "+m[1]+": ")
 		return Problem{Line: n, Msg: msg}
