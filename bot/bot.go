@@ -283,7 +283,7 @@ func (b *Bot) Handle(m Message) {
 		log.Info("command done", "args", strings.Join(args, " "))
 	}
 	if !m.Private {
-		lines = b.shorten(name, args, lines) // bot/manners.go
+		lines = b.shorten(m.Sender.Adapter, name, args, lines) // bot/manners.go
 	}
 	if len(lines) > 0 {
 		m.Reply(lines...)

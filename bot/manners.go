@@ -15,7 +15,9 @@ import (
 const channelLines = 6
 
 // shorten cuts an answer to a command said in the channel to channelLines.
-func (b *Bot) shorten(name string, args []string, lines []string) []string {
+// adapter is the chat the command came from: how to ask in private
+// differs between them.
+func (b *Bot) shorten(adapter, name string, args []string, lines []string) []string {
 	if len(lines) <= channelLines {
 		return lines
 	}
@@ -25,19 +27,28 @@ func (b *Bot) shorten(name string, args []string, lines []string) []string {
 		for _, n := range helpOrder {
 			names = append(names, strings.ReplaceAll(strings.Fields(commands[n].usage)[0], "!", b.Prefix))
 		}
-		return []string{fmt.Sprintf("I deploy backports. Commands: %s. What each does and who may use it: /msg %s %shelp",
-			strings.Join(names, ", "), b.Name, b.Prefix)}
+		return []string{fmt.Sprintf("I deploy backports. Commands: %s. What each does and who may use it: %s",
+			strings.Join(names, ", "), b.inPrivate(adapter, b.Prefix+"help"))}
 	}
 	more := len(lines) - (channelLines - 1)
 	cmd := b.Prefix + name
 	if len(args) > 0 {
 		cmd += " " + strings.Join(args, " ")
 	}
-	tail := fmt.Sprintf("... %d more line(s): ask me in private (/msg %s %s)", more, b.Name, cmd)
+	tail := fmt.Sprintf("... %d more line(s): ask me in private (%s)", more, b.inPrivate(adapter, cmd))
 	if name == "history" && b.Dashboard != "" {
 		tail += " or see " + strings.TrimSuffix(b.Dashboard, "/") + "/history"
 	}
 	return append(lines[:channelLines-1:channelLines-1], tail)
+}
+
+// inPrivate says how to send cmd to the bot in private on adapter: IRC's
+// (and the console's) /msg, Slack's direct message.
+func (b *Bot) inPrivate(adapter, cmd string) string {
+	if adapter == "slack" {
+		return fmt.Sprintf("send me `%s` in a direct message", cmd)
+	}
+	return fmt.Sprintf("/msg %s %s", b.Name, cmd)
 }
 
 // privateCommands lists the commands answered in private, for the line

@@ -86,6 +86,13 @@ func TestLongAnswersAreCutInTheChannelAndWholeInPrivate(t *testing.T) {
 			t.Errorf("%s (private %v): %d lines ending %q, want %d ending with %q", tc.text, tc.private, len(got), got[len(got)-1], tc.lines, tc.last)
 		}
 	}
+	// On Slack, private is a direct message: /msg means nothing there.
+	var slackOut []string
+	b.Handle(Message{Sender: Sender{Adapter: "slack", Keys: []string{"slack:U1"}, Nick: "alice"}, Text: "!history",
+		Reply: func(lines ...string) { slackOut = append(slackOut, lines...) }})
+	if len(slackOut) != 6 || !strings.HasSuffix(slackOut[5], "ask me in private (send me `!history` in a direct message) or see http://dash.example/history") {
+		t.Errorf("!history on Slack: %q", slackOut)
+	}
 	if got := ask(b, "alice", "!help", false)[0]; !strings.Contains(got, "!backport, !window, !add, !drop, verified, !abort,") || !strings.Contains(got, "!whoami, !help.") {
 		t.Errorf("the channel's help does not list every command: %s", got)
 	}
