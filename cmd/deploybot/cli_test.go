@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDemoScenario runs `deploybot demo --scenario` as a person would and
@@ -91,5 +92,25 @@ func TestVersionAndUsage(t *testing.T) {
 	errOut.Reset()
 	if code := realMain([]string{"run", "--config", filepath.Join(t.TempDir(), "none.yaml")}, nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "reading the configuration") {
 		t.Errorf("run with a missing config: exit %d, %q", code, errOut.String())
+	}
+}
+
+// TestDemoStopsWhenItsInputEnds: `deploybot demo < /dev/null` (or a piped
+// script) must not run on for ever with nobody able to reach the bot; it
+// answers what it was given, says why it stops, and exits 0.
+func TestDemoStopsWhenItsInputEnds(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- realMain([]string{"demo", "--dir", t.TempDir()}, strings.NewReader("!status\n"), &out, &errOut)
+	}()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), "nothing is deploying right now") || !strings.Contains(out.String(), "The input ended, so nobody can talk to the bot: the demo stops.") {
+			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the demo still runs 2 minutes after its input ended")
 	}
 }

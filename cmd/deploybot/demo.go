@@ -154,6 +154,16 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "deploybot demo:", err)
 		return 1
 	}
+	inputEnded := make(chan struct{})
+	if !*scenario {
+		// Nobody can type to the bot once its input ends (a closed
+		// terminal, `< /dev/null`): the demo stops rather than run on
+		// unreachable.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stdin = &endReader{r: stdin, end: func() { close(inputEnded); cancel() }}
+	}
 	sb, err := startSandbox(ctx, abs, interactiveTimings, "info", stdin, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "deploybot demo:", err)
@@ -212,7 +222,27 @@ Ctrl-C stops the bot; run the same sandbox later with:
 		fmt.Fprintln(stderr, "deploybot demo:", err)
 		return 1
 	}
+	select {
+	case <-inputEnded:
+		fmt.Fprintf(stdout, "\nThe input ended, so nobody can talk to the bot: the demo stops. Whatever was deploying resumes where it stopped with\n  deploybot run --config %s\n", filepath.Join(abs, "deploybot.yaml"))
+	default:
+	}
 	return 0
+}
+
+// endReader reads r and calls end once, when r ends.
+type endReader struct {
+	r    io.Reader
+	end  func()
+	once sync.Once
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(e.end)
+	}
+	return n, err
 }
 
 func hostList(env *demo.Env) string {
