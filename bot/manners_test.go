@@ -42,6 +42,7 @@ func finish(t *testing.T, st *store.Store, subject string, state deployer.State,
 		deployer.StateRolledBack:           {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateRollingBack, deployer.StateRolledBack},
 		deployer.StateRollbackFailed:       {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateRollingBack, deployer.StateRollbackFailed},
 		deployer.StateCancelled:            {deployer.StateCancelled},
+		deployer.StateFailed:               {deployer.StatePreparing, deployer.StateFailed},
 		deployer.StateAwaitingVerification: {deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateAwaitingVerification},
 	}[state]
 	from := deployer.StateQueued
@@ -123,6 +124,14 @@ func TestStatusWhenIdleSaysWhatWasDeployedLast(t *testing.T) {
 		"since then #5 0123456789 (stuck) was rolled back only in part (some hosts could not be restored) 2026-05-01 14:10 UTC (2m0s ago)"
 	if got := b.idleStatus(end.Add(10 * time.Minute)); got != want {
 		t.Errorf("after a failed rollback:\n got %s\nwant %s", got, want)
+	}
+	// However many attempts failed since (refused, nothing synced), the
+	// last deployment that shipped is still found.
+	for range 120 {
+		finish(t, st, "refused", deployer.StateFailed, end.Add(9*time.Minute))
+	}
+	if got := b.idleStatus(end.Add(10 * time.Minute)); got != want {
+		t.Errorf("after 120 failed attempts:\n got %s\nwant %s", got, want)
 	}
 }
 

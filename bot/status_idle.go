@@ -12,22 +12,27 @@ import (
 // (rolled back, failed), so nobody has to ask for !history.
 func (b *Bot) idleStatus(now time.Time) string {
 	line := "nothing is deploying right now"
-	ds, err := b.Store.List(0, 50)
-	if err != nil {
-		b.Log.Warn("reading the history for !status failed", "err", err)
-		return line
-	}
 	var last, after *deployer.Deployment
-	for _, d := range ds {
-		if !d.State.Finished() || d.State == deployer.StateCancelled {
-			continue
+	// Newest first, page by page, as far back as the last done one: any
+	// number of failed attempts may have come since.
+	const page = 100
+	for off := 0; last == nil; off += page {
+		ds, err := b.Store.List(off, page)
+		if err != nil {
+			b.Log.Warn("reading the history for !status failed", "err", err)
+			return line
 		}
-		if d.State == deployer.StateDone {
-			last = d
+		for _, d := range ds {
+			if d.State == deployer.StateDone {
+				last = d
+				break
+			}
+			if after == nil && d.State.Landed() {
+				after = d // rolled back, or its rollback failed
+			}
+		}
+		if len(ds) < page {
 			break
-		}
-		if after == nil && d.State.Landed() {
-			after = d // rolled back, or its rollback failed
 		}
 	}
 	fate := func(d *deployer.Deployment) string {

@@ -953,7 +953,7 @@ var (
 )
 
 // checkStatus holds what !status says (reply) to the store and to what the
-// hosts really serve, once the step settled: with an id (one deployment),
+// hosts really serve, as they were when it answered: with an id (one deployment),
 // its state; without, whether anything is deploying, what was deployed
 // last and rolled back since, what the fleet serves and which hosts are
 // not on it, the queue, the lock and the blocked changes.
@@ -1351,8 +1351,10 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			}
 			before := len(w.out.String())
 			w.say(who(rt), cmd)
-			w.settle()
+			// Checked at once: the bot was quiet and answered at once, so
+			// nothing moved since; a deadline may fire while it settles.
 			w.checkStatus(id, w.out.String()[before:])
+			w.settle()
 		},
 		"backport-tip": func(rt *rapid.T) {
 			if len(w.changes) == 0 {
