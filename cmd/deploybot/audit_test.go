@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,15 +21,9 @@ func TestAuditRollbackNamesWhatTheHostsAreBackOn(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, testTimings)
 	base := e.head()
-	e.say("alice", "!backport good-change")
-	e.wait(1, time.Minute, deployer.NoticeVerify)
-	e.say("alice", "!abort 1")
-	e.wait(1, time.Minute, finished...)
+	e.abortedAtVerification(1, "good-change", "alice")
 	e.say("alice", "!unblock cf16831760")
-	e.say("alice", "!backport good-change")
-	e.wait(2, time.Minute, deployer.NoticeVerify)
-	e.say("alice", "!abort 2")
-	n := e.wait(2, time.Minute, finished...)
+	n := e.abortedAtVerification(2, "good-change", "alice")
 	if strings.Contains(n.Text, "what #1 deployed") || !strings.Contains(n.Text, "what they served before #2") {
 		t.Errorf("#2's rollback names a rolled-back deployment as what the hosts are back on: %s", n.Text)
 	}
@@ -60,10 +55,7 @@ func TestAuditCompositeRefusesJunkRefsWhenTyped(t *testing.T) {
 func TestAuditUnexpectedBlockedChangeIsNamedFirst(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, testTimings)
-	e.say("alice", "!backport good-change")
-	e.wait(1, time.Minute, deployer.NoticeVerify)
-	e.say("bob", "!abort 1")
-	e.wait(1, time.Minute, finished...)
+	e.abortedAtVerification(1, "good-change", "bob")
 	e.say("alice", "!backport bad-change") // bad-change builds on good-change
 	n := e.wait(2, time.Minute, finished...)
 	if strings.Contains(n.Text, "--include-unexpected") || !strings.Contains(n.Text, "was rolled back in #1") {
@@ -195,10 +187,7 @@ func TestAuditConsoleFollowsTheMsgAdvice(t *testing.T) {
 func TestAuditStatusNamesWhatTheFleetServesAfterARollback(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, testTimings)
-	e.say("alice", "!backport good-change")
-	e.wait(1, time.Minute, deployer.NoticeVerify)
-	e.say("bob", "!abort")
-	e.wait(1, time.Minute, finished...)
+	e.abortedAtVerification(1, "good-change", "bob")
 	status := func() string {
 		from := len(e.out.String())
 		e.say("alice", "!status")
@@ -312,4 +301,14 @@ func TestAuditRefusalsAreRecorded(t *testing.T) {
 	if has(1, "!backport refused") {
 		t.Errorf("a stranger's !backport refusal is in #1's timeline")
 	}
+}
+
+// abortedAtVerification backports ref as #id and has who abort it at the
+// verification prompt; it returns the notice that ended it.
+func (e *e2e) abortedAtVerification(id int64, ref, who string) deployer.Notice {
+	e.t.Helper()
+	e.say("alice", "!backport "+ref)
+	e.wait(id, time.Minute, deployer.NoticeVerify)
+	e.say(who, fmt.Sprintf("!abort %d", id))
+	return e.wait(id, time.Minute, finished...)
 }
