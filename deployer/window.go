@@ -246,10 +246,22 @@ func (r *Runner) AddToWindow(ref, who string, deployer bool) (*BackportWindow, W
 		return nil, WindowItem{}, Errorf(EConflict, "%s is %s's change: only its submitter or a deployer may put it on the window", ShortID(item.Change.ID), item.Submitter)
 	}
 	err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
-		for _, it := range items {
-			if it.Change.ID == item.Change.ID {
-				return nil, Errorf(EConflict, "%s is on the %s window's list already (added by %s)", ShortID(it.Change.ID), w.Span(), it.AddedBy)
+		for i, it := range items {
+			if it.Change.ID != item.Change.ID {
+				continue
 			}
+			if it.Deployment != 0 {
+				// It went out already: it may go on the list again
+				// only when that deployment will not ship it (it was
+				// dropped from its batch, or the deployment ended
+				// without shipping).
+				if d, err := r.Store.Get(it.Deployment); err == nil && !r.mayShip(d, it) {
+					items[i] = item
+					return items, nil
+				}
+				return nil, Errorf(EConflict, "%s is on the %s window's list already (added by %s) and went out in #%d", ShortID(it.Change.ID), w.Span(), it.AddedBy, it.Deployment)
+			}
+			return nil, Errorf(EConflict, "%s is on the %s window's list already (added by %s)", ShortID(it.Change.ID), w.Span(), it.AddedBy)
 		}
 		return append(items, item), nil
 	})
@@ -452,4 +464,36 @@ func (r *Runner) pollWindows(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// mayShip reports whether deployment d shipped, or may still ship, window
+// item it: it is not among d's dropped changes, and d did not end
+// without shipping.
+func (r *Runner) mayShip(d *Deployment, it WindowItem) bool {
+	for _, dc := range d.Dropped {
+		if sameChangeID(dc.Change.ID, it.Change.ID) || (dc.Change.Commit != "" && sameChangeID(dc.Change.Commit, it.Change.ID)) {
+			return false
+		}
+	}
+	return !d.State.Finished() || d.State == StateDone
+}
+
+// sameChangeID reports whether two change ids name the same change:
+// equal, or, past any component prefix ("php-1:"), one commit id a prefix
+// of the other (at least 7 digits).
+func sameChangeID(a, b string) bool {
+	if a == b {
+		return true
+	}
+	cut := func(id string) string {
+		if i := strings.LastIndexAny(id, ":@"); i >= 0 {
+			return id[i+1:]
+		}
+		return id
+	}
+	a, b = cut(a), cut(b)
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return len(a) >= 7 && strings.HasPrefix(b, a)
 }

@@ -1,0 +1,81 @@
+package main
+
+// Second audit: backport windows and batches at odd moments, through
+// Main with the model's world (real git upstream, local hosts, bbolt).
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// openWindowWorld is a batch world whose clock sits one minute into a
+// Monday 13:00 UTC window of windowsYAML, the opening announced.
+func openWindowWorld(t *testing.T, opt worldOptions) (*world, *testClock) {
+	t.Helper()
+	clock := &testClock{}
+	day := time.Now().UTC().AddDate(0, 0, 1)
+	for day.Weekday() != time.Monday {
+		day = day.AddDate(0, 0, 1)
+	}
+	clock.set(time.Date(day.Year(), day.Month(), day.Day(), 13, 1, 0, 0, time.UTC))
+	opt.batch, opt.windows = true, windowsYAML
+	w := newWorldWithClock(t, opt, clock.Now)
+	t.Cleanup(func() { w.close(t.Failed()) })
+	w.settle()
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	return w, clock
+}
+
+// carolsChange commits a change authored by Carol, whom nobody maps to a
+// person who answers.
+func carolsChange(w *world) string {
+	w.write("changes/carol.txt", "good\ncarol's\n")
+	w.git("-C", w.upstream, "add", "-A")
+	w.git("-C", w.upstream, "-c", "user.name=Carol", "-c", "user.email=carol@example.org", "commit", "-q", "--author=Carol Tester <carol@example.org>", "-m", "carol's change")
+	return w.git("-C", w.upstream, "rev-parse", "HEAD")
+}
+
+// A change dropped from a window's batch because nobody verified it: the
+// bot says to put it on a later window with `!add`. Following that advice
+// while the window is still open must work, and a later `!window go`
+// must deploy it.
+func TestAudit2DroppedChangeCanBeAddedAgain(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+carol[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	w.settle()
+	d, _ := w.m.Store.Get(id)
+	time.Sleep(d.Deadline.Sub(clock.Now()) + 100*time.Millisecond)
+	w.settle()
+	d = w.waitFinished(t, id, 5*time.Second)
+	if d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
+	}
+	if !strings.Contains(w.out.String(), "`!add "+carol[:10]+"`") {
+		t.Fatalf("the drop does not advise !add:\n%s", w.out.String())
+	}
+	mark := len(w.out.String())
+	w.say("alice", "!add "+carol[:10])
+	w.settle()
+	reply := w.out.String()[mark:]
+	if !strings.Contains(reply, "added "+carol[:10]) {
+		t.Fatalf("following the bot's advice failed:\n%s", reply)
+	}
+	mark = len(w.out.String())
+	w.say("alice", "!window go")
+	w.settle()
+	if got := w.lastID(); got == id {
+		t.Fatalf("!window go after re-adding queued nothing:\n%s", w.out.String()[mark:])
+	}
+}
