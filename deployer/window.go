@@ -289,6 +289,14 @@ func (r *Runner) DropFromWindow(ref, who string, deployer bool) (*BackportWindow
 				if !deployer && who != it.Submitter && who != it.AddedBy {
 					return nil, Errorf(EConflict, "only %s (its submitter), whoever added it or a deployer may take %s off the list", it.Submitter, ShortID(it.Change.ID))
 				}
+				if it.Deployment != 0 {
+					// Taking it off the list would not stop the
+					// deployment that carries it: say so.
+					if d, err := r.Store.Get(it.Deployment); err == nil && !d.State.Finished() && r.mayShip(d, it) {
+						return nil, Errorf(EConflict, "%s went out in #%d, which is %s: taking it off the list would not stop it", ShortID(it.Change.ID), d.ID, d.State).
+							Or(Do(VerbAbort, d.ID, "roll the deployment back"))
+					}
+				}
 				dropped = it
 				return append(items[:i:i], items[i+1:]...), nil
 			}

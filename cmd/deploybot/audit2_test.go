@@ -79,3 +79,33 @@ func TestAudit2DroppedChangeCanBeAddedAgain(t *testing.T) {
 		t.Fatalf("!window go after re-adding queued nothing:\n%s", w.out.String()[mark:])
 	}
 }
+
+// `!drop` of a change that already went out in a deployment must not
+// claim it was taken off the window while that deployment still ships it.
+func TestAudit2DropOfADeployingChange(t *testing.T) {
+	w, _ := openWindowWorld(t, worldOptions{})
+	a, b := w.commit(kindGood), w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+b.commit[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	d, _ := w.m.Store.Get(id)
+	if d.State != deployer.StateAwaitingVerification {
+		t.Fatalf("#%d is %s", id, d.State)
+	}
+	mark := len(w.out.String())
+	w.say("alice", "!drop "+a.commit[:10])
+	w.settle()
+	reply := w.out.String()[mark:]
+	w.say("bob", "verified")
+	w.settle()
+	d = w.waitFinished(t, id, 5*time.Second)
+	shipped := false
+	for _, c := range d.Changes {
+		shipped = shipped || c.Commit == a.commit
+	}
+	if shipped && (strings.Contains(reply, "took "+a.commit[:10]) || !strings.Contains(reply, "went out in #")) {
+		t.Fatalf("the bot said %q, yet #%d shipped it (%s)", strings.TrimSpace(reply), id, d.State)
+	}
+}
