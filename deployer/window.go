@@ -403,10 +403,17 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Left to deploy: what has not gone out, and what went out in a
+	// deployment that ended before it synced anything (cancelled while
+	// queued, or refused while preparing).
 	var refs []string
+	again := map[string]bool{}
 	for _, it := range items {
 		if it.Deployment == 0 {
 			refs = append(refs, it.Change.ID)
+		} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed) {
+			refs = append(refs, it.Change.ID)
+			again[it.Change.ID] = true
 		}
 	}
 	if len(refs) == 0 {
@@ -434,7 +441,7 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	}
 	err = r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
 		for i := range items {
-			if id := ids[items[i].Change.ID]; id != 0 && items[i].Deployment == 0 {
+			if id := ids[items[i].Change.ID]; id != 0 && (items[i].Deployment == 0 || again[items[i].Change.ID]) {
 				items[i].Deployment = id
 			}
 		}

@@ -4,6 +4,7 @@ package main
 // Main with the model's world (real git upstream, local hosts, bbolt).
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,87 @@ func TestAudit2DropOfADeployingChange(t *testing.T) {
 	}
 	if shipped && (strings.Contains(reply, "took "+a.commit[:10]) || !strings.Contains(reply, "went out in #")) {
 		t.Fatalf("the bot said %q, yet #%d shipped it (%s)", strings.TrimSpace(reply), id, d.State)
+	}
+}
+
+// waitRound waits until deployment id is judging bisection round n.
+func waitRound(t *testing.T, w *world, id int64, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, _ := w.m.Store.Get(id)
+		if d.State == deployer.StateBisecting && d.Bisect.Round >= n && d.Bisect.Testing != nil {
+			return
+		}
+		if time.Now().After(deadline) || d.State.Finished() {
+			t.Fatalf("#%d never reached bisection round %d (it is %s)", id, n, d.State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A person's !rollback during a bisection round: every host back on the
+// base, the channel told, and nothing of the batch shipped.
+func TestAudit2RollbackDuringBisection(t *testing.T) {
+	w := newBatchWorld(t, worldOptions{})
+	var cs []*modelChange
+	for _, k := range []string{kindGood, kindBad, kindGood, kindGood} {
+		cs = append(cs, w.commit(k))
+	}
+	w.say("alice", "!backport --batch "+refs(cs))
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	waitRound(t, w, id, 2)
+	mark := len(w.out.String())
+	w.say("alice", "!rollback")
+	w.settle()
+	d := w.waitFinished(t, id, 5*time.Second)
+	w.settle()
+	w.say("alice", "!status")
+	w.say("alice", "!status "+strconv.FormatInt(id, 10))
+	w.settle()
+	t.Logf("#%d ended %s: %s\n%s", id, d.State, d.Reason, w.out.String()[mark:])
+	w.verifyTrees(t)
+}
+
+// A window's batch cancelled before it started (or failed before it
+// synced anything) shipped nothing: `!window go` must deploy its changes
+// again rather than answer that nothing is left.
+func TestAudit2WindowGoAfterACancelledBatch(t *testing.T) {
+	w, _ := openWindowWorld(t, worldOptions{})
+	a, b := w.commit(kindGood), w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+b.commit[:10])
+	w.say("alice", "!lock not yet")
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("alice", "!cancel "+strconv.FormatInt(id, 10))
+	w.say("alice", "!unlock")
+	w.settle()
+	if d, _ := w.m.Store.Get(id); d.State != deployer.StateCancelled {
+		t.Fatalf("#%d is %s, want cancelled", id, d.State)
+	}
+	mark := len(w.out.String())
+	w.say("alice", "!window go")
+	w.settle()
+	if got := w.lastID(); got == id {
+		t.Fatalf("!window go after the batch was cancelled queued nothing:\n%s", w.out.String()[mark:])
+	}
+	d, _ := w.m.Store.Get(w.lastID())
+	if len(d.Refs) != 2 {
+		t.Fatalf("#%d deploys %v, want both changes", d.ID, d.Refs)
+	}
+	w.say("bob", "verified")
+	w.settle()
+	if d = w.waitFinished(t, d.ID, 5*time.Second); d.State != deployer.StateDone {
+		t.Fatalf("#%d ended %s", d.ID, d.State)
+	}
+	mark = len(w.out.String())
+	w.say("alice", "!window")
+	w.settle()
+	if got := w.out.String()[mark:]; strings.Count(got, "shipped in #"+strconv.FormatInt(d.ID, 10)) != 2 {
+		t.Errorf("!window does not say both shipped in #%d:\n%s", d.ID, got)
 	}
 }
