@@ -419,6 +419,10 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	if len(refs) == 0 {
 		return nil, Errorf(EConflict, "nothing on the %s window's list is left to deploy", w.Span())
 	}
+	if n := r.cfg.Batch.maxChanges(); r.cfg.Batch.Enabled && len(refs) > n {
+		return nil, Errorf(EConflict, "the %s window's list holds %d changes left to deploy, and a batch holds at most %d (pipeline.batch.max_changes): take %d off the list (they can go on a later window), then deploy the list again",
+			w.Span(), len(refs), n, len(refs)-n).Or(DoWith(VerbDrop, "take the last one off the list", ShortID(refs[len(refs)-1])))
+	}
 	var out []*Deployment
 	if r.cfg.Batch.Enabled && len(refs) > 1 {
 		d, _, err := r.Submit(Request{Refs: refs, Requester: who, Batch: true, Window: w.Key()})

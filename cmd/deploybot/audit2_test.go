@@ -192,3 +192,27 @@ func TestAudit2WindowGoAfterACancelledBatch(t *testing.T) {
 		t.Errorf("!window does not say both shipped in #%d:\n%s", d.ID, got)
 	}
 }
+
+// A window's list longer than a batch may be: `!window go` must say what
+// to do about the list, not repeat a limit on what the person "named".
+func TestAudit2WindowGoWithMoreThanABatch(t *testing.T) {
+	w, _ := openWindowWorld(t, worldOptions{})
+	var last string
+	for i := 0; i < 9; i++ {
+		c := w.commit(kindGood)
+		w.say("alice", "!add "+c.commit[:10])
+		last = c.commit[:10]
+	}
+	w.settle()
+	mark := len(w.out.String())
+	w.say("alice", "!window go")
+	w.settle()
+	reply := w.out.String()[mark:]
+	if w.lastID() != 0 {
+		return // it deployed the list: fine
+	}
+	t.Log(reply)
+	if strings.Contains(reply, "this one names") || !strings.Contains(reply, "!drop "+last) {
+		t.Fatalf("!window go with 9 changes on the list (a batch holds 8) answered:\n%s", reply)
+	}
+}
