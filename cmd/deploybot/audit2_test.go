@@ -148,7 +148,20 @@ func TestAudit2RollbackDuringBisection(t *testing.T) {
 	w.say("alice", "!status")
 	w.say("alice", "!status "+strconv.FormatInt(id, 10))
 	w.settle()
-	t.Logf("#%d ended %s: %s\n%s", id, d.State, d.Reason, w.out.String()[mark:])
+	text := w.out.String()[mark:]
+	if d.State != deployer.StateRolledBack || !strings.Contains(text, "rolled back by Alice Deployer during the bisection") {
+		t.Fatalf("#%d ended %s: %s\n%s", id, d.State, d.Reason, text)
+	}
+	for _, h := range w.hosts {
+		for n, on := range w.servesChanges(h.name) {
+			if on {
+				t.Errorf("%s still serves change %d of the rolled-back batch", h.name, n)
+			}
+		}
+	}
+	if strings.Contains(text, "bisecting") {
+		t.Errorf("after the rollback the channel still reads bisecting:\n%s", text)
+	}
 	w.verifyTrees(t)
 }
 
