@@ -282,10 +282,28 @@ func (r *Runner) DropFromWindow(ref, who string, deployer bool) (*BackportWindow
 	if w == nil {
 		return nil, WindowItem{}, Errorf(ENotFound, "no backport window is scheduled")
 	}
+	matches := func(it WindowItem, ref string) bool {
+		return ref != "" && (it.Ref == ref || it.Change.ID == ref || (len(ref) >= 7 && strings.HasPrefix(it.Change.ID, ref)))
+	}
+	// A change may be named otherwise than it was added (its link rather
+	// than its number, a branch rather than a commit id): when the text
+	// names nothing on the list, ask the source what it names.
+	var alt string
+	if items, err := r.Windows.WindowList(w.Key()); err == nil {
+		found := false
+		for _, it := range items {
+			found = found || matches(it, ref)
+		}
+		if d, ok := r.Source.(ChangeDescriber); ok && !found && r.checkRef(ref) == nil {
+			if c, err := d.Describe(ref); err == nil {
+				alt = c.ID
+			}
+		}
+	}
 	var dropped WindowItem
 	err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
 		for i, it := range items {
-			if it.Ref == ref || it.Change.ID == ref || (len(ref) >= 7 && strings.HasPrefix(it.Change.ID, ref)) {
+			if matches(it, ref) || (alt != "" && it.Change.ID == alt) {
 				if !deployer && who != it.Submitter && who != it.AddedBy {
 					return nil, Errorf(EConflict, "only %s (its submitter), whoever added it or a deployer may take %s off the list", it.Submitter, ShortID(it.Change.ID))
 				}

@@ -4,12 +4,22 @@ package main
 // Main with the model's world (real git upstream, local hosts, bbolt).
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/deploybot/deploybot/config"
+	"github.com/deploybot/deploybot/demo"
 	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/gerrit/gerrittest"
+	"github.com/deploybot/deploybot/internal/testparts"
 )
 
 // openWindowWorld is a batch world whose clock sits one minute into a
@@ -227,5 +237,75 @@ func TestAudit2WindowGoWithMoreThanABatch(t *testing.T) {
 	t.Log(reply)
 	if strings.Contains(reply, "this one names") || !strings.Contains(reply, "!drop "+last) {
 		t.Fatalf("!window go with 9 changes on the list (a batch holds 8) answered:\n%s", reply)
+	}
+}
+
+// newGerritWindowSandbox is newGerritSandbox with a one-off backport
+// window open now.
+func newGerritWindowSandbox(t *testing.T) *gerritSandbox {
+	t.Helper()
+	testparts.Need(t, "git", "git")
+	gs := &gerritSandbox{}
+	gs.e2e = newE2E(t, testTimings, func(m *Main) {
+		up := m.Config.Source.Components[0].URL
+		repo, err := git.PlainOpen(up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := repo.Reference(plumbing.NewBranchReferenceName(demo.GoodBranch), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs.g = gerrittest.New(t, gerrittest.Options{Dir: up, Branch: demo.MainBranch, AutoSubmit: true})
+		gs.good = gs.g.Import("bob", ref.Hash().String())
+		pw := filepath.Join(t.TempDir(), "gerrit-password")
+		if err := os.WriteFile(pw, []byte(gs.g.Password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m.Config.Source.Type = "gerrit"
+		m.Config.Source.Components = nil
+		m.Config.Source.Gerrit = config.GerritSource{
+			URL: gs.g.URL, Project: gs.g.Project, Branch: demo.MainBranch, GitURL: up,
+			Username: gs.g.Username, PasswordFile: pw, Approve: true,
+			MergeTimeout: config.Dur(30 * time.Second), PollInterval: config.Dur(50 * time.Millisecond),
+		}
+		m.Config.Windows = config.Windows{Once: []config.OnceWindow{{
+			Start: time.Now().UTC().Add(-time.Minute).Format(time.RFC3339), Duration: config.Dur(2 * time.Hour), Name: "audit window"}}}
+	})
+	return gs
+}
+
+// A Gerrit change put on the window by number can be taken off by its
+// link (people paste links), and the other way round.
+func TestAudit2GerritDropByLink(t *testing.T) {
+	gs := newGerritWindowSandbox(t)
+	link := fmt.Sprintf("%s/c/app/+/%d", gs.g.URL, gs.good)
+	num := strconv.Itoa(gs.good)
+	reply := func(user, text string) string {
+		t.Helper()
+		mark := len(gs.out.String())
+		gs.say(user, text)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if got := gs.out.String()[mark:]; strings.Contains(got, "<deploybot>") {
+				time.Sleep(50 * time.Millisecond)
+				return gs.out.String()[mark:]
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("no answer to %q", text)
+		return ""
+	}
+	if got := reply("alice", "!add "+num); !strings.Contains(got, "added "+num) {
+		t.Fatalf("!add %s: %s", num, got)
+	}
+	if got := reply("alice", "!drop "+link); !strings.Contains(got, "took "+num) {
+		t.Errorf("!drop %s of change %d, added by number, answered:\n%s", link, gs.good, got)
+	}
+	if got := reply("alice", "!add "+link); !strings.Contains(got, "added "+num) {
+		t.Fatalf("!add %s: %s", link, got)
+	}
+	if got := reply("alice", "!drop "+link+"/1"); !strings.Contains(got, "took "+num) {
+		t.Errorf("!drop of the patch-set link of change %d, added by another link, answered:\n%s", gs.good, got)
 	}
 }
