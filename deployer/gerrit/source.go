@@ -291,6 +291,12 @@ func (s *Source) checkOne(ctx context.Context, w *want, in scope, ps *problems) 
 	if ci.WorkInProgress {
 		ps.add("%s is a work in progress; mark it ready first", name)
 	}
+	// A veto blocks the merge: refuse before the bot approves over it.
+	for _, a := range ci.Labels[CodeReview].All {
+		if a.Value <= -2 {
+			ps.add("%s is vetoed: %s voted Code-Review %d; it cannot merge until that vote is removed", name, a.Display(), a.Value)
+		}
+	}
 	rev, _ := ci.current()
 	if w.ref.PatchSet > 0 && rev.Number > 0 && w.ref.PatchSet != rev.Number {
 		ps.add("you linked patch set %d of change %d, but its current patch set is %d; check it and ask again with the change number", w.ref.PatchSet, ci.Number, rev.Number)
