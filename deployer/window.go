@@ -426,12 +426,36 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	// queued, or refused while preparing).
 	var refs []string
 	again := map[string]bool{}
+	// A change deployed (or deploying) by another deployment, such as a
+	// !backport in the window, is not deployed twice: the source would
+	// refuse the whole batch as "already deployed".
+	recent, _ := r.Store.List(0, 100)
+	elsewhere := map[string]int64{}
 	for _, it := range items {
-		if it.Deployment == 0 {
-			refs = append(refs, it.Change.ID)
-		} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed) {
-			refs = append(refs, it.Change.ID)
+		if it.Deployment != 0 {
+			if d, err := r.Store.Get(it.Deployment); err != nil || (d.State != StateCancelled && d.State != StateFailed) {
+				continue
+			}
+		}
+		if d := carrier(it, recent); d != nil {
+			elsewhere[it.Change.ID] = d.ID
+			continue
+		}
+		refs = append(refs, it.Change.ID)
+		if it.Deployment != 0 {
 			again[it.Change.ID] = true
+		}
+	}
+	if len(elsewhere) > 0 {
+		if err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
+			for i := range items {
+				if id := elsewhere[items[i].Change.ID]; id != 0 {
+					items[i].Deployment = id
+				}
+			}
+			return items, nil
+		}); err != nil {
+			return nil, err
 		}
 	}
 	if len(refs) == 0 {
@@ -533,4 +557,32 @@ func sameChangeID(a, b string) bool {
 		a, b = b, a
 	}
 	return len(a) >= 7 && strings.HasPrefix(b, a)
+}
+
+// carrier returns the deployment among ds (newest first) other than
+// it.Deployment that shipped window item it or may still ship it: done
+// with it among its changes, or queued or running with it among its
+// changes or, before its changes are known, its refs.
+func carrier(it WindowItem, ds []*Deployment) *Deployment {
+	same := func(c Change) bool {
+		return sameChangeID(c.ID, it.Change.ID) || (c.Commit != "" && sameChangeID(c.Commit, it.Change.ID))
+	}
+	for _, d := range ds {
+		if d.ID == it.Deployment || !(d.State == StateDone || d.State == StateQueued || d.State.Active()) {
+			continue
+		}
+		for _, c := range d.Changes {
+			if same(c) {
+				return d
+			}
+		}
+		if len(d.Changes) == 0 {
+			for _, ref := range d.Refs {
+				if sameChangeID(ref, it.Change.ID) {
+					return d
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -309,3 +309,37 @@ func TestAudit2GerritDropByLink(t *testing.T) {
 		t.Errorf("!drop of the patch-set link of change %d, added by another link, answered:\n%s", gs.good, got)
 	}
 }
+
+// A change on the window's list that was deployed on its own (a
+// `!backport` in the window) before `!window go`.
+func TestAudit2WindowGoAfterOneWasBackported(t *testing.T) {
+	w, _ := openWindowWorld(t, worldOptions{})
+	a, b := w.commit(kindGood), w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+b.commit[:10])
+	w.say("alice", "!backport "+a.commit[:10])
+	w.settle()
+	first := w.lastID()
+	w.say("bob", "verified")
+	w.settle()
+	if d := w.waitFinished(t, first, 5*time.Second); d.State != deployer.StateDone {
+		t.Fatalf("#%d ended %s", first, d.State)
+	}
+	mark := len(w.out.String())
+	w.say("alice", "!window")
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	if id != first {
+		w.say("bob", "verified")
+		w.settle()
+		d := w.waitFinished(t, id, 5*time.Second)
+		t.Logf("#%d %s: %s", id, d.State, d.Reason)
+	}
+	w.say("alice", "!window")
+	w.settle()
+	t.Logf("\n%s", w.out.String()[mark:])
+	if got := w.servesChanges("mw1"); !got[a.n] || !got[b.n] {
+		t.Errorf("mw1 serves %v, want both changes", got)
+	}
+}
