@@ -245,6 +245,15 @@ func (r *Runner) AddToWindow(ref, who string, deployer bool) (*BackportWindow, W
 	if !deployer && item.Submitter != who {
 		return nil, WindowItem{}, Errorf(EConflict, "%s is %s's change: only its submitter or a deployer may put it on the window", ShortID(item.Change.ID), item.Submitter)
 	}
+	// A rolled-back change cannot ship: on the list it would only make
+	// the window's batch fail as a whole.
+	if blocks, err := r.Store.Blocks(); err == nil {
+		for _, b := range blocks {
+			if sameChangeID(b.Change.ID, item.Change.ID) || (b.Change.Commit != "" && sameChangeID(b.Change.Commit, item.Change.ID)) {
+				return nil, WindowItem{}, Errorf(EConflict, "%s (%s) was rolled back in #%d and is blocked from shipping again, so it cannot go on a window: put its fix on the list instead", ShortID(item.Change.ID), item.Change.Subject, b.Deployment)
+			}
+		}
+	}
 	err := r.Windows.UpdateWindowList(w.Key(), func(items []WindowItem) ([]WindowItem, error) {
 		for i, it := range items {
 			if it.Change.ID != item.Change.ID {

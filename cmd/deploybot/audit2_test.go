@@ -343,3 +343,42 @@ func TestAudit2WindowGoAfterOneWasBackported(t *testing.T) {
 		t.Errorf("mw1 serves %v, want both changes", got)
 	}
 }
+
+// A change rolled back and blocked, put on the window: what the bot says.
+func TestAudit2BlockedChangeOnTheWindow(t *testing.T) {
+	w, _ := openWindowWorld(t, worldOptions{noPushReverts: true})
+	bad := w.commit(kindBad)
+	w.say("alice", "!backport "+bad.commit[:10])
+	w.settle()
+	w.say("bob", "verified")
+	w.settle()
+	if d := w.waitFinished(t, w.lastID(), 5*time.Second); d.State != deployer.StateRolledBack {
+		t.Fatalf("#%d ended %s", d.ID, d.State)
+	}
+	good := w.commit(kindGood)
+	mark := len(w.out.String())
+	w.say("alice", "!add "+bad.commit[:10])
+	w.say("alice", "!add "+good.commit[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	d, _ := w.m.Store.Get(id)
+	if d.State.Active() {
+		w.say("bob", "verified")
+		w.settle()
+		d = w.waitFinished(t, id, 5*time.Second)
+	}
+	w.say("alice", "!window go")
+	w.settle()
+	text := w.out.String()[mark:]
+	if !strings.Contains(text, bad.commit[:10]+" (change 1 (bad)) was rolled back in #1 and is blocked") {
+		t.Errorf("!add of the blocked change was not refused:\n%s", text)
+	}
+	// The good change sits on top of the bad one upstream: it cannot
+	// ship without it, and the bad one stays off every host.
+	for _, h := range w.hosts {
+		if w.servesChanges(h.name)[bad.n] {
+			t.Errorf("%s serves the blocked change (#%d ended %s)", h.name, id, d.State)
+		}
+	}
+}
