@@ -422,9 +422,14 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	if !r.windows() || r.Windows == nil {
 		return nil, Errorf(EInvalid, "no backport windows are configured")
 	}
-	w := r.cfg.Schedule.Current(r.Now())
+	now := r.Now()
+	w := r.cfg.Schedule.Current(now)
 	if w == nil {
-		return nil, r.checkWindow(Request{})
+		msg := "no backport window is open now, so its list cannot be deployed yet"
+		if n := r.cfg.Schedule.Next(now); n != nil {
+			msg = fmt.Sprintf("no backport window is open now; the next is %s (in %s): deploy its list once it opens. A change that cannot wait goes out on its own with --emergency <reason>", n.Span(), n.Start.Sub(now).Round(time.Minute))
+		}
+		return nil, Errorf(EConflict, "%s", msg)
 	}
 	items, err := r.Windows.WindowList(w.Key())
 	if err != nil {

@@ -382,3 +382,29 @@ func TestAudit2BlockedChangeOnTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// `!window go` while no window is open.
+func TestAudit2WindowGoWhileClosed(t *testing.T) {
+	clock := &testClock{}
+	day := time.Now().UTC().AddDate(0, 0, 1)
+	for day.Weekday() != time.Monday {
+		day = day.AddDate(0, 0, 1)
+	}
+	clock.set(time.Date(day.Year(), day.Month(), day.Day(), 12, 50, 0, 0, time.UTC))
+	w := newWorldWithClock(t, worldOptions{batch: true, windows: windowsYAML}, clock.Now)
+	t.Cleanup(func() { w.close(t.Failed()) })
+	w.settle()
+	a := w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.settle()
+	mark := len(w.out.String())
+	w.say("alice", "!window go")
+	w.settle()
+	reply := w.out.String()[mark:]
+	if w.lastID() != 0 {
+		t.Fatalf("!window go outside the window queued #%d", w.lastID())
+	}
+	if !strings.Contains(reply, "no backport window is open now") || strings.Contains(reply, "`!add`") || strings.Contains(reply, "say why with --emergency") {
+		t.Errorf("!window go outside the window answered:\n%s", reply)
+	}
+}
