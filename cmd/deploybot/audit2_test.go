@@ -408,3 +408,42 @@ func TestAudit2WindowGoWhileClosed(t *testing.T) {
 		t.Errorf("!window go outside the window answered:\n%s", reply)
 	}
 }
+
+// A restart during a bisection round, then the submitter's !abort during
+// the round judged again: every host back on the base.
+func TestAudit2AbortAfterRestartDuringBisection(t *testing.T) {
+	w := newBatchWorld(t, worldOptions{})
+	var cs []*modelChange
+	for _, k := range []string{kindGood, kindGood, kindGood, kindBad} {
+		cs = append(cs, w.commit(k))
+	}
+	w.say("alice", "!backport --batch "+refs(cs))
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	waitRound(t, w, id, 1)
+	w.restart()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(w.out.String(), "judging it again"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the round was not resumed after the restart")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	mark := len(w.out.String())
+	w.say("bob", "!abort "+strconv.FormatInt(id, 10))
+	w.settle()
+	d := w.waitFinished(t, id, 5*time.Second)
+	w.settle()
+	text := w.out.String()[mark:]
+	if d.State != deployer.StateRolledBack {
+		t.Fatalf("#%d ended %s: %s\n%s", id, d.State, d.Reason, text)
+	}
+	for _, h := range w.hosts {
+		for n, on := range w.servesChanges(h.name) {
+			if on {
+				t.Errorf("%s still serves change %d of the aborted batch", h.name, n)
+			}
+		}
+	}
+	w.verifyTrees(t)
+}
