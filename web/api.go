@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -67,8 +68,10 @@ func (s *Server) handleAPIList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAPIDeployment(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(w, r)
-	if !ok {
+	raw := r.PathValue("id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		s.writeJSON(w, r, http.StatusNotFound, apiError{fmt.Sprintf("%q is not a deployment number", raw)})
 		return
 	}
 	dt, err := s.detail(r, id)
