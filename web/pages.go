@@ -62,6 +62,20 @@ var funcs = template.FuncMap{
 		}
 		return -1
 	},
+	// pathIndex is where a state sits on the forward path: its own
+	// step, or for a state off it the step it belongs to (bisecting and
+	// a promote decision are part of the canary check); -1 for none.
+	"pathIndex": func(s deployer.State) int {
+		switch s {
+		case deployer.StateAwaitingMetrics:
+			s = deployer.StateAwaitingVerification
+		case deployer.StateBisecting, deployer.StateAwaitingPromotion:
+			s = deployer.StateCheckingCanaries
+		case deployer.StateCheckingProduction:
+			s = deployer.StateSyncingProduction
+		}
+		return slices.Index(pipelineStates, s)
+	},
 	"outcomes": func() []deployer.State {
 		return []deployer.State{deployer.StateDone, deployer.StateRolledBack, deployer.StateFailed, deployer.StateCancelled,
 			deployer.StateQueued, deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateAwaitingVerification,
