@@ -371,6 +371,9 @@ func (r *Runner) CheckWindows() error {
 	if !r.windows() || r.Windows == nil {
 		return nil
 	}
+	if err := r.carryOver(); err != nil {
+		return err
+	}
 	w := r.cfg.Schedule.Current(r.Now())
 	if w == nil {
 		return nil
@@ -597,6 +600,83 @@ func carrier(it WindowItem, ds []*Deployment) *Deployment {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// carryOver moves the changes a window closed without deploying (never
+// sent, or sent in a deployment cancelled or refused before it synced
+// anything) to the next window's list, once per window, and tells the
+// channel, pinging their submitters. Windows that ended in the last week
+// are looked at, so a bot that was down when one closed catches up.
+func (r *Runner) carryOver() error {
+	now := r.Now()
+	for _, w := range r.cfg.Schedule.Between(now.AddDate(0, 0, -7), now) {
+		if w.End.After(now) {
+			continue
+		}
+		items, err := r.Windows.WindowList(w.Key())
+		if err != nil {
+			return err
+		}
+		var left []WindowItem
+		for _, it := range items {
+			if it.Deployment == 0 {
+				left = append(left, it)
+			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed) {
+				it.Deployment = 0
+				left = append(left, it)
+			}
+		}
+		if len(left) == 0 {
+			continue
+		}
+		if first, err := r.Windows.MarkWindowOpened("closed " + w.Key()); err != nil || !first {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		var parts, mention []string
+		seen := map[string]bool{}
+		for _, it := range left {
+			parts = append(parts, fmt.Sprintf("%s (%s, %s)", ShortID(it.Change.ID), it.Change.Subject, it.Submitter))
+			if !seen[it.Submitter] {
+				seen[it.Submitter] = true
+				mention = append(mention, it.Submitter)
+			}
+		}
+		name := "the backport window"
+		if w.Name != "" {
+			name = "the " + strings.TrimPrefix(w.Name, "the ")
+		}
+		text := fmt.Sprintf("%s (%s) closed with %s on its list not deployed: %s", name, w.Span(), plural(len(left), "change"), strings.Join(parts, ", "))
+		next := r.cfg.Schedule.Next(w.End.Add(-time.Nanosecond))
+		for next != nil && !next.Start.After(w.Start) {
+			next = r.cfg.Schedule.Next(next.Start)
+		}
+		if next == nil {
+			text += "; no later window is scheduled, so they are not on any list now"
+		} else {
+			if err := r.Windows.UpdateWindowList(next.Key(), func(items []WindowItem) ([]WindowItem, error) {
+				for _, it := range left {
+					dup := false
+					for _, x := range items {
+						dup = dup || x.Change.ID == it.Change.ID
+					}
+					if !dup {
+						items = append(items, it)
+					}
+				}
+				return items, nil
+			}); err != nil {
+				return err
+			}
+			text += fmt.Sprintf("; they are on the list of the next one, %s, now", next.Span())
+		}
+		_ = r.Store.AppendEvent(Event{Time: now, Actor: bot, Kind: "window", Message: text})
+		r.log.Info("backport window closed with changes left", "window", w.Key(), "changes", len(left))
+		r.Announcer.Announce(Notice{Kind: NoticeWindow, Text: text, Mention: mention})
 	}
 	return nil
 }

@@ -447,3 +447,47 @@ func TestAudit2AbortAfterRestartDuringBisection(t *testing.T) {
 	}
 	w.verifyTrees(t)
 }
+
+// A change on a window's list that the window closed without deploying
+// is not lost: it is on the next window's list, and the channel is told.
+func TestAudit2ListOfAClosedWindowIsCarriedOver(t *testing.T) {
+	clock := &testClock{}
+	day := time.Now().UTC().AddDate(0, 0, 1)
+	for day.Weekday() != time.Monday {
+		day = day.AddDate(0, 0, 1)
+	}
+	at := func(h, m int) time.Time { return time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, time.UTC) }
+	clock.set(at(12, 50))
+	w := newWorldWithClock(t, worldOptions{batch: true, windows: windowsYAML}, clock.Now)
+	t.Cleanup(func() { w.close(t.Failed()) })
+	w.settle()
+	a := w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.settle()
+	clock.set(at(13, 1))
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	clock.set(at(14, 10)) // the window closed; nobody said !window go
+	for i := 0; i < 2; i++ {
+		if err := w.m.Runner.CheckWindows(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || v.Window == nil || !v.Window.Start.Equal(at(20, 0)) {
+		t.Fatalf("window %+v (%v), want the 20:00 one", v.Window, err)
+	}
+	if len(v.Items) != 1 || v.Items[0].Change.Commit != a.commit {
+		t.Errorf("the next window's list is %+v; the change added to the closed window is lost", v.Items)
+	}
+	n := 0
+	for _, x := range w.tap.Notices() {
+		if x.Kind == deployer.NoticeWindow && strings.Contains(x.Text, a.commit[:10]) && strings.Contains(x.Text, "closed") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d notices say the change moved to the next window, want 1", n)
+	}
+}
