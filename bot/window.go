@@ -25,6 +25,9 @@ func (b *Bot) window(m Message, who string, args []string) ([]string, error) {
 		if len(ds) == 1 && ds[0].Batch {
 			return []string{fmt.Sprintf("%s: queued the window's %d changes as batch #%d", m.Sender.Nick, len(ds[0].Refs), ds[0].ID)}, nil
 		}
+		if len(ds) == 1 {
+			return []string{fmt.Sprintf("%s: queued the window's change %s as #%d", m.Sender.Nick, short(ds[0].Refs[0]), ds[0].ID)}, nil
+		}
 		var ids []string
 		for _, d := range ds {
 			ids = append(ids, fmt.Sprintf("#%d", d.ID))

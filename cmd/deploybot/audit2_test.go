@@ -342,6 +342,9 @@ func TestAudit2WindowGoAfterOneWasBackported(t *testing.T) {
 	if got := w.servesChanges("mw1"); !got[a.n] || !got[b.n] {
 		t.Errorf("mw1 serves %v, want both changes", got)
 	}
+	if text := w.out.String()[mark:]; !strings.Contains(text, "alice: queued the window's change "+b.commit[:10]+" as #") {
+		t.Errorf("!window go with one change left to deploy answered:\n%s", text)
+	}
 }
 
 // A change rolled back and blocked, put on the window: what the bot says.
