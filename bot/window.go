@@ -80,6 +80,9 @@ func (b *Bot) add(m Message, who string, args []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if w.Open(b.Runner.Now()) {
+		return []string{fmt.Sprintf("%s: added %s (%s) to the open window %s; %s will be pinged to test it once it is on the testservers (%swindow go deploys the list)", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span(), it.Submitter, b.Prefix)}, nil
+	}
 	return []string{fmt.Sprintf("%s: added %s (%s) to the window %s; %s will be pinged to test it when it opens", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span(), it.Submitter)}, nil
 }
 

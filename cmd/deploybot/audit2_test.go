@@ -494,3 +494,16 @@ func TestAudit2ListOfAClosedWindowIsCarriedOver(t *testing.T) {
 		t.Errorf("%d notices say the change moved to the next window, want 1", n)
 	}
 }
+
+// `!add` while the window is open: its opening was announced already, so
+// the reply must not promise a ping "when it opens".
+func TestAudit2AddToTheOpenWindow(t *testing.T) {
+	w, _ := openWindowWorld(t, worldOptions{})
+	a := w.commit(kindGood)
+	mark := len(w.out.String())
+	w.say("alice", "!add "+a.commit[:10])
+	w.settle()
+	if reply := w.out.String()[mark:]; !strings.Contains(reply, "added "+a.commit[:10]) || strings.Contains(reply, "when it opens") {
+		t.Errorf("!add to the open window answered:\n%s", reply)
+	}
+}
