@@ -557,8 +557,8 @@ func (r *Runner) mayShip(d *Deployment, it WindowItem) bool {
 }
 
 // sameChangeID reports whether two change ids name the same change:
-// equal, or, past any component prefix ("php-1:"), one commit id a prefix
-// of the other (at least 7 digits).
+// equal, or, past any component prefix ("php-1:"), one a prefix (at
+// least 7 digits) of the other, a full commit id.
 func sameChangeID(a, b string) bool {
 	if a == b {
 		return true
@@ -573,7 +573,10 @@ func sameChangeID(a, b string) bool {
 	if len(a) > len(b) {
 		a, b = b, a
 	}
-	return len(a) >= 7 && strings.HasPrefix(b, a)
+	// Only a full commit id has prefixes that name it: Gerrit change
+	// numbers (1234567, 12345678) are not prefixes of each other.
+	full := (len(b) == 40 || len(b) == 64) && strings.Trim(b, "0123456789abcdef") == ""
+	return full && len(a) >= 7 && strings.HasPrefix(b, a)
 }
 
 // carrier returns the deployment among ds (newest first) other than
