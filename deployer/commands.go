@@ -296,7 +296,11 @@ func (r *Runner) signal(d *Deployment, kind signalKind, who string, want State) 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.active != id {
+	// A deployment in a running state while the runner holds none (it is
+	// resuming after a restart and reads its hosts back first, or a
+	// finished one was just sent back to roll back) is the one it picks
+	// up next: the answer waits for it in the buffer rather than be lost.
+	if r.active != id && !(r.active == 0 && d.State.Active()) {
 		return Errorf(EConflict, "deployment #%d is not running right now (it is %s)", id, d.State)
 	}
 	select {

@@ -301,9 +301,17 @@ func (r *Runner) next() (*Deployment, error) {
 	}
 	if pick != nil {
 		r.active = pick.ID
-		// Signals meant for an earlier deployment are stale now.
+		// Signals meant for an earlier deployment are stale now; one for
+		// this one (an answer given while it waited to be resumed) is
+		// kept.
+		var keep []signal
 		for len(r.sigs) > 0 {
-			<-r.sigs
+			if s := <-r.sigs; s.id == pick.ID {
+				keep = append(keep, s)
+			}
+		}
+		for _, s := range keep {
+			r.sigs <- s
 		}
 	}
 	return pick, nil
