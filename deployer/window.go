@@ -343,7 +343,10 @@ func (r *Runner) checkWindow(req Request) error {
 		return nil
 	}
 	now := r.Now()
-	if r.cfg.Schedule.Current(now) != nil {
+	if w := r.cfg.Schedule.Current(now); w != nil {
+		if err := w.mayDeploy(req.Requester); err != nil {
+			return Errorf(EConflict, "%s; or, if it cannot wait, say why with --emergency <reason>", ErrorMessage(err))
+		}
 		return nil
 	}
 	msg := "no backport window is open now"
@@ -354,10 +357,29 @@ func (r *Runner) checkWindow(req Request) error {
 		Or(DoWith(VerbAdd, "put it on the next window", req.Refs...))
 }
 
+// mayDeploy refuses who when the window names its deployers and who is
+// not one of them (by the name the bot knows them by, as !whoami shows).
+func (w *BackportWindow) mayDeploy(who string) error {
+	if len(w.Deployers) == 0 {
+		return nil
+	}
+	for _, d := range w.Deployers {
+		if strings.EqualFold(strings.TrimSpace(d), who) {
+			return nil
+		}
+	}
+	return Errorf(EConflict, "the %s window is for %s to deploy in, and you are %s: ask one of them", w.Span(), strings.Join(w.Deployers, ", "), who)
+}
+
 // announceEmergency records and tells the channel that a deployment goes
-// out outside any window, and why.
+// out outside any window (or in one whose deployers do not include its
+// requester), and why.
 func (r *Runner) announceEmergency(d *Deployment) {
-	msg := fmt.Sprintf("EMERGENCY backport #%d outside the backport windows, by %s: %s", d.ID, d.Requester, d.Emergency)
+	where := "outside the backport windows"
+	if w := r.cfg.Schedule.Current(r.Now()); w != nil {
+		where = fmt.Sprintf("in the %s window", w.Span())
+	}
+	msg := fmt.Sprintf("EMERGENCY backport #%d %s, by %s: %s", d.ID, where, d.Requester, d.Emergency)
 	_ = r.Store.AppendEvent(Event{Deployment: d.ID, Time: r.Now(), Actor: d.Requester, Kind: "emergency", Message: msg})
 	r.log.Warn("emergency backport outside the windows", "deployment", d.ID, "who", d.Requester, "reason", d.Emergency)
 	r.say(d, NoticeInfo, msg)
@@ -433,6 +455,9 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 			msg = fmt.Sprintf("no backport window is open now; the next is %s (in %s): deploy its list once it opens. A change that cannot wait goes out on its own with --emergency <reason>", n.Span(), n.Start.Sub(now).Round(time.Minute))
 		}
 		return nil, Errorf(EConflict, "%s", msg)
+	}
+	if err := w.mayDeploy(who); err != nil {
+		return nil, err
 	}
 	items, err := r.Windows.WindowList(w.Key())
 	if err != nil {

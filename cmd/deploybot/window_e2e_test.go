@@ -136,3 +136,49 @@ func countKind(w *world, k deployer.NoticeKind) int {
 	}
 	return n
 }
+
+// TestWindowDeployersAreEnforced: a window that names its deployers is
+// theirs: another deployer's !window go and !backport are refused, and an
+// emergency still goes out, announced as one in that window.
+func TestWindowDeployersAreEnforced(t *testing.T) {
+	clock := &testClock{}
+	day := time.Now().UTC().AddDate(0, 0, 1)
+	for day.Weekday() != time.Monday {
+		day = day.AddDate(0, 0, 1)
+	}
+	clock.set(time.Date(day.Year(), day.Month(), day.Day(), 13, 0, 1, 0, time.UTC))
+	opt := worldOptions{batch: true, windows: `windows:
+  timezone: UTC
+  weekly:
+    - {days: [mon], at: ["13:00"], duration: 60m, name: the backport window, deployers: [Carol Train]}
+`}
+	w := newWorldWithClock(t, opt, clock.Now)
+	t.Cleanup(func() { w.close(t.Failed()) })
+	w.settle()
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.out.String(), "Carol Train may deploy") {
+		t.Fatalf("the opening does not say whose window it is:\n%s", w.out.String())
+	}
+	a := w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!window go")
+	w.say("alice", "!backport "+a.commit[:10])
+	w.settle()
+	if id := w.lastID(); id != 0 {
+		t.Fatalf("#%d was queued in Carol Train's window by Alice", id)
+	}
+	if n := strings.Count(w.out.String(), "window is for Carol Train to deploy in, and you are Alice Deployer: ask one of them"); n != 2 {
+		t.Fatalf("%d refusals naming the window's deployer, want 2 (!window go and !backport):\n%s", n, w.out.String())
+	}
+	w.say("alice", "!backport "+a.commit[:10]+" --emergency the login page is down")
+	w.settle()
+	id := w.lastID()
+	if d, _ := w.m.Store.Get(id); d == nil || d.Emergency != "the login page is down" {
+		t.Fatalf("the emergency was not queued: %+v", d)
+	}
+	if !strings.Contains(w.out.String(), "EMERGENCY backport #"+strconv.FormatInt(id, 10)+" in the ") {
+		t.Errorf("the emergency is not announced as one in the window:\n%s", w.out.String())
+	}
+}
