@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -127,7 +128,27 @@ func (c *Config) check(root *yaml.Node) Problems {
 	ps = append(ps, c.checkCanary(root)...)     // canary_ext.go
 	ps = append(ps, c.checkIdentities(root)...) // config/warnings.go
 	ps = append(ps, c.Windows.check(root)...)
+	ps = append(ps, c.checkWindowDeployers(root)...)
 	ps = append(ps, c.Pipeline.Batch.check(root)...)
+	return ps
+}
+
+// checkWindowDeployers: a window's deployers are matched to the name the
+// bot knows a person by (people's name, or the chat identity of someone
+// not in people), so a name that is neither locks everyone out of it.
+func (c *Config) checkWindowDeployers(root *yaml.Node) Problems {
+	var ps Problems
+	known := map[string]bool{}
+	for _, p := range c.People {
+		known[strings.ToLower(p.Name)] = true
+	}
+	for i, w := range c.Windows.Weekly {
+		for _, d := range w.Deployers {
+			if !known[strings.ToLower(strings.TrimSpace(d))] && !strings.Contains(d, ":") {
+				ps.add(lineOf(root, "windows", "weekly"), "windows.weekly[%d].deployers: %q is no one's name in people (nor a chat identity such as irc:account:alice), so nobody could deploy in that window as them", i, d)
+			}
+		}
+	}
 	return ps
 }
 

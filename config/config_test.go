@@ -214,3 +214,29 @@ func TestWrongKindsArePlain(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowDeployersMustNameSomeone: a window's deployers are names in
+// people or chat identities; anything else would lock everyone out.
+func TestWindowDeployersMustNameSomeone(t *testing.T) {
+	src := `source: {git: {url: /x}}
+hosts:
+  stages:
+    testservers: [{name: t, root: /t}]
+    canaries: [{name: c, root: /c}]
+    production: [{name: p, root: /p}]
+access: {deployers: [Alice]}
+people:
+  - {name: Alice, chat: [console:alice]}
+windows:
+  weekly:
+    - {days: [mon], at: ["13:00"], duration: 60m, deployers: [alice, "irc:account:bob", Carol]}
+chat: {console: {user: alice}}
+`
+	_, err := Parse([]byte(src))
+	if err == nil || !strings.Contains(err.Error(), `windows.weekly[0].deployers: "Carol" is no one's name in people`) {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), `"alice"`) || strings.Contains(err.Error(), "irc:account:bob") {
+		t.Errorf("a person's name (any case) or an identity was refused: %v", err)
+	}
+}
