@@ -150,7 +150,7 @@ func TestWindowDeployersAreEnforced(t *testing.T) {
 	opt := worldOptions{batch: true, windows: `windows:
   timezone: UTC
   weekly:
-    - {days: [mon], at: ["13:00"], duration: 60m, name: the backport window, deployers: [Carol Train]}
+    - {days: [mon], at: ["13:00"], duration: 60m, name: the backport window, deployers: ["console:carol"]}
 `}
 	w := newWorldWithClock(t, opt, clock.Now)
 	t.Cleanup(func() { w.close(t.Failed()) })
@@ -158,7 +158,7 @@ func TestWindowDeployersAreEnforced(t *testing.T) {
 	if err := w.m.Runner.CheckWindows(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(w.out.String(), "Carol Train may deploy") {
+	if !strings.Contains(w.out.String(), "console:carol may deploy") {
 		t.Fatalf("the opening does not say whose window it is:\n%s", w.out.String())
 	}
 	a := w.commit(kindGood)
@@ -167,9 +167,9 @@ func TestWindowDeployersAreEnforced(t *testing.T) {
 	w.say("alice", "!backport "+a.commit[:10])
 	w.settle()
 	if id := w.lastID(); id != 0 {
-		t.Fatalf("#%d was queued in Carol Train's window by Alice", id)
+		t.Fatalf("#%d was queued in carol's window by Alice", id)
 	}
-	if n := strings.Count(w.out.String(), "window is for Carol Train to deploy in, and you are Alice Deployer: ask one of them"); n != 2 {
+	if n := strings.Count(w.out.String(), "window is for console:carol to deploy in, and you are Alice Deployer: ask one of them"); n != 2 {
 		t.Fatalf("%d refusals naming the window's deployer, want 2 (!window go and !backport):\n%s", n, w.out.String())
 	}
 	w.say("alice", "!backport "+a.commit[:10]+" --emergency the login page is down")
