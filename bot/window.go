@@ -107,7 +107,7 @@ func (b *Bot) itemFate(it deployer.WindowItem) string {
 		return fmt.Sprintf("went out in #%d", n)
 	}
 	for _, dc := range d.Dropped {
-		if sameCommit(dc.Change.ID, it.Change.ID) {
+		if deployer.SameChangeID(dc.Change.ID, it.Change.ID) {
 			if dc.Guilty {
 				return fmt.Sprintf("rolled back in #%d: it broke the canaries, and is blocked", n)
 			}
@@ -123,24 +123,4 @@ func (b *Bot) itemFate(it deployer.WindowItem) string {
 		return fmt.Sprintf("went out in #%d, which ended %s", n, d.State)
 	}
 	return fmt.Sprintf("deploying in #%d (%s)", n, d.State)
-}
-
-// sameCommit reports whether two change ids name the same commit: equal,
-// or, past any component prefix ("php-1:", "php-1@"), one hash a prefix of
-// the other (at least 7 digits).
-func sameCommit(a, b string) bool {
-	if a == b {
-		return true
-	}
-	cut := func(id string) string {
-		if i := strings.LastIndexAny(id, ":@"); i >= 0 {
-			return id[i+1:]
-		}
-		return id
-	}
-	a, b = cut(a), cut(b)
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	return len(a) >= 7 && strings.HasPrefix(b, a)
 }

@@ -249,7 +249,7 @@ func (r *Runner) AddToWindow(ref, who string, deployer bool) (*BackportWindow, W
 	// the window's batch fail as a whole.
 	if blocks, err := r.Store.Blocks(); err == nil {
 		for _, b := range blocks {
-			if sameChangeID(b.Change.ID, item.Change.ID) || (b.Change.Commit != "" && sameChangeID(b.Change.Commit, item.Change.ID)) {
+			if SameChangeID(b.Change.ID, item.Change.ID) || (b.Change.Commit != "" && SameChangeID(b.Change.Commit, item.Change.ID)) {
 				return nil, WindowItem{}, Errorf(EConflict, "%s (%s) was rolled back in #%d and is blocked from shipping again, so it cannot go on a window: put its fix on the list instead", ShortID(item.Change.ID), item.Change.Subject, b.Deployment)
 			}
 		}
@@ -574,17 +574,17 @@ func (r *Runner) pollWindows(ctx context.Context) {
 // without shipping.
 func (r *Runner) mayShip(d *Deployment, it WindowItem) bool {
 	for _, dc := range d.Dropped {
-		if sameChangeID(dc.Change.ID, it.Change.ID) || (dc.Change.Commit != "" && sameChangeID(dc.Change.Commit, it.Change.ID)) {
+		if SameChangeID(dc.Change.ID, it.Change.ID) || (dc.Change.Commit != "" && SameChangeID(dc.Change.Commit, it.Change.ID)) {
 			return false
 		}
 	}
 	return !d.State.Finished() || d.State == StateDone
 }
 
-// sameChangeID reports whether two change ids name the same change:
+// SameChangeID reports whether two change ids name the same change:
 // equal, or, past any component prefix ("php-1:"), one a prefix (at
 // least 7 digits) of the other, a full commit id.
-func sameChangeID(a, b string) bool {
+func SameChangeID(a, b string) bool {
 	if a == b {
 		return true
 	}
@@ -610,7 +610,7 @@ func sameChangeID(a, b string) bool {
 // changes or, before its changes are known, its refs.
 func carrier(it WindowItem, ds []*Deployment) *Deployment {
 	same := func(c Change) bool {
-		return sameChangeID(c.ID, it.Change.ID) || (c.Commit != "" && sameChangeID(c.Commit, it.Change.ID))
+		return SameChangeID(c.ID, it.Change.ID) || (c.Commit != "" && SameChangeID(c.Commit, it.Change.ID))
 	}
 	for _, d := range ds {
 		if d.ID == it.Deployment || !(d.State == StateDone || d.State == StateQueued || d.State.Active()) {
@@ -623,7 +623,7 @@ func carrier(it WindowItem, ds []*Deployment) *Deployment {
 		}
 		if len(d.Changes) == 0 {
 			for _, ref := range d.Refs {
-				if sameChangeID(ref, it.Change.ID) {
+				if SameChangeID(ref, it.Change.ID) {
 					return d
 				}
 			}
