@@ -580,10 +580,23 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 	if active == nil {
 		lines = append(lines, b.fleetServes(v))
 	}
+	starting := false
+	select {
+	case <-b.Runner.Ready():
+	default:
+		starting = true // still reading back what each host serves
+	}
 	var behind, depooled []string
+	unread := 0
 	for _, h := range v.Behind() {
 		if active != nil && contains(active.Touched, h.Record.Name) && !h.Record.Depooled {
 			continue // synced by the running deployment
+		}
+		if starting && h.Record.Unknown && !h.Record.Depooled {
+			// Not read yet is not off the fleet's commit: !sync is no
+			// advice for it.
+			unread++
+			continue
 		}
 		behind = append(behind, h.Record.Name+" ("+h.OffFleet+")")
 		if h.Record.Depooled {
@@ -596,6 +609,13 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 			line += fmt.Sprintf(", %srepool <host> puts a depooled one back", b.Prefix)
 		}
 		lines = append(lines, line)
+	}
+	if unread > 0 {
+		what := "1 host serves"
+		if unread > 1 {
+			what = fmt.Sprintf("%d hosts serve", unread)
+		}
+		lines = append(lines, fmt.Sprintf("I have just started and am still reading back what %s; ask again in a moment", what))
 	}
 	return lines
 }

@@ -160,3 +160,20 @@ type recorder struct{ texts []string }
 func (r *recorder) Name() string                             { return "rec" }
 func (r *recorder) Run(context.Context, func(Message)) error { return nil }
 func (r *recorder) Announce(n deployer.Notice, _ []string)   { r.texts = append(r.texts, n.Text) }
+
+// TestStatusRightAfterAStartDoesNotAdviseSync: before the runner has read
+// its hosts back, a host not read yet is not "off the fleet's commit", and
+// !sync is no advice for it; a host known to be off is still named.
+func TestStatusRightAfterAStartDoesNotAdviseSync(t *testing.T) {
+	b, _ := newStoreBot(t) // its runner has not started: not ready
+	v := deployer.FleetView{Commit: "0123456789abcdef0123456789abcdef01234567", Hosts: []deployer.HostView{
+		{Stage: deployer.Testservers, Record: deployer.HostRecord{Name: "ts1", Unknown: true}, OffFleet: "not read back yet: what it serves is unknown"},
+		{Stage: deployer.Canaries, Record: deployer.HostRecord{Name: "can1", Unknown: true}, OffFleet: "not read back yet: what it serves is unknown"},
+		{Stage: deployer.Production, Record: deployer.HostRecord{Name: "mw1", Commit: "ffff"}, OffFleet: "serves ffff, not the fleet's 0123456789"},
+	}}
+	got := strings.Join(b.fleetLines(v, nil), "\n")
+	if strings.Contains(got, "ts1") || strings.Contains(got, "can1") || !strings.Contains(got, "hosts not on the fleet's commit: mw1 (serves ffff") ||
+		!strings.Contains(got, "I have just started and am still reading back what 2 hosts serve; ask again in a moment") {
+		t.Errorf("fleet lines before the hosts were read back:\n%s", got)
+	}
+}
