@@ -27,11 +27,7 @@ import (
 func openWindowWorld(t *testing.T, opt worldOptions) (*world, *testClock) {
 	t.Helper()
 	clock := &testClock{}
-	day := time.Now().UTC().AddDate(0, 0, 1)
-	for day.Weekday() != time.Monday {
-		day = day.AddDate(0, 0, 1)
-	}
-	clock.set(time.Date(day.Year(), day.Month(), day.Day(), 13, 1, 0, 0, time.UTC))
+	clock.set(mondayAhead()(13, 1))
 	opt.batch, opt.windows = true, windowsYAML
 	w := newWorldWithClock(t, opt, clock.Now)
 	t.Cleanup(func() { w.close(t.Failed()) })
@@ -121,33 +117,11 @@ func TestAudit2DropOfADeployingChange(t *testing.T) {
 	}
 }
 
-// waitRound waits until deployment id is judging bisection round n.
-func waitRound(t *testing.T, w *world, id int64, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, _ := w.m.Store.Get(id)
-		if d.State == deployer.StateBisecting && d.Bisect.Round >= n && d.Bisect.Testing != nil {
-			return
-		}
-		if time.Now().After(deadline) || d.State.Finished() {
-			t.Fatalf("#%d never reached bisection round %d (it is %s)", id, n, d.State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A person's !rollback during a bisection round: every host back on the
 // base, the channel told, and nothing of the batch shipped.
 func TestAudit2RollbackDuringBisection(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{})
-	var cs []*modelChange
-	for _, k := range []string{kindGood, kindBad, kindGood, kindGood} {
-		cs = append(cs, w.commit(k))
-	}
-	w.say("alice", "!backport --batch "+refs(cs))
-	w.settle()
-	id := w.lastID()
+	id, _ := startBatch(w, kindGood, kindBad, kindGood, kindGood)
 	w.say("bob", "verified")
 	waitRound(t, w, id, 2)
 	mark := len(w.out.String())
@@ -389,11 +363,7 @@ func TestAudit2BlockedChangeOnTheWindow(t *testing.T) {
 // `!window go` while no window is open.
 func TestAudit2WindowGoWhileClosed(t *testing.T) {
 	clock := &testClock{}
-	day := time.Now().UTC().AddDate(0, 0, 1)
-	for day.Weekday() != time.Monday {
-		day = day.AddDate(0, 0, 1)
-	}
-	clock.set(time.Date(day.Year(), day.Month(), day.Day(), 12, 50, 0, 0, time.UTC))
+	clock.set(mondayAhead()(12, 50))
 	w := newWorldWithClock(t, worldOptions{batch: true, windows: windowsYAML}, clock.Now)
 	t.Cleanup(func() { w.close(t.Failed()) })
 	w.settle()
@@ -416,13 +386,7 @@ func TestAudit2WindowGoWhileClosed(t *testing.T) {
 // the round judged again: every host back on the base.
 func TestAudit2AbortAfterRestartDuringBisection(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{})
-	var cs []*modelChange
-	for _, k := range []string{kindGood, kindGood, kindGood, kindBad} {
-		cs = append(cs, w.commit(k))
-	}
-	w.say("alice", "!backport --batch "+refs(cs))
-	w.settle()
-	id := w.lastID()
+	id, _ := startBatch(w, kindGood, kindGood, kindGood, kindBad)
 	w.say("bob", "verified")
 	waitRound(t, w, id, 1)
 	w.restart()
@@ -455,11 +419,7 @@ func TestAudit2AbortAfterRestartDuringBisection(t *testing.T) {
 // is not lost: it is on the next window's list, and the channel is told.
 func TestAudit2ListOfAClosedWindowIsCarriedOver(t *testing.T) {
 	clock := &testClock{}
-	day := time.Now().UTC().AddDate(0, 0, 1)
-	for day.Weekday() != time.Monday {
-		day = day.AddDate(0, 0, 1)
-	}
-	at := func(h, m int) time.Time { return time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, time.UTC) }
+	at := mondayAhead()
 	clock.set(at(12, 50))
 	w := newWorldWithClock(t, worldOptions{batch: true, windows: windowsYAML}, clock.Now)
 	t.Cleanup(func() { w.close(t.Failed()) })

@@ -138,17 +138,39 @@ func newBatchWorld(t *testing.T, opt worldOptions) *world {
 	return w
 }
 
-// bisectBatch deploys kinds as one batch, verifies it, and waits for the
-// end; it returns the deployment and the changes.
-func bisectBatch(t *testing.T, w *world, kinds ...string) (*deployer.Deployment, []*modelChange, *hostWatch) {
-	t.Helper()
+// startBatch commits a change of each kind upstream and backports them
+// as one batch; it returns the deployment's id and the changes.
+func startBatch(w *world, kinds ...string) (int64, []*modelChange) {
 	var cs []*modelChange
 	for _, k := range kinds {
 		cs = append(cs, w.commit(k))
 	}
 	w.say("alice", "!backport --batch "+refs(cs))
 	w.settle()
-	id := w.lastID()
+	return w.lastID(), cs
+}
+
+// waitRound waits until deployment id is judging bisection round n.
+func waitRound(t *testing.T, w *world, id int64, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, _ := w.m.Store.Get(id)
+		if d.State == deployer.StateBisecting && d.Bisect.Round >= n && d.Bisect.Testing != nil {
+			return
+		}
+		if time.Now().After(deadline) || d.State.Finished() {
+			t.Fatalf("#%d never reached bisection round %d (it is %s)", id, n, d.State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// bisectBatch deploys kinds as one batch, verifies it, and waits for the
+// end; it returns the deployment and the changes.
+func bisectBatch(t *testing.T, w *world, kinds ...string) (*deployer.Deployment, []*modelChange, *hostWatch) {
+	t.Helper()
+	id, cs := startBatch(w, kinds...)
 	d, _ := w.m.Store.Get(id)
 	if d.State != deployer.StateAwaitingVerification {
 		t.Fatalf("#%d is %s (%s), want awaiting-verification", id, d.State, d.Reason)
@@ -264,26 +286,10 @@ func TestBatchDependencyPairKeptTogether(t *testing.T) {
 
 func TestBatchRestartDuringBisection(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{})
-	var cs []*modelChange
-	for _, k := range []string{kindGood, kindBad, kindGood, kindGood} {
-		cs = append(cs, w.commit(k))
-	}
-	w.say("alice", "!backport --batch "+refs(cs))
-	w.settle()
-	id := w.lastID()
+	id, _ := startBatch(w, kindGood, kindBad, kindGood, kindGood)
 	w.say("bob", "verified")
 	// Wait for the first round to be staged, then restart.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, _ := w.m.Store.Get(id)
-		if d.State == deployer.StateBisecting && d.Bisect.Round >= 1 && d.Bisect.Testing != nil {
-			break
-		}
-		if time.Now().After(deadline) || d.State.Finished() {
-			t.Fatalf("#%d never reached a bisection round (it is %s)", id, d.State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRound(t, w, id, 1)
 	w.log = append(w.log, "restart during the bisection")
 	w.restart()
 	w.settle()

@@ -25,16 +25,22 @@ const windowsYAML = `windows:
     - {days: [mon, tue, wed, thu], at: ["07:00", "13:00", "20:00"], duration: 60m, name: the backport window}
 `
 
-func TestWindowOpeningPingsAndEmergency(t *testing.T) {
-	clock := &testClock{}
-	// A Monday ahead, 12:50 UTC: ten minutes before the 13:00 window. The
-	// clock only moves forward from real time: the metrics' own readings
-	// carry real time, and a window must never end before they began.
+// mondayAhead returns the times of a Monday ahead, UTC: window tests set
+// their clock to it (the clock only moves forward from real time: the
+// metrics' own readings carry real time, and a window must never end
+// before they began).
+func mondayAhead() func(h, m int) time.Time {
 	day := time.Now().UTC().AddDate(0, 0, 1)
 	for day.Weekday() != time.Monday {
 		day = day.AddDate(0, 0, 1)
 	}
-	at := func(h, m int) time.Time { return time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, time.UTC) }
+	return func(h, m int) time.Time { return time.Date(day.Year(), day.Month(), day.Day(), h, m, 0, 0, time.UTC) }
+}
+
+func TestWindowOpeningPingsAndEmergency(t *testing.T) {
+	clock := &testClock{}
+	// Ten minutes before the 13:00 window.
+	at := mondayAhead()
 	clock.set(at(12, 50))
 	opt := worldOptions{batch: true, windows: windowsYAML}
 	w := newWorldWithClock(t, opt, clock.Now)
@@ -142,11 +148,7 @@ func countKind(w *world, k deployer.NoticeKind) int {
 // emergency still goes out, announced as one in that window.
 func TestWindowDeployersAreEnforced(t *testing.T) {
 	clock := &testClock{}
-	day := time.Now().UTC().AddDate(0, 0, 1)
-	for day.Weekday() != time.Monday {
-		day = day.AddDate(0, 0, 1)
-	}
-	clock.set(time.Date(day.Year(), day.Month(), day.Day(), 13, 0, 1, 0, time.UTC))
+	clock.set(mondayAhead()(13, 0).Add(time.Second))
 	opt := worldOptions{batch: true, windows: `windows:
   timezone: UTC
   weekly:
