@@ -412,25 +412,14 @@ func (r *Runner) CheckWindows() error {
 	if len(w.Deployers) > 0 {
 		who = strings.Join(w.Deployers, ", ")
 	}
-	name := "the backport window"
-	if w.Name != "" {
-		name = "the " + strings.TrimPrefix(w.Name, "the ")
-	}
-	text := fmt.Sprintf("%s is open (%s); %s may deploy. ", name, w.Span(), who)
+	text := fmt.Sprintf("%s is open (%s); %s may deploy. ", w.Title(), w.Span(), who)
 	var mention []string
 	var next []Choice
 	if len(items) == 0 {
 		text += "Nothing is on its list."
 	} else {
 		var parts []string
-		seen := map[string]bool{}
-		for _, it := range items {
-			parts = append(parts, fmt.Sprintf("%s (%s, %s)", ShortID(it.Change.ID), it.Change.Subject, it.Submitter))
-			if !seen[it.Submitter] {
-				seen[it.Submitter] = true
-				mention = append(mention, it.Submitter)
-			}
-		}
+		parts, mention = describeItems(items)
 		text += fmt.Sprintf("On its list (%d): %s. Submitters, be around to test your change when you are pinged", len(items), strings.Join(parts, ", "))
 		next = []Choice{DoWith(VerbWindow, "deploy the list", "go")}
 	}
@@ -665,20 +654,8 @@ func (r *Runner) carryOver() error {
 			}
 			continue
 		}
-		var parts, mention []string
-		seen := map[string]bool{}
-		for _, it := range left {
-			parts = append(parts, fmt.Sprintf("%s (%s, %s)", ShortID(it.Change.ID), it.Change.Subject, it.Submitter))
-			if !seen[it.Submitter] {
-				seen[it.Submitter] = true
-				mention = append(mention, it.Submitter)
-			}
-		}
-		name := "the backport window"
-		if w.Name != "" {
-			name = "the " + strings.TrimPrefix(w.Name, "the ")
-		}
-		text := fmt.Sprintf("%s (%s) closed with %s on its list not deployed: %s", name, w.Span(), plural(len(left), "change"), strings.Join(parts, ", "))
+		parts, mention := describeItems(left)
+		text := fmt.Sprintf("%s (%s) closed with %s on its list not deployed: %s", w.Title(), w.Span(), plural(len(left), "change"), strings.Join(parts, ", "))
 		next := r.cfg.Schedule.Next(w.End.Add(-time.Nanosecond))
 		for next != nil && !next.Start.After(w.Start) {
 			next = r.cfg.Schedule.Next(next.Start)
@@ -707,4 +684,27 @@ func (r *Runner) carryOver() error {
 		r.Announcer.Announce(Notice{Kind: NoticeWindow, Text: text, Mention: mention})
 	}
 	return nil
+}
+
+// Title is the window's name for chat: "the evening backport window", or
+// "the backport window" when it has none.
+func (w *BackportWindow) Title() string {
+	if w.Name == "" {
+		return "the backport window"
+	}
+	return "the " + strings.TrimPrefix(w.Name, "the ")
+}
+
+// describeItems says each item of a window's list for chat, "id (subject,
+// submitter)", and returns the submitters to ping, each once.
+func describeItems(items []WindowItem) (parts, mention []string) {
+	seen := map[string]bool{}
+	for _, it := range items {
+		parts = append(parts, fmt.Sprintf("%s (%s, %s)", ShortID(it.Change.ID), it.Change.Subject, it.Submitter))
+		if !seen[it.Submitter] {
+			seen[it.Submitter] = true
+			mention = append(mention, it.Submitter)
+		}
+	}
+	return parts, mention
 }
