@@ -1384,6 +1384,40 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.restart()
 			w.settle()
 		},
+		"restart-then-answer": func(rt *rapid.T) {
+			// An answer given the moment the bot is back, while it still
+			// reads its hosts before it resumes the running deployment:
+			// taken and acted on, never refused as "not running".
+			var id int64
+			if unf, err := w.m.Store.Unfinished(); err == nil {
+				for _, d := range unf {
+					if d.State.Active() {
+						id = d.ID
+					}
+				}
+			}
+			answer := rapid.SampledFrom([]string{"!abort", "!rollback", "verified", "!promote"}).Draw(rt, "answer")
+			nick := who(rt)
+			w.log = append(w.log, "restart")
+			w.restart()
+			before := len(w.out.String())
+			if id != 0 {
+				w.say(nick, fmt.Sprintf("%s %d", answer, id))
+			}
+			reply := w.out.String()[before:]
+			w.settle()
+			if id == 0 {
+				return
+			}
+			if strings.Contains(reply, "is not running right now") {
+				w.t.Fatalf("#%d was running when the bot came back, yet %s was refused:\n%s", id, answer, reply)
+			}
+			if strings.Contains(reply, nick+": aborting #"+strconv.FormatInt(id, 10)+" ") || strings.Contains(reply, nick+": rolling back #"+strconv.FormatInt(id, 10)+" ") {
+				if d, _ := w.m.Store.Get(id); d.State != deployer.StateRolledBack && d.State != deployer.StateRollbackFailed {
+					w.t.Fatalf("the bot said it rolls #%d back, but it is %s:\n%s", id, d.State, reply)
+				}
+			}
+		},
 		"crash-at-transition": func(rt *rapid.T) {
 			k := rapid.IntRange(1, 4).Draw(rt, "k")
 			commit := rapid.Bool().Draw(rt, "written")
