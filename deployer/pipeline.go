@@ -337,11 +337,26 @@ func (p *pipeline) prepare(ctx context.Context) error {
 	if err := p.setBase(ctx); err != nil {
 		return err
 	}
+	withheld, err := r.Withheld()
+	if err != nil {
+		return err
+	}
+	refs, named := r.splitWithheld(p.d.Refs, withheld)
 	sctx, done := p.interruptible(ctx)
 	// The sources' and Gerrit's log lines about this deployment carry its id.
 	sctx = WithLogger(sctx, p.log)
-	prep, err := r.Source.Prepare(sctx, Request{Refs: p.d.Refs, IncludeUnexpected: p.d.IncludeUnexpected, Requester: p.d.Requester, Deployment: p.d.ID},
-		p.d.PrevUpstream, func(line string) { p.say(NoticeProgress, line) })
+	var prep *Prepared
+	if len(refs) > 0 {
+		prep, err = r.Source.Prepare(sctx, Request{Refs: refs, IncludeUnexpected: p.d.IncludeUnexpected, Requester: p.d.Requester, Deployment: p.d.ID},
+			p.d.PrevUpstream, func(line string) { p.say(NoticeProgress, line) })
+	} else {
+		// Only withheld changes: the deployed upstream commit holds
+		// them already; staging its whole tree ships them.
+		prep = &Prepared{Upstream: p.d.PrevUpstream}
+	}
+	if err == nil && len(named) > 0 {
+		prep.Changes = append(append([]Change{}, named...), prep.Changes...)
+	}
 	done()
 	if s, _ := p.receive(ctx, nil, sigAbort, sigRollback); s != nil {
 		return p.endPrepare(ctx, StateCancelled, s.who, "cancelled by "+s.who+" while preparing", NoticeCancelled,
@@ -367,6 +382,16 @@ func (p *pipeline) prepare(ctx context.Context) error {
 			}
 		}
 		return p.endPrepare(ctx, StateFailed, bot, msg, NoticeFailed, "cannot deploy: "+msg+" (nothing was synced)", ErrorNext(err)...)
+	}
+	if msg, next, carried, err := p.unnamedWithheld(ctx, prep, withheld, p.d.IncludeUnexpected); err != nil {
+		return err
+	} else if msg != "" {
+		if err := p.update(func(d *Deployment) { d.Changes = prep.Changes }); err != nil {
+			return err
+		}
+		return p.endPrepare(ctx, StateFailed, bot, msg, NoticeFailed, "cannot deploy: "+msg+" (nothing was synced)", next...)
+	} else {
+		prep.Changes = append(carried, prep.Changes...)
 	}
 	if lines, next, err := p.blocked(ctx, prep); err != nil {
 		return err

@@ -82,8 +82,19 @@ func TestAudit2DroppedChangeCanBeAddedAgain(t *testing.T) {
 	mark = len(w.out.String())
 	w.say("alice", "!window go")
 	w.settle()
-	if got := w.lastID(); got == id {
+	got := w.lastID()
+	if got == id {
 		t.Fatalf("!window go after re-adding queued nothing:\n%s", w.out.String()[mark:])
+	}
+	// Carol is nobody the bot knows: her change's submitter is Alice.
+	w.say("alice", "verified")
+	if d := w.waitFinished(t, got, 10*time.Second); d.State != deployer.StateDone {
+		t.Fatalf("#%d, carol's change again, ended %s (%s):\n%s", got, d.State, d.Reason, w.out.String()[mark:])
+	}
+	for _, h := range w.hosts {
+		if _, err := os.Stat(h.root + "/current/changes/carol.txt"); err != nil {
+			t.Fatalf("%s does not serve carol's change: %v", h.name, err)
+		}
 	}
 }
 
