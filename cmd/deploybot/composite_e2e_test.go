@@ -361,6 +361,7 @@ func peopleYAML(dir string) string {
 people:
   - {name: Alice Deployer, emails: [alice@example.org], chat: ["console:alice"], nick: alice}
   - {name: Bob Submitter, emails: [bob@example.org], chat: ["console:bob"], nick: bob}
+  - {name: Dan Submitter, emails: [dan@example.org], chat: ["console:dan"], nick: dan}
 chat:
   console: {user: alice}
 log: {level: debug, format: text, file: %s/deploybot.log}

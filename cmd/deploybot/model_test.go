@@ -63,6 +63,7 @@ type modelChange struct {
 	ref    string // how chat names it ("": commit[:10])
 	path   string // its file's deploy path ("": changes/c<n>.txt)
 	comp   string // the component it was committed to (composite mode)
+	author string // who wrote it and verifies it ("": bob)
 }
 
 // file is the deploy path of the file change c adds.
@@ -105,6 +106,31 @@ func (h *modelHost) badFiles() []string {
 				if kind, _, _ := strings.Cut(string(b), "\n"); kind == kindBad {
 					out = append(out, dir+"/"+e.Name())
 				}
+			}
+		}
+	}
+	return out
+}
+
+// served reads the numbers of the changes whose files the host's
+// current tree holds.
+func (h *modelHost) served() []int {
+	var out []int
+	dirs := h.changeDirs
+	if dirs == nil {
+		dirs = []string{"changes"}
+	}
+	for _, dir := range dirs {
+		ents, _ := os.ReadDir(filepath.Join(h.root, "current", dir))
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(h.root, "current", dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			var kind string
+			var n int
+			if _, err := fmt.Sscanf(string(b), "%s\nchange %d\n", &kind, &n); err == nil {
+				out = append(out, n)
 			}
 		}
 	}
@@ -583,16 +609,24 @@ func (w *world) say(user, text string) {
 }
 
 // commit adds a change of kind to upstream main and returns it.
-func (w *world) commit(kind string) *modelChange {
-	c := &modelChange{n: len(w.changes) + 1, kind: kind}
+func (w *world) commit(kind string) *modelChange { return w.commitBy(kind, "bob") }
+
+// commitBy commits a change of kind upstream written by who: bob, or dan
+// (Dan Submitter), who answers for his own changes only.
+func (w *world) commitBy(kind, who string) *modelChange {
+	c := &modelChange{n: len(w.changes) + 1, kind: kind, author: who}
 	w.write(fmt.Sprintf("changes/c%d.txt", c.n), fmt.Sprintf("%s\nchange %d\n", kind, c.n))
 	w.git("-C", w.upstream, "add", "-A")
-	w.git("-C", w.upstream, "commit", "-q", "-m", fmt.Sprintf("change %d (%s)", c.n, kind))
+	args := []string{"-C", w.upstream, "commit", "-q", "-m", fmt.Sprintf("change %d (%s)", c.n, kind)}
+	if who == "dan" {
+		args = append(args, "--author=Dan Submitter <dan@example.org>")
+	}
+	w.git(args...)
 	c.commit = w.git("-C", w.upstream, "rev-parse", "HEAD")
 	c.ref = c.commit[:10]
 	w.changes = append(w.changes, c)
 	w.byCommit[c.commit] = c
-	w.log = append(w.log, fmt.Sprintf("upstream: change %d (%s) %.10s", c.n, kind, c.commit))
+	w.log = append(w.log, fmt.Sprintf("upstream: change %d (%s) by %s %.10s", c.n, kind, who, c.commit))
 	return c
 }
 
@@ -616,7 +650,7 @@ func (w *world) change(rt *rapid.T, kind string) *modelChange {
 	if w.comp != nil {
 		return w.comp.commit(rt, kind)
 	}
-	return w.commit(kind)
+	return w.commitBy(kind, rapid.SampledFrom([]string{"bob", "bob", "dan"}).Draw(rt, "author"))
 }
 
 // revertChange reverts change c upstream, where it was committed.
@@ -889,6 +923,32 @@ func (w *world) check() {
 			}
 		}
 	}
+	// Every change a host serves was named by a deployment that shipped
+	// it (one neither refused, cancelled nor rolled back): a change a
+	// batch shipped without never rides along unnamed with a later one.
+	named := map[int]bool{}
+	for _, d := range all {
+		switch d.State {
+		case deployer.StateQueued, deployer.StateCancelled, deployer.StateFailed, deployer.StateRolledBack:
+			continue
+		}
+		for _, ch := range d.Changes {
+			var n int
+			if _, err := fmt.Sscanf(ch.Subject, "change %d (", &n); err == nil {
+				named[n] = true
+			}
+		}
+	}
+	for _, h := range w.hosts {
+		if rec := recs[h.name]; rec.Depooled || rec.Behind != "" {
+			continue
+		}
+		for _, n := range h.served() {
+			if !named[n] {
+				w.t.Fatalf("%s serves change %d, which no deployment that shipped named", h.name, n)
+			}
+		}
+	}
 	// A promoted bad change is allowed only while production still serves
 	// it: shipped again later, it needs a person's promotion again.
 	for f := range w.promotedBad {
@@ -908,6 +968,9 @@ func (w *world) check() {
 	}
 	w.checkTranscript()
 }
+
+// backportAdvice finds the bot's advice to backport: "Next: `!backport …`".
+var backportAdvice = regexp.MustCompile("`(!backport [^`]+)`")
 
 var fateRe = regexp.MustCompile(`; (shipped in|rolled back in|dropped from|deploying in|queued as) #(\d+)`)
 
@@ -1204,12 +1267,14 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			w.settle()
 			// Most submitters answer at once; the rest is left to later steps.
 			if id := w.active(); id != 0 && rapid.IntRange(0, 9).Draw(rt, "answer") < 6 {
-				w.say("bob", fmt.Sprintf("verified %d", id))
+				w.say(orString(c.author, "bob"), fmt.Sprintf("verified %d", id))
 				w.settle()
 			}
 		}
 	}
-	who := func(rt *rapid.T) string { return rapid.SampledFrom([]string{"bob", "alice", "eve"}).Draw(rt, "who") }
+	who := func(rt *rapid.T) string {
+		return rapid.SampledFrom([]string{"bob", "alice", "eve", "dan"}).Draw(rt, "who")
+	}
 	return map[string]func(*rapid.T){
 		"backport-good":    backport(kindGood),
 		"backport-good-2":  backport(kindGood),
@@ -1306,16 +1371,67 @@ func (w *world) actions() map[string]func(*rapid.T) {
 		},
 		"backport-batch": func(rt *rapid.T) {
 			n := rapid.IntRange(2, 4).Draw(rt, "changes")
-			var refs []string
+			var refs, authors []string
 			for i := 0; i < n; i++ {
 				c := w.change(rt, rapid.SampledFrom([]string{kindGood, kindGood, kindBad, kindQuiet}).Draw(rt, "kind"))
 				refs = append(refs, c.chatRef())
+				if a := orString(c.author, "bob"); !slices.Contains(authors, a) {
+					authors = append(authors, a)
+				}
 			}
 			cmd := "!backport --batch " + strings.Join(refs, " ")
 			if rapid.Bool().Draw(rt, "include-unexpected") {
 				cmd += " --include-unexpected"
 			}
 			w.say("alice", cmd)
+			w.settle()
+			// Each submitter may answer at once; one who does not has
+			// their changes dropped when the wait runs out.
+			for _, a := range authors {
+				if id := w.active(); id != 0 && rapid.IntRange(0, 9).Draw(rt, "answer "+a) < 6 {
+					w.say(a, fmt.Sprintf("verified %d", id))
+					w.settle()
+				}
+			}
+		},
+		"batch-one-unverified": func(rt *rapid.T) {
+			// A batch of bob's and dan's changes (bob's only, upstream
+			// the model does not give dan): bob answers, dan never does,
+			// and the wait runs out.
+			var refs []string
+			for i, n := 0, rapid.IntRange(2, 3).Draw(rt, "changes"); i < n; i++ {
+				kind := rapid.SampledFrom([]string{kindGood, kindGood, kindQuiet}).Draw(rt, "kind")
+				var c *modelChange
+				if w.comp != nil || w.ger != nil {
+					c = w.change(rt, kind)
+				} else {
+					c = w.commitBy(kind, map[bool]string{true: "dan", false: "bob"}[i == n-1])
+				}
+				refs = append(refs, c.chatRef())
+			}
+			w.say("alice", "!backport --batch "+strings.Join(refs, " ")+" --include-unexpected")
+			w.settle()
+			d, _ := w.m.Runner.Active()
+			if d == nil || d.State != deployer.StateAwaitingVerification {
+				return
+			}
+			w.say("bob", fmt.Sprintf("verified %d", d.ID))
+			w.settle()
+			if d, _ = w.m.Runner.Active(); d != nil && d.State == deployer.StateAwaitingVerification {
+				w.log = append(w.log, "wait out the deadline")
+				time.Sleep(time.Until(d.Deadline) + 100*time.Millisecond)
+				w.settle()
+			}
+		},
+		"follow-backport-advice": func(rt *rapid.T) {
+			// A deployer does what the bot's last "!backport" advice says
+			// (a refused deployment names the request that would go).
+			all := backportAdvice.FindAllStringSubmatch(w.out.String(), -1)
+			if len(all) == 0 {
+				w.log = append(w.log, "no !backport advice to follow")
+				return
+			}
+			w.say("alice", all[len(all)-1][1])
 			w.settle()
 		},
 		"window-add": func(rt *rapid.T) {
@@ -1525,6 +1641,7 @@ type modelTotals struct {
 	sequences, steps, checks, n int
 	states                      map[deployer.State]int
 	restarts, faults            int
+	unverified                  int // changes dropped from a batch unverified
 }
 
 func (m *modelTotals) add(w *world) {
@@ -1541,6 +1658,11 @@ func (m *modelTotals) add(w *world) {
 	ds, _ := w.m.Store.List(0, 1000)
 	for _, d := range ds {
 		m.states[d.State]++
+		for _, dc := range d.Dropped {
+			if !dc.Guilty {
+				m.unverified++
+			}
+		}
 	}
 }
 
@@ -1552,7 +1674,7 @@ func (m *modelTotals) summary() string {
 		deployer.StateCancelled, deployer.StateQueued, deployer.StateAwaitingVerification, deployer.StateAwaitingMetrics, deployer.StateAwaitingPromotion} {
 		parts = append(parts, fmt.Sprintf("%s %d", st, m.states[st]))
 	}
-	return fmt.Sprintf("%d restarts, %d faults injected; deployments: %s", m.restarts, m.faults, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d restarts, %d faults injected; deployments: %s; %d changes dropped from batches unverified", m.restarts, m.faults, strings.Join(parts, ", "), m.unverified)
 }
 
 // modelFlagsSet returns the flags given on the command line, read before
