@@ -20,8 +20,9 @@ const judgeUsage = `usage: deploybot judge replay [--id N] [--config FILE] [--st
 
 Re-runs the canary judge over the readings stored with past deployments, look
 by look as the bot did, with the configuration's thresholds or the ones given,
-and prints for each verdict the stored verdict and the replayed one side by
-side, with the reading at which each was decided. Without --id it replays
+and prints for each verdict (each bisection round's too) the stored verdict
+and the replayed one side by side, with the reading at which each was
+decided. Without --id it replays
 every deployment that has verdicts and ends with how many outcomes change.
 The store is only read; stop the bot first, or copy the file and pass
 --store COPY.

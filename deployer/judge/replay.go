@@ -3,6 +3,7 @@ package judge
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -13,8 +14,10 @@ import (
 // other (or the same) thresholds reaches on the very same readings.
 type ReplayResult struct {
 	Deployment int64
-	Index      int // the verdict's index in Deployment.Verdicts
+	Index      int // the verdict's index in Deployment.Verdicts (-1: a round's own)
 	Stage      deployer.Stage
+	// Round is the bisection round the verdict judged (0: none).
+	Round int
 
 	// Stored is the outcome the runner acted on, decided at look
 	// StoredLook (readings after the window's start, 1-based), StoredAt
@@ -49,6 +52,9 @@ func (r ReplayResult) Changed() bool { return r.Err == "" && r.Replayed != r.Sto
 //	  replayed: fail at look 41 (41s): mw-canary1 error rate 2.1% (17/820) vs ...
 func (r ReplayResult) String() string {
 	head := fmt.Sprintf("#%d %s", r.Deployment, r.Stage)
+	if r.Round > 0 {
+		head = fmt.Sprintf("#%d bisection round %d (%s)", r.Deployment, r.Round, r.Stage)
+	}
 	if r.Err != "" {
 		return fmt.Sprintf("%s: stored %s; cannot replay: %s", head, r.Stored, r.Err)
 	}
@@ -74,7 +80,7 @@ func outcomeWord(o deployer.Outcome) string {
 }
 
 // Replay re-runs the judge, configured by cfg, over every verdict stored
-// with d, look by look, exactly as the runner asked it: the same judged and
+// with d (and with each of its bisection rounds), look by look, exactly as the runner asked it: the same judged and
 // control hosts, the same pre-sync readings (Before), the same start, the
 // readings up to each look, and Complete only at the look the runner
 // treated as the window's end.
@@ -89,9 +95,38 @@ func outcomeWord(o deployer.Outcome) string {
 // Before and to the hosts read but not judged as the control.
 func Replay(cfg Config, d *deployer.Deployment) []ReplayResult {
 	j := New(cfg)
-	out := make([]ReplayResult, 0, len(d.Verdicts))
+	type timed struct {
+		r     ReplayResult
+		start time.Time
+	}
+	var all []timed
+	var rounds []deployer.BisectRound
+	if d.Bisect != nil {
+		rounds = d.Bisect.Rounds
+	}
 	for i, v := range d.Verdicts {
-		out = append(out, j.replay(d, i, v))
+		r := j.replay(d, i, v)
+		for _, b := range rounds {
+			if b.Outcome == deployer.Fail && b.Start.Equal(v.Start) {
+				r.Round = b.Round
+			}
+		}
+		all = append(all, timed{r, v.Start})
+	}
+	// The rounds that passed, or were inconclusive, keep their verdict
+	// with the round.
+	for _, b := range rounds {
+		if b.Verdict != nil {
+			r := j.replay(d, -1, *b.Verdict)
+			r.Round = b.Round
+			all = append(all, timed{r, b.Verdict.Start})
+		}
+	}
+	// In the order they were judged.
+	sort.SliceStable(all, func(a, b int) bool { return all[a].start.Before(all[b].start) })
+	out := make([]ReplayResult, 0, len(all))
+	for _, t := range all {
+		out = append(out, t.r)
 	}
 	return out
 }
