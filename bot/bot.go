@@ -571,7 +571,45 @@ func (b *Bot) status(m Message, who string, args []string) ([]string, error) {
 		}
 		lines = append(lines, "blocked from shipping again: "+strings.Join(ids, ", "))
 	}
+	if line := b.withheldLine(d); line != "" {
+		lines = append(lines, line)
+	}
 	return lines, nil
+}
+
+// withheldLine names the changes a batch shipped without that no later
+// deployment shipped (blocked ones are named as blocked, and those the
+// running deployment carries are its), or "".
+func (b *Bot) withheldLine(active *deployer.Deployment) string {
+	ws, err := b.Runner.Withheld()
+	if err != nil || len(ws) == 0 {
+		return ""
+	}
+	blocks, _ := b.Store.Blocks()
+	var names, ids []string
+	for _, w := range ws {
+		blocked := false
+		for _, bl := range blocks {
+			blocked = blocked || deployer.SameChangeID(bl.Change.ID, w.Change.ID)
+		}
+		if active != nil {
+			for _, c := range active.Changes {
+				blocked = blocked || deployer.SameChangeID(c.ID, w.Change.ID)
+			}
+		}
+		if blocked {
+			continue
+		}
+		id := deployer.ShortID(w.Change.ID)
+		names = append(names, fmt.Sprintf("%s (%s; dropped from #%d)", id, w.Change.Subject, w.Deployment))
+		ids = append(ids, id)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	it := map[bool]string{true: "it", false: "them"}[len(ids) == 1]
+	return fmt.Sprintf("dropped from a batch and not deployed since: %s; a deployment ships %s only when it names %s (%sbackport %s)",
+		strings.Join(names, ", "), it, it, b.Prefix, strings.Join(ids, " "))
 }
 
 // fleetLines says what the fleet serves and which hosts are not on it.

@@ -1187,7 +1187,41 @@ func (w *world) checkStatus(id int64, reply string) {
 	if !slices.Equal(said, want) {
 		fail("names blocked changes rolled back in %v; the store's blocks are from %v", said, want)
 	}
+	// The changes a batch dropped that it calls not deployed since: the
+	// batch dropped each, and no host serves it.
+	if m := withheldRe.FindStringSubmatch(reply); m != nil {
+		for _, it := range withheldItemRe.FindAllStringSubmatch(m[1], -1) {
+			d, err := st.Get(mustID(it[2]))
+			if err != nil {
+				fail("names #%s: %v", it[2], err)
+			}
+			dropped := false
+			for _, dc := range d.Dropped {
+				dropped = dropped || deployer.SameChangeID(it[1], dc.Change.ID)
+			}
+			if !dropped {
+				fail("says #%d dropped %s; it dropped %+v", d.ID, it[1], d.Dropped)
+			}
+			for _, c := range w.changes {
+				if !strings.HasPrefix(c.commit, it[1]) {
+					continue
+				}
+				for _, h := range w.hosts {
+					if slices.Contains(h.served(), c.n) {
+						fail("says %s (change %d) is not deployed; %s serves it", it[1], c.n, h.name)
+					}
+				}
+			}
+		}
+	}
 }
+
+// withheldRe and withheldItemRe read !status's line on the changes a
+// batch dropped that were not deployed since.
+var (
+	withheldRe     = regexp.MustCompile(`dropped from a batch and not deployed since: (.*); a deployment ships`)
+	withheldItemRe = regexp.MustCompile(`([0-9a-f]{7,40}) \([^;]*; dropped from #(\d+)\)`)
+)
 
 func mustID(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -133,5 +134,38 @@ func TestGuiltyChangeAfterUnblockShipsOnlyNamed(t *testing.T) {
 		if w.servesChanges(h.name)[cs[3].n] {
 			t.Fatalf("%s serves the guilty change, which nobody named", h.name)
 		}
+	}
+}
+
+// !status names a change a batch dropped and nothing shipped since, and
+// how it ships; once a deployment ships it, it is no longer named.
+func TestStatusNamesDroppedChanges(t *testing.T) {
+	w := newBatchWorld(t, worldOptions{verify: "1500ms"})
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!backport --batch "+a.commit[:10]+" "+carol[:10])
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	w.waitFinished(t, id, 15*time.Second)
+	mark := len(w.out.String())
+	w.say("alice", "!status")
+	w.settle()
+	want := fmt.Sprintf("dropped from a batch and not deployed since: %s (carol's change; dropped from #%d); a deployment ships it only when it names it (!backport %s)", carol[:10], id, carol[:10])
+	if text := w.out.String()[mark:]; !strings.Contains(text, want) {
+		t.Fatalf("!status does not say %q:\n%s", want, text)
+	}
+	w.checkStatus(0, w.out.String()[mark:])
+	w.say("alice", "!backport "+carol[:10])
+	w.settle()
+	w.say("alice", "verified")
+	if d := w.waitFinished(t, w.lastID(), 15*time.Second); d.State != deployer.StateDone {
+		t.Fatalf("#%d ended %s: %s", d.ID, d.State, d.Reason)
+	}
+	mark = len(w.out.String())
+	w.say("alice", "!status")
+	w.settle()
+	if text := w.out.String()[mark:]; strings.Contains(text, "dropped from a batch") {
+		t.Fatalf("!status still names carol's change after it shipped:\n%s", text)
 	}
 }
