@@ -89,11 +89,11 @@ func joinDeploy(at, p string) string {
 // commit adds a change of kind to a component rapid draws, and names it
 // with the component ref syntax (now and then, outside Foo, as a bare
 // commit).
-func (u *compUpstream) commit(rt *rapid.T, kind string) *modelChange {
+func (u *compUpstream) commit(rt *rapid.T, kind, author string) *modelChange {
 	comp := rapid.SampledFrom([]string{"root", "core", "ext"}).Draw(rt, "component")
 	lags := comp == "ext" && rapid.IntRange(0, 4).Draw(rt, "pointer-lags") == 0
 	bare := comp != "ext" && rapid.IntRange(0, 4).Draw(rt, "bare-ref") == 0
-	return u.commitAt(comp, kind, lags, bare)
+	return u.commitAtBy(comp, kind, author, lags, bare)
 }
 
 // commitAt adds a change of kind to component comp ("root", "core" or
@@ -101,12 +101,21 @@ func (u *compUpstream) commit(rt *rapid.T, kind string) *modelChange {
 // bare names it by its commit alone (not for Foo: a bare ref is looked up
 // in the components, not in their submodules).
 func (u *compUpstream) commitAt(comp, kind string, lags, bare bool) *modelChange {
+	return u.commitAtBy(comp, kind, "bob", lags, bare)
+}
+
+// commitAtBy is commitAt for a change written by author (bob or dan).
+func (u *compUpstream) commitAtBy(comp, kind, author string, lags, bare bool) *modelChange {
 	w := u.w
-	c := &modelChange{n: len(w.changes) + 1, kind: kind, comp: comp}
+	c := &modelChange{n: len(w.changes) + 1, kind: kind, comp: comp, author: author}
 	dir, at := u.where(comp)
 	rel := fmt.Sprintf("changes/c%d.txt", c.n)
 	c.path = joinDeploy(at, rel)
 	c.commit = u.r.commit(dir, fmt.Sprintf("change %d (%s)", c.n, kind), map[string]string{rel: fmt.Sprintf("%s\nchange %d\n", kind, c.n)})
+	if author == "dan" {
+		u.r.git(dir, "commit", "-q", "--amend", "--no-edit", "--author=Dan Submitter <dan@example.org>")
+		c.commit = u.r.git(dir, "rev-parse", "HEAD")
+	}
 	bump := ""
 	if comp == "ext" {
 		// Now and then Gerrit's superproject subscription lags: core's
@@ -127,7 +136,7 @@ func (u *compUpstream) commitAt(comp, kind string, lags, bare bool) *modelChange
 	}
 	w.changes = append(w.changes, c)
 	w.byCommit[c.commit] = c
-	w.log = append(w.log, fmt.Sprintf("upstream: change %d (%s) in %s %.10s%s", c.n, kind, comp, c.commit, bump))
+	w.log = append(w.log, fmt.Sprintf("upstream: change %d (%s) by %s in %s %.10s%s", c.n, kind, author, comp, c.commit, bump))
 	return c
 }
 

@@ -647,10 +647,19 @@ func (w *world) change(rt *rapid.T, kind string) *modelChange {
 	if w.ger != nil {
 		return w.ger.commit(rt, kind)
 	}
-	if w.comp != nil {
-		return w.comp.commit(rt, kind)
+	return w.changeBy(rt, kind, rapid.SampledFrom([]string{"bob", "bob", "dan"}).Draw(rt, "author"))
+}
+
+// changeBy adds a change of kind written by author (bob or dan; in Gerrit
+// mode always bob, who uploads every change there).
+func (w *world) changeBy(rt *rapid.T, kind, author string) *modelChange {
+	switch {
+	case w.ger != nil:
+		return w.ger.commit(rt, kind)
+	case w.comp != nil:
+		return w.comp.commit(rt, kind, author)
 	}
-	return w.commitBy(kind, rapid.SampledFrom([]string{"bob", "bob", "dan"}).Draw(rt, "author"))
+	return w.commitBy(kind, author)
 }
 
 // revertChange reverts change c upstream, where it was committed.
@@ -1429,18 +1438,12 @@ func (w *world) actions() map[string]func(*rapid.T) {
 			}
 		},
 		"batch-one-unverified": func(rt *rapid.T) {
-			// A batch of bob's and dan's changes (bob's only, upstream
-			// the model does not give dan): bob answers, dan never does,
-			// and the wait runs out.
+			// A batch of bob's and dan's changes (bob's only in Gerrit
+			// mode): bob answers, dan never does, and the wait runs out.
 			var refs []string
 			for i, n := 0, rapid.IntRange(2, 3).Draw(rt, "changes"); i < n; i++ {
 				kind := rapid.SampledFrom([]string{kindGood, kindGood, kindQuiet}).Draw(rt, "kind")
-				var c *modelChange
-				if w.comp != nil || w.ger != nil {
-					c = w.change(rt, kind)
-				} else {
-					c = w.commitBy(kind, map[bool]string{true: "dan", false: "bob"}[i == n-1])
-				}
+				c := w.changeBy(rt, kind, map[bool]string{true: "dan", false: "bob"}[i == n-1])
 				refs = append(refs, c.chatRef())
 			}
 			w.say("alice", "!backport --batch "+strings.Join(refs, " ")+" --include-unexpected")
