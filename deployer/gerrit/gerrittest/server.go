@@ -101,6 +101,10 @@ type change struct {
 	wip       bool
 	mergeable *bool
 	patchSets []plumbing.Hash
+	// kinds[i] is patch set i+1's kind relative to the one before it, as
+	// Gerrit's RevisionInfo.kind says (REWORK for an upload, TRIVIAL_REBASE
+	// for the rebase a submit makes).
+	kinds     []string
 	votes     map[string]map[string]vote // label -> username -> vote
 	messages  []gerrit.ChangeMessageInfo
 	revertOf  int
@@ -226,7 +230,7 @@ func (s *Server) UploadTo(projectName, branch, username, parent string, files ma
 	msg += "Change-Id: " + id + "\n"
 	c := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}, proj: p, branch: branch}
 	s.changes[n] = c
-	s.addPatchSet(c, p.commit(parent, files, msg, username))
+	s.addPatchSet(c, p.commit(parent, files, msg, username), gerrit.KindRework)
 	return n
 }
 
@@ -239,7 +243,7 @@ func (s *Server) Import(username, commit string) int {
 	n := s.next
 	c := &change{number: n, changeID: changeID(n), status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}, proj: s.def(), branch: s.Branch}
 	s.changes[n] = c
-	s.addPatchSet(c, plumbing.NewHash(commit))
+	s.addPatchSet(c, plumbing.NewHash(commit), gerrit.KindRework)
 	return n
 }
 
@@ -252,8 +256,9 @@ func changeID(n int) string {
 	return "I" + hex.EncodeToString(sum[:])
 }
 
-func (s *Server) addPatchSet(c *change, h plumbing.Hash) {
+func (s *Server) addPatchSet(c *change, h plumbing.Hash, kind string) {
 	c.patchSets = append(c.patchSets, h)
+	c.kinds = append(c.kinds, kind)
 	ref := plumbing.ReferenceName(fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, len(c.patchSets)))
 	if err := c.proj.setRef(ref, h); err != nil {
 		s.t.Errorf("gerrittest: %v", err)
@@ -275,7 +280,7 @@ func (s *Server) NewPatchSet(n int, files map[string]string) {
 	nc := *cur
 	nc.Committer.When = s.now()
 	nc.TreeHash = p.buildTree(flat)
-	s.addPatchSet(c, p.writeCommit(&nc))
+	s.addPatchSet(c, p.writeCommit(&nc), gerrit.KindRework)
 }
 
 // Revision returns change n's current patch set's commit.
@@ -429,7 +434,7 @@ func (s *Server) submit(c *change) error {
 		return err
 	}
 	if merged != c.current() {
-		s.addPatchSet(c, merged)
+		s.addPatchSet(c, merged, gerrit.KindTrivialRebase)
 	}
 	c.proj.setBranch(c.branch, merged)
 	c.status = gerrit.StatusMerged
@@ -574,6 +579,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case len(rest) == 0 && r.Method == http.MethodGet:
 		s.mu.Lock()
 		info := s.info(c)
+		for _, o := range r.URL.Query()["o"] {
+			if o == "ALL_REVISIONS" {
+				s.allRevisions(c, &info)
+			}
+		}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, info)
 	case len(rest) == 1 && rest[0] == "submitted_together" && r.Method == http.MethodGet:
@@ -825,6 +835,7 @@ func (s *Server) info(c *change) gerrit.ChangeInfo {
 		Revisions: map[string]gerrit.RevisionInfo{cur.String(): {
 			Number: len(c.patchSets),
 			Ref:    fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, len(c.patchSets)),
+			Kind:   c.kinds[len(c.kinds)-1],
 			Commit: &commit,
 		}},
 		Labels:   map[string]gerrit.LabelInfo{gerrit.CodeReview: {}, gerrit.Verified: {}},
@@ -847,6 +858,22 @@ func (s *Server) info(c *change) gerrit.ChangeInfo {
 		ci.Labels[label] = li
 	}
 	return ci
+}
+
+// allRevisions adds every patch set to info.Revisions, as o=ALL_REVISIONS
+// does (with their commits only under ALL_COMMITS, which the bot does not
+// ask for).
+func (s *Server) allRevisions(c *change, info *gerrit.ChangeInfo) {
+	for i, h := range c.patchSets {
+		if _, ok := info.Revisions[h.String()]; ok {
+			continue
+		}
+		info.Revisions[h.String()] = gerrit.RevisionInfo{
+			Number: i + 1,
+			Ref:    fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, i+1),
+			Kind:   c.kinds[i],
+		}
+	}
 }
 
 // related is the relation chain: descendants (furthest first), the change,
@@ -940,7 +967,7 @@ func (s *Server) revert(c *change, in gerrit.RevertInput) (gerrit.ChangeInfo, in
 	rc := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: s.Username, votes: map[string]map[string]vote{}, revertOf: c.number,
 		proj: p, branch: c.branch, showProject: c.showProject, showBranch: c.showBranch}
 	s.changes[n] = rc
-	s.addPatchSet(rc, h)
+	s.addPatchSet(rc, h, gerrit.KindRework)
 	c.messages = append(c.messages, gerrit.ChangeMessageInfo{ID: s.msgID(), Author: &a, Date: s.now().Format(gerrit.TimeLayout), Message: fmt.Sprintf("Created a revert of this change as %s", id)})
 	return s.info(rc), http.StatusOK, ""
 }

@@ -1,0 +1,78 @@
+package gerrit_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/deploybot/deploybot/deployer"
+	"github.com/deploybot/deploybot/deployer/gerrit"
+	"github.com/deploybot/deploybot/deployer/gerrit/gerrittest"
+)
+
+// TestReworkedAndMergedBehindTheBotIsRefused: the bot validates patch set
+// 1 and votes on it; someone then uploads patch set 2 with other content
+// and submits it before the bot's next poll. The change is merged, but not
+// with what the bot checked and approved: the bot must refuse, not deploy
+// patch set 2.
+func TestReworkedAndMergedBehindTheBotIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		set  func(e *env, act func(int))
+	}{
+		// After the bot's vote, while it waits for the merge.
+		{"while waiting", func(e *env, act func(int)) {
+			e.g.OnReview = func(n int, in gerrit.ReviewInput) {
+				if in.Labels[gerrit.CodeReview] == 2 {
+					act(n)
+				}
+			}
+		}},
+		// Between the validation and the vote: the vote gets 409.
+		{"before the vote", func(e *env, act func(int)) { e.g.BeforeReview = act }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, gerrittest.Options{})
+			n := e.g.Upload("bob", "", map[string]string{"a": "checked\n"}, "A change")
+			tc.set(e, func(num int) {
+				e.g.NewPatchSet(num, map[string]string{"a": "never checked\n"})
+				e.g.Vote(num, "carol", gerrit.CodeReview, 2)
+				if err := e.g.Submit(num); err != nil {
+					t.Error(err)
+				}
+			})
+			before, _ := e.src.Baseline(context.Background())
+			p, err := e.prepare(before, false, strconv.Itoa(n))
+			if err == nil {
+				t.Fatalf("deployed %s, which holds patch set 2 that the bot never validated", p.Upstream)
+			}
+			wantError(t, err, deployer.EConflict, "change "+strconv.Itoa(n), "patch set 2", "nothing was deployed")
+		})
+	}
+}
+
+// TestRebasedOnSubmitStillDeploys: the usual case the check above must
+// not refuse: Gerrit rebases the approved patch set onto the branch when
+// it submits it (a new patch set with the same change), and that is what
+// goes out.
+func TestRebasedOnSubmitStillDeploys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true})
+	n := e.g.Upload("bob", "", map[string]string{"a": "checked\n"}, "A change")
+	// Another change merges first, so n's submit is a rebase.
+	other := e.g.Upload("carol", "", map[string]string{"b": "1\n"}, "Other")
+	e.g.Vote(other, "carol", gerrit.CodeReview, 2)
+	if err := e.g.Submit(other); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.src.Baseline(context.Background())
+	p, err := e.prepare(before, false, strconv.Itoa(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Upstream != e.g.Tip() || p.Upstream != e.g.Revision(n) {
+		t.Errorf("deployed %s; tip %s, change's merged revision %s", p.Upstream, e.g.Tip(), e.g.Revision(n))
+	}
+}
