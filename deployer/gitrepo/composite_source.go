@@ -227,9 +227,14 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 			for _, st := range states {
 				gone = gone && st.Path != p.Path
 			}
-			if gone {
-				progress(fmt.Sprintf("component %s (%s %s) is no longer configured: this deployment removes its whole tree", displayPath(p.Path), p.URL, p.Branch))
+			if !gone {
+				continue
 			}
+			if sub, owner, link := c.submoduleAt(states, p.Path); !link.IsZero() {
+				progress(fmt.Sprintf("component %s (%s %s) is no longer configured: this deployment puts back submodule %s of %s there, at %.10s", displayPath(p.Path), p.URL, p.Branch, sub, owner, link))
+				continue
+			}
+			progress(fmt.Sprintf("component %s (%s %s) is no longer configured: this deployment removes its whole tree", displayPath(p.Path), p.URL, p.Branch))
 		}
 	}
 	if len(unexp) > 0 && !req.IncludeUnexpected {
@@ -248,6 +253,32 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 		return nil, err
 	}
 	return &deployer.Prepared{Upstream: h.String(), Changes: changes}, nil
+}
+
+// submoduleAt returns the submodule at deploy path dp of the deepest
+// component holding it that follows its submodules, at its target: the
+// submodule that fills dp once no component of its own stands there. The
+// hash is zero when there is none.
+func (c *Composite) submoduleAt(states []*state, dp string) (string, string, plumbing.Hash) {
+	var owner *state
+	for _, st := range states {
+		if st.Path != dp && within(dp, st.Path) && (owner == nil || len(st.Path) > len(owner.Path)) {
+			owner = st
+		}
+	}
+	if owner == nil || !owner.Submodules || owner.target.IsZero() {
+		return "", "", plumbing.ZeroHash
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, owner.target)
+	if err != nil {
+		return "", "", plumbing.ZeroHash
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(dp, owner.Path), "/")
+	link, err := gitlinkAt(c.staging.repo.Storer, co.TreeHash, rel)
+	if err != nil {
+		return "", "", plumbing.ZeroHash
+	}
+	return rel, owner.name(), link
 }
 
 // place resolves one ref to a commit and says which component (and which
