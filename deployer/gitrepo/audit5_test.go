@@ -2,8 +2,16 @@ package gitrepo
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/deploybot/deploybot/deployer"
 )
 
 // TestCompositeRetiredComponentGivesItsSubmoduleBack: a component
@@ -51,4 +59,289 @@ func TestCompositeRetiredComponentGivesItsSubmoduleBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFiles(t, files(t, r, fresh), f.want(cfg, "wmf/1"))
+}
+
+// hostView is a tree as a host must serve it: path -> mode and content
+// (a symlink's content is its target).
+type hostView map[string]string
+
+// checkoutFiles is git's own view of a deploy tree: the config repository
+// checked out at configRev at the root and core at coreRev in php-1, with
+// every submodule checked out recursively by git itself.
+func (f *gitFixture) checkoutFiles(configRev, coreRev string) hostView {
+	f.t.Helper()
+	dir := filepath.Join(f.t.TempDir(), "checkout")
+	f.git(f.base, "clone", "-q", "--no-checkout", f.config, dir)
+	f.git(dir, "checkout", "-q", "--detach", configRev)
+	f.git(f.base, "clone", "-q", "--no-checkout", f.core, filepath.Join(dir, "php-1"))
+	f.git(filepath.Join(dir, "php-1"), "checkout", "-q", "--detach", coreRev)
+	f.git(filepath.Join(dir, "php-1"), "submodule", "update", "-q", "--init", "--recursive")
+	out := hostView{}
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Name() == ".git" {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil // a submodule's gitfile
+		}
+		if e.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			out[filepath.ToSlash(rel)] = "link " + target
+			return err
+		case fi.Mode()&0o111 != 0:
+			data, err := os.ReadFile(p)
+			out[filepath.ToSlash(rel)] = "exec " + string(data)
+			return err
+		default:
+			data, err := os.ReadFile(p)
+			out[filepath.ToSlash(rel)] = "file " + string(data)
+			return err
+		}
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
+
+// composedFiles is what the staging repository would put on a host.
+func composedFiles(t *testing.T, r *Repo, commit string) hostView {
+	t.Helper()
+	fcs, err := r.Files(context.Background(), commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := hostView{}
+	for _, fc := range fcs {
+		rd, err := fc.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rd)
+		rd.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := map[deployer.FileMode]string{deployer.ModeRegular: "file ", deployer.ModeExecutable: "exec ", deployer.ModeSymlink: "link "}[fc.Mode]
+		out[fc.Path] = kind + string(data)
+	}
+	return out
+}
+
+func sameSnapshot(t *testing.T, step string, got, want hostView) {
+	t.Helper()
+	var diffs []string
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			diffs = append(diffs, "missing "+p)
+		} else if g != w {
+			diffs = append(diffs, fmt.Sprintf("%s: %.40q, want %.40q", p, g, w))
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			diffs = append(diffs, "extra "+p)
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Fatalf("%s: the composed tree is not git's checkout:\n%s", step, strings.Join(diffs, "\n"))
+	}
+}
+
+// TestCompositeTreeIsGitsCheckout composes a deploy tree through a series
+// of awkward upstream changes and compares it, file by file with modes and
+// symlink targets, to what git itself checks out (clone, then submodule
+// update --init --recursive): a nested submodule, executable bits,
+// symlinks (one pointing out of the tree), names with spaces, unicode and
+// a leading dash, a large binary, a case-only rename, a submodule moved to
+// another URL, one removed and one added.
+func TestCompositeTreeIsGitsCheckout(t *testing.T) {
+	f := newGitFixture(t)
+	ctx := context.Background()
+	bar := f.addBar()
+
+	// The config repository's awkward files.
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>11)
+	}
+	f.commit(f.config, "config: odd files", map[string]string{
+		"bin/run.sh":                 "#!/bin/sh\necho run\n",
+		"docs/with space.txt":        "space\n",
+		"docs/ünïcödé-名前.txt":        "unicode\n",
+		"docs/-rf":                   "dash\n",
+		"static/blob.bin":            string(big),
+		"README.md":                  "readme\n",
+		"w/empty-dir-keeps/.gitkeep": "\n",
+	})
+	f.git(f.config, "update-index", "--chmod=+x", "bin/run.sh")
+	if err := os.Symlink("../../outside/secret", filepath.Join(f.config, "docs", "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("README.md", filepath.Join(f.config, "readme-link")); err != nil {
+		t.Fatal(err)
+	}
+	f.git(f.config, "add", "docs/escape", "readme-link")
+	f.git(f.config, "commit", "-q", "-m", "config: exec bit and links")
+
+	r, c := f.open(f.components())
+	d := &deployed{f: f, r: r, c: c}
+	var err error
+	if d.up, err = c.Baseline(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sameSnapshot(t, "baseline", composedFiles(t, r, d.up), f.checkoutFiles("master", "wmf/1"))
+
+	step := func(name string, include bool, refs ...string) *deployer.Prepared {
+		t.Helper()
+		p, err := d.prepare(include, refs...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		d.up = p.Upstream
+		sameSnapshot(t, name, composedFiles(t, r, p.Upstream), f.checkoutFiles("master", "wmf/1"))
+		return p
+	}
+
+	// Root: the executable bit goes, a case-only rename, a symlink retargeted.
+	f.git(f.config, "update-index", "--chmod=-x", "bin/run.sh")
+	f.git(f.config, "mv", "README.md", "readme.md")
+	os.Remove(filepath.Join(f.config, "readme-link"))
+	if err := os.Symlink("readme.md", filepath.Join(f.config, "readme-link")); err != nil {
+		t.Fatal(err)
+	}
+	f.git(f.config, "add", "readme-link")
+	f.git(f.config, "commit", "-q", "-m", "config: rename and chmod")
+	step("root modes and renames", false, "root:"+f.git(f.config, "rev-parse", "master")[:10])
+
+	// A change to the root and to an extension in one deployment.
+	fix := f.commit(f.ext, "Foo: fix", map[string]string{"Foo.php": "<?php // Foo 2\n"})
+	f.bump(fix)
+	cfg := f.commit(f.config, "config: with Foo", map[string]string{"docs/-rf": "dash 2\n"})
+	step("root and submodule", false, "root:"+cfg[:10], "php-1/extensions/Foo:"+fix[:10])
+
+	// The nested submodule moves.
+	f.commit(bar, "Bar: two", map[string]string{"Bar.php": "<?php // Bar 2\n"})
+	f.git(filepath.Join(f.base, "repos", "extensions", "Foo"), "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init", "--remote", "lib/Bar")
+	f.git(f.ext, "add", "lib/Bar")
+	f.git(f.ext, "commit", "-q", "-m", "Foo: update lib/Bar")
+	f.bump(f.git(f.ext, "rev-parse", "HEAD"))
+	step("nested submodule moves", true, "php-1:"+f.git(f.core, "rev-parse", "wmf/1")[:10])
+
+	// Foo moves to another repository at the same path.
+	foo2 := filepath.Join(f.base, "repos", "extensions", "Foo2")
+	if err := os.MkdirAll(foo2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.git(foo2, "init", "-q", "-b", "wmf/1")
+	foo2c := f.commit(foo2, "Foo2: first", map[string]string{"Foo2.php": "<?php // Foo2\n"})
+	f.git(f.core, "config", "-f", ".gitmodules", "submodule.extensions/Foo.url", "../extensions/Foo2")
+	f.git(f.core, "add", ".gitmodules")
+	f.git(f.core, "update-index", "--cacheinfo", "160000,"+foo2c+",extensions/Foo")
+	f.git(f.core, "commit", "-q", "-m", "core: Foo moved")
+	step("submodule URL change", true, "php-1:"+f.git(f.core, "rev-parse", "wmf/1")[:10])
+
+	// Foo is removed, and Bar added straight to core.
+	f.git(f.core, "rm", "-q", "-f", "extensions/Foo")
+	f.git(f.core, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "../extensions/Bar", "extensions/Bar")
+	f.git(f.core, "commit", "-q", "-m", "core: Foo out, Bar in")
+	step("submodule removed and added", true, "php-1:"+f.git(f.core, "rev-parse", "wmf/1")[:10])
+}
+
+// addBar gives the extension Foo a submodule of its own, lib/Bar (a real
+// repository at ../Bar), and points core at it; it returns Bar's work tree.
+func (f *gitFixture) addBar() string {
+	f.t.Helper()
+	bar := filepath.Join(f.base, "repos", "extensions", "Bar")
+	if err := os.MkdirAll(bar, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	f.git(bar, "init", "-q", "-b", "wmf/1")
+	f.commit(bar, "Bar: first", map[string]string{"Bar.php": "<?php // Bar 1\n"})
+	f.git(f.ext, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "../Bar", "lib/Bar")
+	f.git(f.ext, "commit", "-q", "-m", "Foo: add lib/Bar")
+	f.bump(f.git(f.ext, "rev-parse", "HEAD"))
+	return bar
+}
+
+// TestCompositeNestedSubmoduleCommitsAreNamed: Foo's commit that only
+// moves its own submodule lib/Bar ships Bar's commits. Naming Foo's commit
+// names none of Bar's, so they are unexpected, listed with their path, and
+// on the deployment's record once included; they used to go out silently
+// and unrecorded.
+func TestCompositeNestedSubmoduleCommitsAreNamed(t *testing.T) {
+	f := newGitFixture(t)
+	bar := f.addBar()
+	r, c := f.open(f.components())
+	d := &deployed{f: f, r: r, c: c}
+	var err error
+	if d.up, err = c.Baseline(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sneaky := f.commit(bar, "Bar: sneaky", map[string]string{"Bar.php": "<?php // Bar sneaky\n"})
+	f.git(f.ext, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init", "--remote", "lib/Bar")
+	f.git(f.ext, "add", "lib/Bar")
+	f.git(f.ext, "commit", "-q", "-m", "Foo: update lib/Bar")
+	fooBump := f.git(f.ext, "rev-parse", "HEAD")
+	f.bump(fooBump)
+
+	_, err = d.prepare(false, "php-1/extensions/Foo:"+fooBump[:10])
+	wantCode(t, err, deployer.EConflict, "would also ship 1 commit", "in php-1/extensions/Foo/lib/Bar: "+sneaky[:10]+" Bar: sneaky (Bob)")
+
+	p, err := d.prepare(true, "php-1/extensions/Foo:"+fooBump[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ch := range p.Changes {
+		if ch.Commit == sneaky {
+			found = ch.Component == "php-1/extensions/Foo/lib/Bar" && ch.Unexpected
+		}
+	}
+	if !found {
+		t.Errorf("Bar's commit is not on the record as an unexpected change of php-1/extensions/Foo/lib/Bar: %v", changeIDs(p))
+	}
+}
+
+// TestCompositeShadowedSubmoduleShipsNothing: where a component of its own
+// stands on core's submodule path, core's pointer there deploys nothing,
+// so the commits it jumps over are neither unexpected nor on the record.
+// The bot used to refuse a plain core change for them, and to record them
+// as shipped with --include-unexpected.
+func TestCompositeShadowedSubmoduleShipsNothing(t *testing.T) {
+	f := newGitFixture(t)
+	r, c := f.open(append(f.components(), Component{Path: "php-1/extensions/Foo", URL: f.ext, Branch: "wmf/1"}))
+	d := &deployed{f: f, r: r, c: c}
+	var err error
+	if d.up, err = c.Baseline(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	x := f.commit(f.ext, "Foo: x", map[string]string{"Foo.php": "<?php // Foo x\n"})
+	f.bump(x)
+	core := f.commit(f.core, "core: change", map[string]string{"index.php": "<?php // core 2\n"})
+	p, err := d.prepare(false, "php-1:"+core[:10])
+	if err != nil {
+		t.Fatalf("a core change was refused for a commit it does not ship: %v", err)
+	}
+	for _, ch := range p.Changes {
+		if ch.Commit == x {
+			t.Errorf("Foo: x is on the record, but the Foo component did not move: %v", changeIDs(p))
+		}
+	}
+	if got := files(t, r, p.Upstream)["php-1/extensions/Foo/Foo.php"]; got != "<?php // Foo 1\n" {
+		t.Errorf("Foo.php = %q, want the Foo component's deployed version", got)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -211,7 +212,7 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 		if !st.Submodules {
 			continue
 		}
-		cs, un, err = c.moveSubmodules(ctx, f, st, subs, progress)
+		cs, un, err = c.moveSubmodules(ctx, f, st, states, subs, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -627,49 +628,63 @@ func (c *Composite) pointsAt(ctx context.Context, st *state, h plumbing.Hash, su
 // moveSubmodules lists, for every submodule whose pointer moves between
 // the deployed and the target commit of st, the commits it ships. The
 // caller holds the lock.
-func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, named map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
+func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, states []*state, named map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	if st.prev.IsZero() || st.prev == st.target {
 		return nil, nil, nil
 	}
+	return c.moveSubs(ctx, f, st, st.Path, st.URL, st.prev, st.target, states, named, progress)
+}
+
+// moveSubs lists the commits the submodules of one repository ship when
+// it moves from commit before to commit after: the repository is component
+// st, or one of its submodules, placed at deploy path at and fetched
+// from url. A submodule's own submodules are followed too (the deploy tree
+// holds them, flattened), and a submodule path where another component
+// stands is left to that component: its pointer ships nothing. Commits of
+// nested submodules cannot be named in a request, so every one they jump
+// over is unexpected.
+func (c *Composite) moveSubs(ctx context.Context, f *fetcher, st *state, at, url string, before, after plumbing.Hash, states []*state,
+	named map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	s := c.staging.repo.Storer
-	before, err := object.GetCommit(s, st.prev)
+	bc, err := object.GetCommit(s, before)
 	if err != nil {
 		return nil, nil, err
 	}
-	after, err := object.GetCommit(s, st.target)
+	ac, err := object.GetCommit(s, after)
 	if err != nil {
 		return nil, nil, err
 	}
-	oldSubs, err := submodules(s, before.TreeHash)
+	oldSubs, err := submodules(s, bc.TreeHash)
 	if err != nil {
 		return nil, nil, err
 	}
-	newSubs, err := submodules(s, after.TreeHash)
+	newSubs, err := submodules(s, ac.TreeHash)
 	if err != nil {
-		return nil, nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
+		return nil, nil, deployer.Errorf(deployer.EConflict, "in %s: %s", displayPath(at), strings.TrimPrefix(err.Error(), "gitrepo: "))
 	}
-	old := map[string]plumbing.Hash{}
+	old := map[string]submodule{}
 	for _, sm := range oldSubs {
-		old[sm.Path] = sm.Link
+		old[sm.Path] = sm
 	}
 	var changes []deployer.Change
 	var un []unexpected
 	for _, sm := range newSubs {
-		dp := joinPath(st.Path, sm.Path)
-		from, was := old[sm.Path]
+		dp := joinPath(at, sm.Path)
+		prior, was := old[sm.Path]
 		delete(old, sm.Path)
-		if from == sm.Link {
+		from := prior.Link
+		if from == sm.Link || standsElsewhere(states, st.Path, dp) {
 			continue
 		}
-		url := ResolveSubmoduleURL(st.URL, sm.URL)
-		if err := c.ensureCommit(f, url, sm.Link, dp); err != nil {
+		surl := ResolveSubmoduleURL(url, sm.URL)
+		if err := c.ensureCommit(f, surl, sm.Link, dp); err != nil {
 			return nil, nil, err
 		}
 		if !was {
 			progress(fmt.Sprintf("submodule %s is new in %s: this deployment adds its whole tree at %.10s", dp, st.name(), sm.Link))
 			continue
 		}
-		if err := c.ensureCommit(f, url, from, dp); err != nil {
+		if err := c.ensureCommit(f, ResolveSubmoduleURL(url, prior.URL), from, dp); err != nil {
 			return nil, nil, err
 		}
 		requested := map[plumbing.Hash]bool{}
@@ -700,11 +715,36 @@ func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, n
 		if len(u.commits) > 0 || u.note != "" {
 			un = append(un, u)
 		}
+		cs, nested, err := c.moveSubs(ctx, f, st, dp, surl, from, sm.Link, states, nil, progress)
+		if err != nil {
+			return nil, nil, err
+		}
+		changes = append(changes, cs...)
+		un = append(un, nested...)
 	}
+	var gone []string
 	for p := range old {
-		progress(fmt.Sprintf("submodule %s is gone from %s: this deployment removes its tree", joinPath(st.Path, p), st.name()))
+		if !standsElsewhere(states, st.Path, joinPath(at, p)) {
+			gone = append(gone, p)
+		}
+	}
+	sort.Strings(gone)
+	for _, p := range gone {
+		progress(fmt.Sprintf("submodule %s is gone from %s: this deployment removes its tree", joinPath(at, p), st.name()))
 	}
 	return changes, un, nil
+}
+
+// standsElsewhere reports whether a component nested in component comp
+// stands on deploy path dp (or encloses it), so that comp's submodule
+// there deploys nothing.
+func standsElsewhere(states []*state, comp, dp string) bool {
+	for _, o := range states {
+		if o.Path != comp && within(o.Path, comp) && within(dp, o.Path) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsAllHashes(set map[plumbing.Hash]*node, hs []plumbing.Hash) bool {
