@@ -345,3 +345,28 @@ func TestCompositeShadowedSubmoduleShipsNothing(t *testing.T) {
 		t.Errorf("Foo.php = %q, want the Foo component's deployed version", got)
 	}
 }
+
+// TestCompositeUndeployedSkipsShadowedSubmodule: the check a Gerrit
+// deployment makes before approving anything agrees with staging: core's
+// pointer at a path where a component of its own stands ships nothing, so
+// the commits it jumps over are not "merged but not deployed" there.
+func TestCompositeUndeployedSkipsShadowedSubmodule(t *testing.T) {
+	f := newGitFixture(t)
+	_, c := f.open(append(f.components(), Component{Path: "php-1/extensions/Foo", URL: f.ext, Branch: "wmf/1"}))
+	ctx := context.Background()
+	up, err := c.Baseline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := f.commit(f.ext, "Foo: x", map[string]string{"Foo.php": "<?php // Foo x\n"})
+	f.bump(x)
+	un, err := c.Undeployed(ctx, up, []string{"php-1"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range un {
+		if u.Where == "php-1/extensions/Foo" {
+			t.Errorf("core's pointer move is listed as undeployed commits of the Foo component's path: %+v", u)
+		}
+	}
+}
