@@ -370,3 +370,36 @@ func TestCompositeUndeployedSkipsShadowedSubmodule(t *testing.T) {
 		}
 	}
 }
+
+// TestCompositeRecordKeepsUnicodeSpacedPaths: the composition record must
+// read back every part it wrote. A submodule path holding a no-break
+// space (git allows it; the record's own separator is a plain space) was
+// written, then dropped on reading, so the bot forgot what it deployed
+// there: a blocked change in it was no longer seen to ship again.
+func TestCompositeRecordKeepsUnicodeSpacedPaths(t *testing.T) {
+	f := newGitFixture(t)
+	ctx := context.Background()
+	odd := "extensions/Foo\u00a0Bar"
+	f.git(f.core, "-c", "protocol.file.allow=always", "submodule", "add", "-q", "../extensions/Foo", odd)
+	f.git(f.core, "commit", "-q", "-m", "Add Foo again, oddly named")
+	r, c := f.open(f.components())
+	up, err := c.Baseline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.git(f.core, "rev-parse", "wmf/1:"+odd)
+	if got, err := c.ComposedCommit(up, "php-1/"+odd); err != nil || got != want {
+		t.Errorf("the record holds %q at php-1/%s (%v), want %s", got, odd, err, want)
+	}
+	co, err := r.commit(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrote, read := len(compositionLines(co.Message)), len(parseComposition(co.Message).parts); wrote != read {
+		t.Errorf("the record has %d lines but reads back %d parts", wrote, read)
+	}
+	blocked := deployer.Change{ID: want, Commit: want, Component: "php-1/" + odd}
+	if ships, err := c.StillShips(ctx, up, blocked); err != nil || !ships {
+		t.Errorf("StillShips = %v, %v for the commit the tree holds there; want true", ships, err)
+	}
+}

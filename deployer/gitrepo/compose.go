@@ -108,12 +108,14 @@ func compositionLines(msg string) []string {
 
 // parseComposition reads a composition back from a commit message (of a
 // composition commit, or of a staging commit that copied its lines). It
-// returns nil when the message records none.
+// returns nil when the message records none. Fields are split on the
+// single spaces line writes, and only on those: a path may hold other
+// spaces of Unicode (a no-break space), which must read back as written.
 func parseComposition(msg string) *composition {
 	var c composition
 	for _, l := range compositionLines(msg) {
 		if v, ok := strings.CutPrefix(l, componentTrailer); ok {
-			f := strings.Fields(v)
+			f := strings.Split(v, " ")
 			if len(f) != 6 {
 				continue
 			}
@@ -124,7 +126,7 @@ func parseComposition(msg string) *composition {
 			}
 			c.parts = append(c.parts, p)
 		} else if v, ok := strings.CutPrefix(l, submoduleTrailer); ok {
-			f := strings.Fields(v)
+			f := strings.Split(v, " ")
 			if len(f) != 4 {
 				continue
 			}
