@@ -3,7 +3,9 @@ package gerrit_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/deployer/gerrit"
@@ -74,5 +76,26 @@ func TestRebasedOnSubmitStillDeploys(t *testing.T) {
 	}
 	if p.Upstream != e.g.Tip() || p.Upstream != e.g.Revision(n) {
 		t.Errorf("deployed %s; tip %s, change's merged revision %s", p.Upstream, e.g.Tip(), e.g.Revision(n))
+	}
+}
+
+// TestClippedSubjectsStayText: a long subject in another script is cut
+// for chat on a character boundary, never inside a character, which would
+// put invalid UTF-8 in the channel.
+func TestClippedSubjectsStayText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{})
+	subject := strings.Repeat("翻訳の更新", 10) // 150 bytes
+	n := e.g.Upload("bob", "", map[string]string{"a": "1"}, subject)
+	e.g.Abandon(n)
+	_, err := e.prepare("", false, strconv.Itoa(n))
+	msg := wantError(t, err, deployer.EInvalid, "is abandoned")
+	if !utf8.ValidString(msg) {
+		t.Errorf("the refusal is not valid UTF-8: %q", msg)
+	}
+	// And what a person typed, repeated back.
+	_, err = e.prepare("", false, strings.Repeat("€", 40))
+	if msg := deployer.ErrorMessage(err); !utf8.ValidString(msg) {
+		t.Errorf("the refusal is not valid UTF-8: %q", msg)
 	}
 }
