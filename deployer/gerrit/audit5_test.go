@@ -2,6 +2,7 @@ package gerrit_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,5 +98,21 @@ func TestClippedSubjectsStayText(t *testing.T) {
 	_, err = e.prepare("", false, strings.Repeat("€", 40))
 	if msg := deployer.ErrorMessage(err); !utf8.ValidString(msg) {
 		t.Errorf("the refusal is not valid UTF-8: %q", msg)
+	}
+}
+
+// TestDuplicateRefKeepsItsPatchSet: a change named twice, once by number
+// and once by a link to an outdated patch set, is still checked against
+// the patch set the link names; the duplicate used to be dropped with its
+// patch set, and the current one deployed unseen.
+func TestDuplicateRefKeepsItsPatchSet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true})
+	n := e.g.Upload("bob", "", map[string]string{"a": "1"}, "A change")
+	e.g.NewPatchSet(n, map[string]string{"a": "2"})
+	_, err := e.prepare("", false, strconv.Itoa(n), fmt.Sprintf("%s/c/app/+/%d/1", e.g.URL, n))
+	wantError(t, err, deployer.EInvalid, fmt.Sprintf("you linked patch set 1 of change %d, but its current patch set is 2", n))
+	if len(e.posts()) != 0 {
+		t.Errorf("posted: %q", e.posts())
 	}
 }

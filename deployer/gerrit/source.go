@@ -229,6 +229,7 @@ func (s *Source) validate(ctx context.Context, refs []string, in scope) ([]*want
 	var ps problems
 	var ws []*want
 	seen := map[int]bool{}
+	byNumber := map[int]*want{}
 	for _, t := range refs {
 		r, err := ParseRef(t, s.base)
 		if err != nil {
@@ -237,7 +238,17 @@ func (s *Source) validate(ctx context.Context, refs []string, in scope) ([]*want
 		}
 		if !seen[r.Number] {
 			seen[r.Number] = true
-			ws = append(ws, &want{ref: r})
+			byNumber[r.Number] = &want{ref: r}
+			ws = append(ws, byNumber[r.Number])
+			continue
+		}
+		// Named again: a patch set the repeat links to is checked as well.
+		switch w := byNumber[r.Number]; {
+		case r.PatchSet == 0 || r.PatchSet == w.ref.PatchSet:
+		case w.ref.PatchSet == 0:
+			w.ref = r
+		default:
+			ps.add("you linked patch sets %d and %d of change %d; name the one to deploy", w.ref.PatchSet, r.PatchSet, r.Number)
 		}
 	}
 	// Every ref that parsed is looked up, and every change found is
