@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/deploybot/deploybot/deployer"
@@ -114,5 +115,26 @@ func TestDuplicateRefKeepsItsPatchSet(t *testing.T) {
 	wantError(t, err, deployer.EInvalid, fmt.Sprintf("you linked patch set 1 of change %d, but its current patch set is 2", n))
 	if len(e.posts()) != 0 {
 		t.Errorf("posted: %q", e.posts())
+	}
+}
+
+// TestCompositeCheckRefRefusesJunkComponentRefs: with components, a
+// component:ref is checked when typed, as the git composite checks it; a
+// ref like php-1:-o or php-1:HEAD~1 was queued (spending a deployment id)
+// and refused only when the deployment started.
+func TestCompositeCheckRefRefusesJunkComponentRefs(t *testing.T) {
+	t.Parallel()
+	e := newCEnv(t, 10*time.Second)
+	for _, ref := range []string{"php-1.46.0-wmf.3:-o", "php-1.46.0-wmf.3:--upload-pack=x", "root:HEAD~1", "root:@{-1}", "-o:abc1234", "root:a..b"} {
+		if err := e.src.CheckRef(ref); err == nil {
+			t.Errorf("CheckRef(%q) accepted it", ref)
+		} else if deployer.ErrorCode(err) != deployer.EInvalid {
+			t.Errorf("CheckRef(%q) = %v, want an invalid-ref refusal", ref, err)
+		}
+	}
+	for _, ref := range []string{"php-1.46.0-wmf.3:abc1234", "root:master", "12345", e.g.URL + "/c/app/+/12345"} {
+		if err := e.src.CheckRef(ref); err != nil {
+			t.Errorf("CheckRef(%q) = %v, want it accepted", ref, err)
+		}
 	}
 }
