@@ -403,3 +403,30 @@ func TestCompositeRecordKeepsUnicodeSpacedPaths(t *testing.T) {
 		t.Errorf("StillShips = %v, %v for the commit the tree holds there; want true", ships, err)
 	}
 }
+
+// TestCompositeHugeGitmodulesIsNotCut: a .gitmodules past the size the
+// bot reads must be refused, not cut: cutting it dropped the submodules
+// listed after the cut from the deploy tree without a word.
+func TestCompositeHugeGitmodulesIsNotCut(t *testing.T) {
+	f := newGitFixture(t)
+	mods := filepath.Join(f.core, ".gitmodules")
+	old, err := os.ReadFile(mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("# "+strings.Repeat("x", 98)+"\n", 11000) // 1.1 MB of comments
+	if err := os.WriteFile(mods, []byte(pad+string(old)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.git(f.core, "add", ".gitmodules")
+	f.git(f.core, "commit", "-q", "-m", "core: a long .gitmodules")
+	_, c := f.open(f.components())
+	up, err := c.Baseline(context.Background())
+	if err == nil {
+		if got, _ := c.ComposedCommit(up, "php-1/extensions/Foo"); got == "" {
+			t.Fatal("the deploy tree silently lost php-1/extensions/Foo")
+		}
+		return
+	}
+	wantCode(t, err, deployer.EConflict, ".gitmodules", "too large")
+}

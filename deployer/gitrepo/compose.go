@@ -324,6 +324,9 @@ type submodule struct {
 	Link plumbing.Hash
 }
 
+// maxModules bounds the .gitmodules read (MediaWiki core's is about 30 kB).
+const maxModules = 1 << 20
+
 // readModules parses tree's .gitmodules; nil when it has none.
 func readModules(s storer.EncodedObjectStorer, tree plumbing.Hash) (*config.Modules, error) {
 	e, err := entryAt(s, tree, ".gitmodules")
@@ -338,10 +341,15 @@ func readModules(s storer.EncodedObjectStorer, tree plumbing.Hash) (*config.Modu
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
 	}
-	data, err := io.ReadAll(io.LimitReader(rd, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(rd, maxModules+1))
 	rd.Close()
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	if len(data) > maxModules {
+		// Cut, it would parse without the submodules listed after the
+		// cut, and the deploy tree would lose them without a word.
+		return nil, fmt.Errorf("gitrepo: .gitmodules is larger than %d MiB, too large to read", maxModules>>20)
 	}
 	mods := config.NewModules()
 	if err := mods.Unmarshal(data); err != nil {
