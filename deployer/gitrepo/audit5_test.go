@@ -430,3 +430,44 @@ func TestCompositeHugeGitmodulesIsNotCut(t *testing.T) {
 	}
 	wantCode(t, err, deployer.EConflict, ".gitmodules", "too large")
 }
+
+// TestCompositeNewComponentHonoursSubmoduleRefs: a release branch new in
+// the configuration goes out whole at its tip; a submodule ref named for
+// it must be in that tree. It was ignored: the deployment succeeded with
+// no change listed, and the extension fix the person named did not ship.
+func TestCompositeNewComponentHonoursSubmoduleRefs(t *testing.T) {
+	d := newDeployed(t, nil)
+	f := d.f
+	f.git(f.core, "branch", "wmf/2")
+	var err error
+	if d.c, err = NewComposite(d.r, append(f.components(), Component{Path: "php-2", URL: f.core, Branch: "wmf/2", Submodules: true})); err != nil {
+		t.Fatal(err)
+	}
+	fix := f.commit(f.ext, "Foo: fix", map[string]string{"Foo.php": "<?php // Foo 2\n"})
+
+	// wmf/2 does not point Foo at the fix: refused, as for a deployed branch.
+	_, err = d.prepare(false, "php-2/extensions/Foo:"+fix[:10])
+	wantCode(t, err, deployer.EConflict, "does not point extensions/Foo at "+fix[:10])
+
+	// Once it does, the fix ships and is on the record.
+	f.git(f.core, "checkout", "-q", "wmf/2")
+	bump := f.bump(fix)
+	f.git(f.core, "checkout", "-q", "wmf/1")
+	p, err := d.prepare(false, "php-2/extensions/Foo:"+fix[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.c.ComposedCommit(p.Upstream, "php-2/extensions/Foo"); got != fix {
+		t.Errorf("php-2/extensions/Foo is at %.10s, want the fix %.10s", got, fix)
+	}
+	if got, _ := d.c.ComposedCommit(p.Upstream, "php-2"); got != bump {
+		t.Errorf("php-2 is at %.10s, want %.10s", got, bump)
+	}
+	found := false
+	for _, ch := range p.Changes {
+		found = found || (ch.Commit == fix && ch.Component == "php-2/extensions/Foo")
+	}
+	if !found {
+		t.Errorf("the fix is not on the record: %v", changeIDs(p))
+	}
+}

@@ -401,7 +401,7 @@ func prefixed(err error, where string) error {
 func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, subs map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	v := st.view
 	if st.prev.IsZero() {
-		return c.newComponent(ctx, st, mine, progress)
+		return c.newComponent(ctx, st, mine, subs, progress)
 	}
 	requested := map[plumbing.Hash]bool{}
 	var target plumbing.Hash
@@ -453,8 +453,9 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 
 // newComponent is moveComponent for a component new in the configuration:
 // there is nothing to compare with, so it ships its whole tree, at the
-// named ref or at its branch's tip.
-func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
+// named ref or at its branch's tip, moved on (as for a deployed component)
+// to the first commit whose pointers hold the submodule refs named for it.
+func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, subs map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	v := st.view
 	tip, err := c.tip(st)
 	if err != nil {
@@ -479,6 +480,29 @@ func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, p
 		ch := change(co)
 		ch.Component = st.Path
 		changes = append(changes, ch)
+	}
+	if len(subs) > 0 {
+		t, err := c.pointingAt(ctx, st, st.target, subs)
+		if err != nil {
+			return nil, nil, err
+		}
+		st.target = t
+		paths := make([]string, 0, len(subs))
+		for sub := range subs {
+			paths = append(paths, sub)
+		}
+		sort.Strings(paths)
+		for _, sub := range paths {
+			for _, r := range subs[sub] {
+				co, err := object.GetCommit(c.staging.repo.Storer, r.hash)
+				if err != nil {
+					return nil, nil, err
+				}
+				ch := change(co)
+				ch.Component = joinPath(st.Path, sub)
+				changes = append(changes, ch)
+			}
+		}
 	}
 	progress(fmt.Sprintf("component %s (%s %s) is new in the configuration: this deployment adds its whole tree at %.10s",
 		st.name(), st.URL, st.Branch, st.target))
