@@ -471,3 +471,24 @@ func TestCompositeNewComponentHonoursSubmoduleRefs(t *testing.T) {
 		t.Errorf("the fix is not on the record: %v", changeIDs(p))
 	}
 }
+
+// TestCompositeSubmoduleRefAlreadyDeployed: naming a submodule commit the
+// deployed pointer already holds is refused as already deployed, as a
+// component's own ref is. It used to look for the next commit of core
+// "pointing at it" and offer to ship core's next, unrelated commit.
+func TestCompositeSubmoduleRefAlreadyDeployed(t *testing.T) {
+	d := newDeployed(t, nil)
+	f := d.f
+	fix := f.commit(f.ext, "Foo: fix", map[string]string{"Foo.php": "<?php // Foo 2\n"})
+	f.bump(fix)
+	p, err := d.prepare(false, "php-1/extensions/Foo:"+fix[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.up = p.Upstream
+	f.commit(f.core, "core: later", map[string]string{"index.php": "<?php // core 2\n"})
+	for _, include := range []bool{false, true} {
+		_, err = d.prepare(include, "php-1/extensions/Foo:"+fix[:10])
+		wantCode(t, err, deployer.EConflict, "php-1/extensions/Foo:"+fix[:10]+" is already deployed")
+	}
+}

@@ -403,6 +403,16 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 	if st.prev.IsZero() {
 		return c.newComponent(ctx, st, mine, subs, progress)
 	}
+	// A submodule ref the deployed pointer already holds is deployed, as
+	// a component ref the deployed commit holds is: looking for the next
+	// commit that holds it would ship whatever comes next instead.
+	for sub, rs := range subs {
+		for _, r := range rs {
+			if c.pointsAt(ctx, st, st.prev, sub, []*cref{r}) == nil {
+				return nil, nil, deployer.Errorf(deployer.EConflict, "%s is already deployed", r.text)
+			}
+		}
+	}
 	requested := map[plumbing.Hash]bool{}
 	var target plumbing.Hash
 	var err error
