@@ -52,8 +52,32 @@ func TestReworkedAndMergedBehindTheBotIsRefused(t *testing.T) {
 			if err == nil {
 				t.Fatalf("deployed %s, which holds patch set 2 that the bot never validated", p.Upstream)
 			}
-			wantError(t, err, deployer.EConflict, "change "+strconv.Itoa(n), "patch set 2", "nothing was deployed")
+			wantError(t, err, deployer.EConflict, "change "+strconv.Itoa(n), "merged as patch set 2, but I checked and approved patch set 1", "nothing was deployed")
 		})
+	}
+}
+
+// TestReworkedAndMergedWithoutApproving: the same race when people, not
+// the bot, approve and submit: the bot only checked patch set 1, and says
+// no more than that.
+func TestReworkedAndMergedWithoutApproving(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{}, func(c *gerrit.Config) { c.Approve = false })
+	n := e.g.Upload("bob", "", map[string]string{"a": "checked\n"}, "A change")
+	before, _ := e.src.Baseline(context.Background())
+	// Once the bot says it waits, people rework the change and submit it.
+	_, err := e.src.Prepare(context.Background(), deployer.Request{Refs: []string{strconv.Itoa(n)}, Requester: "Alice Deployer"}, before, func(line string) {
+		if strings.HasPrefix(line, "waiting up to") {
+			e.g.NewPatchSet(n, map[string]string{"a": "never checked\n"})
+			e.g.Vote(n, "carol", gerrit.CodeReview, 2)
+			if err := e.g.Submit(n); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	msg := wantError(t, err, deployer.EConflict, "merged as patch set 2, but I checked patch set 1", "nothing was deployed")
+	if strings.Contains(msg, "approved") {
+		t.Errorf("the bot did not approve anything, but says so: %q", msg)
 	}
 }
 

@@ -208,9 +208,13 @@ func (s *Source) mergedAsChecked(ctx context.Context, p *pending, ci *ChangeInfo
 		return nil
 	}
 	s.logger(ctx).Warn("gerrit: merged with a patch set the bot did not check", "change", ci.Number, "checked", p.number, "merged", merged, "reworked", reworked)
+	checked := "checked"
+	if s.cfg.Approve {
+		checked = "checked and approved"
+	}
 	return deployer.Errorf(deployer.EConflict,
-		"change %d (%s) merged as patch set %d, but I checked and approved patch set %d, and patch set %d changed its content; nothing was deployed. If patch set %d is what should go out, backport it again to confirm it",
-		ci.Number, clip(ci.Subject), merged, p.number, reworked, merged).Or(deployer.DoWith(deployer.VerbBackport, "confirm the merged patch set", strconv.Itoa(ci.Number)))
+		"change %d (%s) merged as patch set %d, but I %s patch set %d, and patch set %d changed its content; nothing was deployed. If patch set %d is what should go out, backport it again to confirm it",
+		ci.Number, clip(ci.Subject), merged, checked, p.number, reworked, merged).Or(deployer.DoWith(deployer.VerbBackport, "confirm the merged patch set", strconv.Itoa(ci.Number)))
 }
 
 // trivialKind reports whether a patch set of this kind does what the one
