@@ -162,3 +162,64 @@ func TestCompositeCheckRefRefusesJunkComponentRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeCommitOnSubmitDeploys: with Gerrit's default submit type
+// (MERGE_IF_NECESSARY), a change that is not on the branch tip merges as a
+// merge commit of the tip and the change. What the branch now holds, and
+// what must be deployed, is that merge commit; the change's own commit
+// alone does not descend from the deployed tip. The bot refused every such
+// change as if the branch had been rewritten.
+func TestMergeCommitOnSubmitDeploys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true, MergeIfNecessary: true})
+	n := e.g.Upload("bob", "", map[string]string{"a": "1\n"}, "The change")
+	// Another change merges first, so n's submit makes a merge commit.
+	other := e.g.Upload("carol", "", map[string]string{"b": "1\n"}, "Other")
+	e.g.Vote(other, "carol", gerrit.CodeReview, 2)
+	if err := e.g.Submit(other); err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := e.src.Baseline(context.Background()) // other is deployed
+	p, err := e.prepare(prev, false, strconv.Itoa(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Upstream != e.g.Tip() {
+		t.Errorf("staged %.10s, want the merge commit on the branch %.10s", p.Upstream, e.g.Tip())
+	}
+	if len(p.Changes) != 1 || p.Changes[0].ID != strconv.Itoa(n) || p.Changes[0].Subject != "The change" {
+		t.Errorf("changes = %+v, want change %d alone", p.Changes, n)
+	}
+}
+
+// TestMergeCommitOfAChainDeploys: a relation chain submitted with merge
+// commits ships both changes, and only them; a change of someone else
+// merged meanwhile is still refused as unexpected.
+func TestMergeCommitOfAChainDeploys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gerrittest.Options{AutoSubmit: true, MergeIfNecessary: true})
+	parent := e.g.Upload("bob", "", map[string]string{"p": "1\n"}, "Parent")
+	child := e.g.Upload("bob", e.g.Revision(parent), map[string]string{"c": "1\n"}, "Child")
+	other := e.g.Upload("carol", "", map[string]string{"b": "1\n"}, "Other")
+	e.g.Vote(other, "carol", gerrit.CodeReview, 2)
+	if err := e.g.Submit(other); err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := e.src.Baseline(context.Background())
+	p, err := e.prepare(prev, false, strconv.Itoa(child), strconv.Itoa(parent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Upstream != e.g.Tip() || len(p.Changes) != 2 {
+		t.Errorf("staged %.10s with %+v; want the tip %.10s with the two changes", p.Upstream, p.Changes, e.g.Tip())
+	}
+	// Someone else's change merges (a merge commit too); ours is next.
+	late := e.g.Upload("carol", prev, map[string]string{"l": "1\n"}, "Late")
+	e.g.Vote(late, "carol", gerrit.CodeReview, 2)
+	if err := e.g.Submit(late); err != nil {
+		t.Fatal(err)
+	}
+	mine := e.g.Upload("bob", prev, map[string]string{"m": "1\n"}, "Mine")
+	_, err = e.prepare(p.Upstream, false, strconv.Itoa(mine))
+	wantError(t, err, deployer.EConflict, "would also ship", "Late")
+}

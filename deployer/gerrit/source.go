@@ -154,7 +154,11 @@ type want struct {
 	ref    Ref
 	info   *ChangeInfo
 	commit string // the commit it merged as, once known
-	deps   []int  // requested changes it depends on
+	// landed is the commit of the branch's first-parent line that brought
+	// commit in: commit itself, or the merge commit Gerrit made on submit
+	// (MERGE_IF_NECESSARY) when the change was not on the branch's tip.
+	landed string
+	deps   []int // requested changes it depends on
 }
 
 // Prepare validates the requested changes, approves them and waits for
@@ -549,8 +553,12 @@ func (s *Source) findMerged(ctx context.Context, ws []*want, prevUpstream string
 			}
 			if c == "" {
 				missing = append(missing, strconv.Itoa(w.info.Number))
+				continue
 			}
 			w.commit = c
+			if w.landed, err = s.landedBy(ctx, c, tip, prevUpstream); err != nil {
+				return err
+			}
 		}
 		if len(missing) == 0 {
 			return nil
@@ -597,6 +605,39 @@ func (s *Source) mergedCommit(ctx context.Context, w *want, tip, prevUpstream st
 	return "", nil
 }
 
+// landedBy returns the commit of tip's first-parent line, after
+// prevUpstream, that first holds commit: commit itself when the change
+// went onto the branch as it is (a fast-forward, a rebase or a
+// cherry-pick), else the merge commit that brought it in. Deploying commit
+// alone would take away what the branch held before that merge.
+func (s *Source) landedBy(ctx context.Context, commit, tip, prevUpstream string) (string, error) {
+	var line []string // first parents, newest first
+	for h, i := tip, 0; h != "" && h != prevUpstream && i < recentDepth; i++ {
+		if h == commit {
+			return commit, nil
+		}
+		line = append(line, h)
+		c, err := s.repo.LookupCommit(ctx, h)
+		if err != nil {
+			return "", err
+		}
+		h = ""
+		if len(c.Parents) > 0 {
+			h = c.Parents[0]
+		}
+	}
+	for i := len(line) - 1; i >= 0; i-- {
+		in, err := s.repo.IsAncestor(ctx, commit, line[i])
+		if err != nil {
+			return "", err
+		}
+		if in {
+			return line[i], nil
+		}
+	}
+	return commit, nil
+}
+
 // recentDepth is how far back from the tip a merged change's commit is
 // looked for when nothing was deployed yet.
 const recentDepth = 200
@@ -631,6 +672,15 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 	for _, w := range ws {
 		byCommit[w.commit] = w
 	}
+	// A merge commit Gerrit made on submit is the requested change's way
+	// onto the branch: it is deployed (the change alone does not descend
+	// from what the branch held), and is not someone else's commit.
+	landed := map[string]bool{}
+	for _, w := range ws {
+		if w.landed != w.commit {
+			landed[w.landed] = true
+		}
+	}
 	var ps problems
 	if prevUpstream != "" {
 		for _, w := range ws {
@@ -650,7 +700,7 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 	for _, t := range ws {
 		all := true
 		for _, o := range ws {
-			in, err := s.repo.IsAncestor(ctx, o.commit, t.commit)
+			in, err := s.repo.IsAncestor(ctx, o.landed, t.landed)
 			if err != nil {
 				return nil, err
 			}
@@ -673,15 +723,15 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 			}
 			out = append(out, s.change(w, c))
 		}
-		return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+		return &deployer.Prepared{Upstream: target.landed, Changes: out}, nil
 	}
-	if ok, err := s.repo.IsAncestor(ctx, prevUpstream, target.commit); err != nil {
+	if ok, err := s.repo.IsAncestor(ctx, prevUpstream, target.landed); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, deployer.Errorf(deployer.EConflict, "change %d merged as %.10s, which does not descend from the deployed commit %.10s; was %s rewritten?",
-			target.info.Number, target.commit, prevUpstream, s.cfg.Branch)
+			target.info.Number, target.landed, prevUpstream, s.cfg.Branch)
 	}
-	line, err := s.repo.Range(ctx, prevUpstream, target.commit)
+	line, err := s.repo.Range(ctx, prevUpstream, target.landed)
 	if err != nil {
 		return nil, err
 	}
@@ -691,6 +741,9 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 		if w := byCommit[c.Hash]; w != nil {
 			out = append(out, s.change(w, &c))
 			continue
+		}
+		if landed[c.Hash] && len(c.Parents) == 2 && byCommit[c.Parents[1]] != nil {
+			continue // Gerrit's merge of a requested change: nothing of its own
 		}
 		unexpected = append(unexpected, c)
 		ch := deployer.Change{ID: c.Hash, Commit: c.Hash, Subject: c.Subject, Author: c.Author, AuthorEmail: c.AuthorEmail, Bugs: gitrepo.Bugs(c.Message),
@@ -703,7 +756,7 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 	if len(unexpected) > 0 && !req.IncludeUnexpected {
 		return nil, s.unexpectedError(target, unexpected)
 	}
-	return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+	return &deployer.Prepared{Upstream: target.landed, Changes: out}, nil
 }
 
 // checkUnexpected refuses, before anything is approved, a request that

@@ -50,6 +50,11 @@ type Options struct {
 	// Dir is an existing repository (bare or not) to serve; by default a
 	// new bare repository with one initial commit on Branch.
 	Dir string
+	// MergeIfNecessary makes a submit that cannot fast-forward create a
+	// merge commit of the branch tip and the change (Gerrit's
+	// MERGE_IF_NECESSARY submit type, its default) instead of rebasing the
+	// change onto the tip (REBASE_IF_NECESSARY).
+	MergeIfNecessary bool
 	// AutoSubmit submits a change as soon as it has Code-Review +2 and no
 	// negative Verified vote, as a gate would.
 	AutoSubmit bool
@@ -73,6 +78,7 @@ type Server struct {
 
 	t          testing.TB
 	autoSubmit bool
+	mergeType  bool // MergeIfNecessary
 	mu         sync.Mutex
 	root       string // where AddProject makes repositories
 	projects   map[string]*project
@@ -134,7 +140,7 @@ func New(t testing.TB, o Options) *Server {
 	}
 	s := &Server{
 		Project: o.Project, Branch: o.Branch, Username: o.Username, Password: o.Password,
-		t: t, autoSubmit: o.AutoSubmit, changes: map[int]*change{}, next: 100,
+		t: t, autoSubmit: o.AutoSubmit, mergeType: o.MergeIfNecessary, changes: map[int]*change{}, next: 100,
 		accounts: map[string]gerrit.AccountInfo{}, root: t.TempDir(), projects: map[string]*project{},
 	}
 	s.AddAccount(o.Username, "Deploy Bot", "deploybot@example.org")
@@ -433,7 +439,18 @@ func (s *Server) submit(c *change) error {
 	if err != nil {
 		return err
 	}
-	if merged != c.current() {
+	switch {
+	case merged == c.current():
+	case s.mergeType:
+		// A merge commit of the tip and the change, with the tree the
+		// rebase computed; the change keeps its patch set.
+		rebased := c.proj.mustCommit(merged)
+		subject, _, _ := strings.Cut(rebased.Message, "\n")
+		a := s.accounts[s.Username]
+		sig := object.Signature{Name: a.Name, Email: a.Email, When: s.now()}
+		merged = c.proj.writeCommit(&object.Commit{Author: sig, Committer: sig, Message: fmt.Sprintf("Merge %q\n", subject),
+			TreeHash: rebased.TreeHash, ParentHashes: []plumbing.Hash{c.proj.tip(c.branch), c.current()}})
+	default:
 		s.addPatchSet(c, merged, gerrit.KindTrivialRebase)
 	}
 	c.proj.setBranch(c.branch, merged)
@@ -629,7 +646,11 @@ func (s *Server) revision(w http.ResponseWriter, r *http.Request, c *change, rev
 		s.mu.Lock()
 		ok := s.mergeable(c)
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, gerrit.MergeableInfo{SubmitType: "REBASE_IF_NECESSARY", Mergeable: ok})
+		submitType := "REBASE_IF_NECESSARY"
+		if s.mergeType {
+			submitType = "MERGE_IF_NECESSARY"
+		}
+		writeJSON(w, http.StatusOK, gerrit.MergeableInfo{SubmitType: submitType, Mergeable: ok})
 	case what == "related" && r.Method == http.MethodGet:
 		s.mu.Lock()
 		out := s.related(c)
