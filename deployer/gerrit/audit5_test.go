@@ -3,6 +3,9 @@ package gerrit_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +15,8 @@ import (
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/deployer/gerrit"
 	"github.com/deploybot/deploybot/deployer/gerrit/gerrittest"
+	"github.com/deploybot/deploybot/deployer/gitrepo"
+	"github.com/deploybot/deploybot/internal/testparts"
 )
 
 // TestReworkedAndMergedBehindTheBotIsRefused: the bot validates patch set
@@ -222,4 +227,78 @@ func TestMergeCommitOfAChainDeploys(t *testing.T) {
 	mine := e.g.Upload("bob", prev, map[string]string{"m": "1\n"}, "Mine")
 	_, err = e.prepare(p.Upstream, false, strconv.Itoa(mine))
 	wantError(t, err, deployer.EConflict, "would also ship", "Late")
+}
+
+// newMergeCEnv is newCEnv on a Gerrit whose submits make merge commits.
+func newMergeCEnv(t *testing.T) *cenv {
+	t.Helper()
+	testparts.Need(t, "git", "git")
+	e := &cenv{t: t, g: gerrittest.New(t, gerrittest.Options{Project: cfgProject, Branch: "master", AutoSubmit: true, MergeIfNecessary: true})}
+	e.g.AddProject(coreProject, wmf, map[string]string{"index.php": "<?php // core\n"})
+	e.g.AddProject(fooProject, wmf, map[string]string{"Foo.php": "<?php // Foo 1\n"})
+	e.g.AddSubmodule(coreProject, wmf, "extensions/Foo", fooProject, wmf)
+	comps := []gerrit.Component{
+		{Component: gitrepo.Component{Path: "", URL: e.g.ProjectDir(cfgProject), Branch: "master"}, Project: cfgProject},
+		{Component: gitrepo.Component{Path: "php-1.46.0-wmf.3", URL: e.g.ProjectDir(coreProject), Branch: wmf, Submodules: true}, Project: coreProject},
+	}
+	repo, err := gitrepo.Open(filepath.Join(t.TempDir(), "staging.git"), gitrepo.Upstream{URL: comps[0].URL, Branch: "master"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	var gcs []gitrepo.Component
+	for _, c := range comps {
+		gcs = append(gcs, c.Component)
+	}
+	if e.git, err = gitrepo.NewComposite(repo, gcs); err != nil {
+		t.Fatal(err)
+	}
+	e.repo = repo
+	cfg := gerrit.Config{URL: e.g.URL, Username: e.g.Username, Password: e.g.Password, Approve: true,
+		MergeTimeout: 10 * time.Second, PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if e.src, err = gerrit.NewComposite(cfg, repo, e.git, comps); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestCompositeMergeCommitOnSubmitDeploys: with merge commits on submit,
+// changes of the root and of an extension that were not on their
+// branch's tip deploy what the branches hold (the merges), listed as the
+// changes alone.
+func TestCompositeMergeCommitOnSubmitDeploys(t *testing.T) {
+	t.Parallel()
+	e := newMergeCEnv(t)
+	cfgN := e.g.UploadTo(cfgProject, "master", "bob", "", map[string]string{"wmf-config/Foo.php": "<?php $wgFoo = true;\n"}, "Enable Foo")
+	fooN := e.g.UploadTo(fooProject, wmf, "bob", "", map[string]string{"Foo.php": "<?php // Foo 2\n"}, "Foo: fix")
+	// Others merge first in both projects, and are deployed.
+	for _, o := range []int{
+		e.g.UploadTo(cfgProject, "master", "carol", "", map[string]string{"README": "config\n"}, "Config: other"),
+		e.g.UploadTo(fooProject, wmf, "carol", "", map[string]string{"README": "Foo\n"}, "Foo: other"),
+	} {
+		e.g.Vote(o, "carol", gerrit.CodeReview, 2)
+		if err := e.g.Submit(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prev := e.baseline()
+	p, err := e.prepare(prev, strconv.Itoa(cfgN), strconv.Itoa(fooN))
+	if err != nil {
+		t.Fatalf("prepare: %v\n%s", err, e.progressText())
+	}
+	if got, want := e.composed(p.Upstream, ""), e.g.TipOf(cfgProject, "master"); got != want {
+		t.Errorf("root holds %.10s, want the branch's merge %.10s", got, want)
+	}
+	if got, want := e.composed(p.Upstream, "php-1.46.0-wmf.3/extensions/Foo"), e.g.TipOf(fooProject, wmf); got != want {
+		t.Errorf("Foo holds %.10s, want the branch's merge %.10s", got, want)
+	}
+	var ids []string
+	for _, c := range p.Changes {
+		if !c.Pointer {
+			ids = append(ids, c.ID)
+		}
+	}
+	if want := []string{strconv.Itoa(cfgN), strconv.Itoa(fooN)}; strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Errorf("changes %v, want %v: %+v", ids, want, p.Changes)
+	}
 }

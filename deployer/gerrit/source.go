@@ -612,7 +612,8 @@ func (s *Source) mergedCommit(ctx context.Context, w *want, tip, prevUpstream st
 // alone would take away what the branch held before that merge.
 func (s *Source) landedBy(ctx context.Context, commit, tip, prevUpstream string) (string, error) {
 	var line []string // first parents, newest first
-	for h, i := tip, 0; h != "" && h != prevUpstream && i < recentDepth; i++ {
+	h := tip
+	for i := 0; h != "" && h != prevUpstream && i < recentDepth; i++ {
 		if h == commit {
 			return commit, nil
 		}
@@ -626,16 +627,24 @@ func (s *Source) landedBy(ctx context.Context, commit, tip, prevUpstream string)
 			h = c.Parents[0]
 		}
 	}
-	for i := len(line) - 1; i >= 0; i-- {
+	cut := h != "" && h != prevUpstream // the line goes on beyond reach
+	// Holding commit is monotonic along the line (every commit after one
+	// that holds it does too): search for the first one that does.
+	var ferr error
+	i := sort.Search(len(line), func(i int) bool {
 		in, err := s.repo.IsAncestor(ctx, commit, line[i])
-		if err != nil {
-			return "", err
+		if err != nil && ferr == nil {
+			ferr = err
 		}
-		if in {
-			return line[i], nil
-		}
+		return !in // line is newest first: the holders come first
+	})
+	if ferr != nil {
+		return "", ferr
 	}
-	return commit, nil
+	if i == 0 || (i == len(line) && cut) {
+		return commit, nil // where it landed is out of reach: as before
+	}
+	return line[i-1], nil
 }
 
 // recentDepth is how far back from the tip a merged change's commit is
