@@ -140,6 +140,16 @@ func (c *client) change(ctx context.Context, n int) (*ChangeInfo, error) {
 	return &ci, nil
 }
 
+// revisions returns every patch set of change n (o=ALL_REVISIONS), with
+// their numbers and kinds.
+func (c *client) revisions(ctx context.Context, n int) (map[string]RevisionInfo, error) {
+	var ci ChangeInfo
+	if err := c.do(ctx, http.MethodGet, changePath(n), url.Values{"o": {"ALL_REVISIONS"}}, nil, &ci); err != nil {
+		return nil, err
+	}
+	return ci.Revisions, nil
+}
+
 func (c *client) query(ctx context.Context, q string) ([]ChangeInfo, error) {
 	v := url.Values{"q": {q}}
 	for _, o := range changeOptions["o"] {

@@ -90,7 +90,7 @@ func (c *Composite) CheckRef(ref string) error {
 		_, err := ParseRef(ref, c.src.base)
 		return err
 	}
-	return nil
+	return c.git.CheckRef(ref)
 }
 
 // isChangeRef reports whether a ref is meant as a Gerrit change: a number

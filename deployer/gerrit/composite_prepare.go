@@ -67,6 +67,9 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 			return nil, err
 		}
 		for _, t := range ts {
+			if w.landed != "" && w.landed != w.commit {
+				refs = append(refs, t.where+":"+w.landed) // Gerrit's merge commit
+			}
 			refs = append(refs, t.where+":"+w.commit)
 			if t.sub != nil {
 				picks = append(picks, pickup{w: w, t: t})
@@ -103,6 +106,13 @@ func (c *Composite) findMerged(ctx context.Context, w *want, t target) error {
 		if tip != "" {
 			if h := c.mergedIn(ctx, w, tip); h != "" {
 				w.commit = h
+				// A merge commit of Gerrit's (MERGE_IF_NECESSARY) brought
+				// it onto the branch: that is what the branch holds.
+				landed, err := c.src.landedBy(ctx, h, tip, "")
+				if err != nil {
+					return err
+				}
+				w.landed = landed
 				return nil
 			}
 		}
@@ -141,21 +151,30 @@ func (c *Composite) mergedIn(ctx context.Context, w *want, tip string) string {
 
 // describe gives the staged changes that are requested Gerrit changes
 // their number, link and owner.
+// Gerrit's merge commits of requested changes ship nothing of their own
+// and are left off, as the one-project source leaves them.
 func (c *Composite) describe(prep *deployer.Prepared, ws []*want) {
 	byCommit := map[string]*want{}
+	merges := map[string]bool{}
 	for _, w := range ws {
 		byCommit[w.commit] = w
+		if w.landed != "" && w.landed != w.commit {
+			merges[w.landed] = true
+		}
 	}
-	for i := range prep.Changes {
-		ch := &prep.Changes[i]
-		w := byCommit[ch.Commit]
-		if w == nil {
+	out := prep.Changes[:0]
+	for _, ch := range prep.Changes {
+		if merges[ch.Commit] {
 			continue
 		}
-		ch.ID = strconv.Itoa(w.info.Number)
-		ch.URL = c.src.link(w.info)
-		ch.Owner = w.info.Owner.Username
+		if w := byCommit[ch.Commit]; w != nil {
+			ch.ID = strconv.Itoa(w.info.Number)
+			ch.URL = c.src.link(w.info)
+			ch.Owner = w.info.Owner.Username
+		}
+		out = append(out, ch)
 	}
+	prep.Changes = out
 }
 
 // pickup is a merged submodule change waiting for its superproject.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/deploybot/deploybot/deployer"
 )
@@ -78,12 +79,18 @@ func ParseRef(text string, base *url.URL) (Ref, error) {
 	return r, deployer.Errorf(deployer.EInvalid, "%s does not link to a change; %s", clip(text), usage)
 }
 
-// clip shortens what a person typed before it is repeated in chat.
+// clip shortens what a person typed before it is repeated in chat, at a
+// character boundary: cutting inside a character would put invalid UTF-8
+// in the channel.
 func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
+	if len(s) <= 80 {
+		return s
 	}
-	return s
+	cut := 80
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // CheckRef implements deployer.RefChecker: a ref must be a change number

@@ -154,7 +154,11 @@ type want struct {
 	ref    Ref
 	info   *ChangeInfo
 	commit string // the commit it merged as, once known
-	deps   []int  // requested changes it depends on
+	// landed is the commit of the branch's first-parent line that brought
+	// commit in: commit itself, or the merge commit Gerrit made on submit
+	// (MERGE_IF_NECESSARY) when the change was not on the branch's tip.
+	landed string
+	deps   []int // requested changes it depends on
 }
 
 // Prepare validates the requested changes, approves them and waits for
@@ -229,6 +233,7 @@ func (s *Source) validate(ctx context.Context, refs []string, in scope) ([]*want
 	var ps problems
 	var ws []*want
 	seen := map[int]bool{}
+	byNumber := map[int]*want{}
 	for _, t := range refs {
 		r, err := ParseRef(t, s.base)
 		if err != nil {
@@ -237,7 +242,17 @@ func (s *Source) validate(ctx context.Context, refs []string, in scope) ([]*want
 		}
 		if !seen[r.Number] {
 			seen[r.Number] = true
-			ws = append(ws, &want{ref: r})
+			byNumber[r.Number] = &want{ref: r}
+			ws = append(ws, byNumber[r.Number])
+			continue
+		}
+		// Named again: a patch set the repeat links to is checked as well.
+		switch w := byNumber[r.Number]; {
+		case r.PatchSet == 0 || r.PatchSet == w.ref.PatchSet:
+		case w.ref.PatchSet == 0:
+			w.ref = r
+		default:
+			ps.add("you linked patch sets %d and %d of change %d; name the one to deploy", w.ref.PatchSet, r.PatchSet, r.Number)
 		}
 	}
 	// Every ref that parsed is looked up, and every change found is
@@ -538,8 +553,12 @@ func (s *Source) findMerged(ctx context.Context, ws []*want, prevUpstream string
 			}
 			if c == "" {
 				missing = append(missing, strconv.Itoa(w.info.Number))
+				continue
 			}
 			w.commit = c
+			if w.landed, err = s.landedBy(ctx, c, tip, prevUpstream); err != nil {
+				return err
+			}
 		}
 		if len(missing) == 0 {
 			return nil
@@ -586,6 +605,48 @@ func (s *Source) mergedCommit(ctx context.Context, w *want, tip, prevUpstream st
 	return "", nil
 }
 
+// landedBy returns the commit of tip's first-parent line, after
+// prevUpstream, that first holds commit: commit itself when the change
+// went onto the branch as it is (a fast-forward, a rebase or a
+// cherry-pick), else the merge commit that brought it in. Deploying commit
+// alone would take away what the branch held before that merge.
+func (s *Source) landedBy(ctx context.Context, commit, tip, prevUpstream string) (string, error) {
+	var line []string // first parents, newest first
+	h := tip
+	for i := 0; h != "" && h != prevUpstream && i < recentDepth; i++ {
+		if h == commit {
+			return commit, nil
+		}
+		line = append(line, h)
+		c, err := s.repo.LookupCommit(ctx, h)
+		if err != nil {
+			return "", err
+		}
+		h = ""
+		if len(c.Parents) > 0 {
+			h = c.Parents[0]
+		}
+	}
+	cut := h != "" && h != prevUpstream // the line goes on beyond reach
+	// Holding commit is monotonic along the line (every commit after one
+	// that holds it does too): search for the first one that does.
+	var ferr error
+	i := sort.Search(len(line), func(i int) bool {
+		in, err := s.repo.IsAncestor(ctx, commit, line[i])
+		if err != nil && ferr == nil {
+			ferr = err
+		}
+		return !in // line is newest first: the holders come first
+	})
+	if ferr != nil {
+		return "", ferr
+	}
+	if i == 0 || (i == len(line) && cut) {
+		return commit, nil // where it landed is out of reach: as before
+	}
+	return line[i-1], nil
+}
+
 // recentDepth is how far back from the tip a merged change's commit is
 // looked for when nothing was deployed yet.
 const recentDepth = 200
@@ -620,6 +681,15 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 	for _, w := range ws {
 		byCommit[w.commit] = w
 	}
+	// A merge commit Gerrit made on submit is the requested change's way
+	// onto the branch: it is deployed (the change alone does not descend
+	// from what the branch held), and is not someone else's commit.
+	landed := map[string]bool{}
+	for _, w := range ws {
+		if w.landed != w.commit {
+			landed[w.landed] = true
+		}
+	}
 	var ps problems
 	if prevUpstream != "" {
 		for _, w := range ws {
@@ -639,7 +709,7 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 	for _, t := range ws {
 		all := true
 		for _, o := range ws {
-			in, err := s.repo.IsAncestor(ctx, o.commit, t.commit)
+			in, err := s.repo.IsAncestor(ctx, o.landed, t.landed)
 			if err != nil {
 				return nil, err
 			}
@@ -662,15 +732,15 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 			}
 			out = append(out, s.change(w, c))
 		}
-		return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+		return &deployer.Prepared{Upstream: target.landed, Changes: out}, nil
 	}
-	if ok, err := s.repo.IsAncestor(ctx, prevUpstream, target.commit); err != nil {
+	if ok, err := s.repo.IsAncestor(ctx, prevUpstream, target.landed); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, deployer.Errorf(deployer.EConflict, "change %d merged as %.10s, which does not descend from the deployed commit %.10s; was %s rewritten?",
-			target.info.Number, target.commit, prevUpstream, s.cfg.Branch)
+			target.info.Number, target.landed, prevUpstream, s.cfg.Branch)
 	}
-	line, err := s.repo.Range(ctx, prevUpstream, target.commit)
+	line, err := s.repo.Range(ctx, prevUpstream, target.landed)
 	if err != nil {
 		return nil, err
 	}
@@ -680,6 +750,9 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 		if w := byCommit[c.Hash]; w != nil {
 			out = append(out, s.change(w, &c))
 			continue
+		}
+		if landed[c.Hash] && len(c.Parents) == 2 && byCommit[c.Parents[1]] != nil {
+			continue // Gerrit's merge of a requested change: nothing of its own
 		}
 		unexpected = append(unexpected, c)
 		ch := deployer.Change{ID: c.Hash, Commit: c.Hash, Subject: c.Subject, Author: c.Author, AuthorEmail: c.AuthorEmail, Bugs: gitrepo.Bugs(c.Message),
@@ -692,7 +765,7 @@ func (s *Source) prepared(ctx context.Context, req deployer.Request, ws []*want,
 	if len(unexpected) > 0 && !req.IncludeUnexpected {
 		return nil, s.unexpectedError(target, unexpected)
 	}
-	return &deployer.Prepared{Upstream: target.commit, Changes: out}, nil
+	return &deployer.Prepared{Upstream: target.landed, Changes: out}, nil
 }
 
 // checkUnexpected refuses, before anything is approved, a request that

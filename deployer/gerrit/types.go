@@ -72,10 +72,25 @@ type CommitInfo struct {
 
 // RevisionInfo is one patch set.
 type RevisionInfo struct {
-	Number int         `json:"_number"`
-	Ref    string      `json:"ref,omitempty"`
+	Number int    `json:"_number"`
+	Ref    string `json:"ref,omitempty"`
+	// Kind is how the patch set differs from the one before it (one of
+	// the Kind constants).
+	Kind   string      `json:"kind,omitempty"`
 	Commit *CommitInfo `json:"commit,omitempty"`
 }
+
+// Change kinds (RevisionInfo.Kind): how a patch set differs from the
+// previous one. Only KindRework changes what the change does; the others
+// are rebases without conflict (as a submit makes) or message edits.
+const (
+	KindRework                         = "REWORK"
+	KindTrivialRebase                  = "TRIVIAL_REBASE"
+	KindTrivialRebaseWithMessageUpdate = "TRIVIAL_REBASE_WITH_MESSAGE_UPDATE"
+	KindMergeFirstParentUpdate         = "MERGE_FIRST_PARENT_UPDATE"
+	KindNoCodeChange                   = "NO_CODE_CHANGE"
+	KindNoChange                       = "NO_CHANGE"
+)
 
 // ChangeInfo is a change. CurrentRevision and Revisions need
 // o=CURRENT_REVISION (and o=CURRENT_COMMIT for the commit), Labels need

@@ -22,6 +22,7 @@ const progressEvery = 2 * time.Minute
 type pending struct {
 	w        *want
 	revision string    // the patch set approved; another one stops the wait
+	number   int       // its patch set number
 	since    time.Time // Gerrit's time of the approval: later CI votes count
 }
 
@@ -37,7 +38,8 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 		if w.info.Status == StatusMerged {
 			continue
 		}
-		p := &pending{w: w, revision: w.info.CurrentRevision, since: latestVote(w.info)}
+		rev, _ := w.info.current()
+		p := &pending{w: w, revision: w.info.CurrentRevision, number: rev.Number, since: latestVote(w.info)}
 		name := fmt.Sprintf("change %d (%s)", w.info.Number, clip(w.info.Subject))
 		if s.cfg.Approve {
 			msg := fmt.Sprintf("Approved for deployment by %s (deploybot).", oneLine(req.Requester))
@@ -47,6 +49,9 @@ func (s *Source) approveAndWait(ctx context.Context, req deployer.Request, ws []
 				// The change moved on since validation: merged by someone
 				// else (fine), or a new patch set (not what was checked).
 				if ci, gerr := s.api.change(ctx, w.info.Number); gerr == nil && ci.Status == StatusMerged {
+					if err := s.mergedAsChecked(ctx, p, ci); err != nil {
+						return err
+					}
 					w.info = ci
 					continue
 				}
@@ -133,6 +138,9 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 	name := fmt.Sprintf("change %d (%s)", n, clip(ci.Subject))
 	switch ci.Status {
 	case StatusMerged:
+		if err := s.mergedAsChecked(ctx, p, ci); err != nil {
+			return false, err
+		}
 		p.w.info = ci
 		return true, nil
 	case StatusAbandoned:
@@ -170,6 +178,53 @@ func (s *Source) poll(ctx context.Context, p *pending) (bool, error) {
 			name, ci.Branch)
 	}
 	return false, nil
+}
+
+// mergedAsChecked refuses a change that merged (ci) with content the bot
+// did not check: a patch set uploaded after the one it validated, and
+// submitted by someone else before the bot saw it. The patch sets a
+// submit adds (a rebase onto the branch) and message edits differ from
+// the checked one only by their kind, which Gerrit reports; any patch set
+// after the checked one whose kind is not one of those is new content.
+func (s *Source) mergedAsChecked(ctx context.Context, p *pending, ci *ChangeInfo) error {
+	if ci.CurrentRevision == p.revision {
+		return nil
+	}
+	revs, err := s.api.revisions(ctx, ci.Number)
+	if err != nil {
+		return s.internal(ctx, "reading the patch sets of a merged change", err, ci.Number)
+	}
+	merged := revs[ci.CurrentRevision].Number
+	if r, ok := ci.Revisions[ci.CurrentRevision]; ok && r.Number > 0 {
+		merged = r.Number
+	}
+	reworked := 0
+	for _, r := range revs {
+		if r.Number > p.number && (reworked == 0 || r.Number < reworked) && !trivialKind(r.Kind) {
+			reworked = r.Number
+		}
+	}
+	if reworked == 0 {
+		return nil
+	}
+	s.logger(ctx).Warn("gerrit: merged with a patch set the bot did not check", "change", ci.Number, "checked", p.number, "merged", merged, "reworked", reworked)
+	checked := "checked"
+	if s.cfg.Approve {
+		checked = "checked and approved"
+	}
+	return deployer.Errorf(deployer.EConflict,
+		"change %d (%s) merged as patch set %d, but I %s patch set %d, and patch set %d changed its content; nothing was deployed. If patch set %d is what should go out, backport it again to confirm it",
+		ci.Number, clip(ci.Subject), merged, checked, p.number, reworked, merged).Or(deployer.DoWith(deployer.VerbBackport, "confirm the merged patch set", strconv.Itoa(ci.Number)))
+}
+
+// trivialKind reports whether a patch set of this kind does what the one
+// before it did (Gerrit's RevisionInfo.kind).
+func trivialKind(kind string) bool {
+	switch kind {
+	case KindTrivialRebase, KindTrivialRebaseWithMessageUpdate, KindMergeFirstParentUpdate, KindNoCodeChange, KindNoChange:
+		return true
+	}
+	return false
 }
 
 // voteOf returns the date of username's vote on label.

@@ -108,12 +108,14 @@ func compositionLines(msg string) []string {
 
 // parseComposition reads a composition back from a commit message (of a
 // composition commit, or of a staging commit that copied its lines). It
-// returns nil when the message records none.
+// returns nil when the message records none. Fields are split on the
+// single spaces line writes, and only on those: a path may hold other
+// spaces of Unicode (a no-break space), which must read back as written.
 func parseComposition(msg string) *composition {
 	var c composition
 	for _, l := range compositionLines(msg) {
 		if v, ok := strings.CutPrefix(l, componentTrailer); ok {
-			f := strings.Fields(v)
+			f := strings.Split(v, " ")
 			if len(f) != 6 {
 				continue
 			}
@@ -124,7 +126,7 @@ func parseComposition(msg string) *composition {
 			}
 			c.parts = append(c.parts, p)
 		} else if v, ok := strings.CutPrefix(l, submoduleTrailer); ok {
-			f := strings.Fields(v)
+			f := strings.Split(v, " ")
 			if len(f) != 4 {
 				continue
 			}
@@ -322,6 +324,9 @@ type submodule struct {
 	Link plumbing.Hash
 }
 
+// maxModules bounds the .gitmodules read (MediaWiki core's is about 30 kB).
+const maxModules = 1 << 20
+
 // readModules parses tree's .gitmodules; nil when it has none.
 func readModules(s storer.EncodedObjectStorer, tree plumbing.Hash) (*config.Modules, error) {
 	e, err := entryAt(s, tree, ".gitmodules")
@@ -336,10 +341,15 @@ func readModules(s storer.EncodedObjectStorer, tree plumbing.Hash) (*config.Modu
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
 	}
-	data, err := io.ReadAll(io.LimitReader(rd, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(rd, maxModules+1))
 	rd.Close()
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: .gitmodules: %w", err)
+	}
+	if len(data) > maxModules {
+		// Cut, it would parse without the submodules listed after the
+		// cut, and the deploy tree would lose them without a word.
+		return nil, fmt.Errorf("gitrepo: .gitmodules is larger than %d MiB, too large to read", maxModules>>20)
 	}
 	mods := config.NewModules()
 	if err := mods.Unmarshal(data); err != nil {

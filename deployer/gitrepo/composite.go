@@ -284,7 +284,8 @@ type composer struct {
 // is made of (itself first).
 func (cp *composer) component(st *state) (plumbing.Hash, []part, error) {
 	self := part{Path: st.Path, Commit: st.target, URL: st.URL, Branch: st.Branch, Submodules: st.Submodules}
-	if old := cp.prev.find(st.Path, false); old != nil && old.Commit == st.target && old.Submodules == st.Submodules && cp.exists(old.Tree) {
+	if old := cp.prev.find(st.Path, false); old != nil && old.Commit == st.target && old.Submodules == st.Submodules &&
+		cp.sameNested(st.Path) && cp.exists(old.Tree) {
 		self.Tree = old.Tree
 		return old.Tree, append([]part{self}, cp.prevSubs(st.Path, st.Path)...), nil
 	}
@@ -314,6 +315,39 @@ func (cp *composer) exists(h plumbing.Hash) bool {
 		return err == nil
 	}
 	return cp.s.HasEncodedObject(h) == nil
+}
+
+// sameNested reports whether the components configured inside component
+// comp are the ones prev was composed with. A recorded flattened tree
+// leaves a submodule a gitlink where a component of its own stood, and
+// flattens it where none did, so it is only valid for the same nested
+// components.
+func (cp *composer) sameNested(comp string) bool {
+	nested := func(paths []string) map[string]bool {
+		out := map[string]bool{}
+		for _, p := range paths {
+			if p != comp && within(p, comp) {
+				out[p] = true
+			}
+		}
+		return out
+	}
+	var before []string
+	for _, p := range cp.prev.parts {
+		if !p.Sub {
+			before = append(before, p.Path)
+		}
+	}
+	a, b := nested(before), nested(cp.owned)
+	if len(a) != len(b) {
+		return false
+	}
+	for p := range a {
+		if !b[p] {
+			return false
+		}
+	}
+	return true
 }
 
 // prevSubs returns the submodule parts prev records inside dir that belong

@@ -254,7 +254,7 @@ func (c *Composite) Undeployed(ctx context.Context, prevUpstream string, names [
 		if (!wanted[st.name()] && !wanted[st.Path]) || st.prev.IsZero() {
 			continue
 		}
-		un, err := c.undeployedIn(ctx, f, st, subs, named)
+		un, err := c.undeployedIn(ctx, f, st, states, subs, named)
 		if err != nil {
 			return nil, err
 		}
@@ -263,9 +263,10 @@ func (c *Composite) Undeployed(ctx context.Context, prevUpstream string, names [
 	return out, nil
 }
 
-// undeployedIn is Undeployed for one component. The caller holds the
-// lock.
-func (c *Composite) undeployedIn(ctx context.Context, f *fetcher, st *state, subs map[string]string, named map[plumbing.Hash]bool) ([]Undeployed, error) {
+// undeployedIn is Undeployed for one component. A submodule path where
+// another component stands ships nothing and is skipped, as in Prepare.
+// The caller holds the lock.
+func (c *Composite) undeployedIn(ctx context.Context, f *fetcher, st *state, states []*state, subs map[string]string, named map[plumbing.Hash]bool) ([]Undeployed, error) {
 	s := c.staging.repo.Storer
 	before, err := object.GetCommit(s, st.prev)
 	if err != nil {
@@ -305,7 +306,7 @@ func (c *Composite) undeployedIn(ctx context.Context, f *fetcher, st *state, sub
 	for _, sm := range newSubs {
 		dp := joinPath(st.Path, sm.Path)
 		from, was := old[sm.Path]
-		if !was {
+		if !was || standsElsewhere(states, st.Path, dp) {
 			continue
 		}
 		url := ResolveSubmoduleURL(st.URL, sm.URL)

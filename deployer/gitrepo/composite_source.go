@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -211,7 +212,7 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 		if !st.Submodules {
 			continue
 		}
-		cs, un, err = c.moveSubmodules(ctx, f, st, subs, progress)
+		cs, un, err = c.moveSubmodules(ctx, f, st, states, subs, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -227,9 +228,14 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 			for _, st := range states {
 				gone = gone && st.Path != p.Path
 			}
-			if gone {
-				progress(fmt.Sprintf("component %s (%s %s) is no longer configured: this deployment removes its whole tree", displayPath(p.Path), p.URL, p.Branch))
+			if !gone {
+				continue
 			}
+			if sub, owner, link := c.submoduleAt(states, p.Path); !link.IsZero() {
+				progress(fmt.Sprintf("component %s (%s %s) is no longer configured: this deployment puts back submodule %s of %s there, at %.10s", displayPath(p.Path), p.URL, p.Branch, sub, owner, link))
+				continue
+			}
+			progress(fmt.Sprintf("component %s (%s %s) is no longer configured: this deployment removes its whole tree", displayPath(p.Path), p.URL, p.Branch))
 		}
 	}
 	if len(unexp) > 0 && !req.IncludeUnexpected {
@@ -248,6 +254,32 @@ func (c *Composite) Prepare(ctx context.Context, req deployer.Request, prevUpstr
 		return nil, err
 	}
 	return &deployer.Prepared{Upstream: h.String(), Changes: changes}, nil
+}
+
+// submoduleAt returns the submodule at deploy path dp of the deepest
+// component holding it that follows its submodules, at its target: the
+// submodule that fills dp once no component of its own stands there. The
+// hash is zero when there is none.
+func (c *Composite) submoduleAt(states []*state, dp string) (string, string, plumbing.Hash) {
+	var owner *state
+	for _, st := range states {
+		if st.Path != dp && within(dp, st.Path) && (owner == nil || len(st.Path) > len(owner.Path)) {
+			owner = st
+		}
+	}
+	if owner == nil || !owner.Submodules || owner.target.IsZero() {
+		return "", "", plumbing.ZeroHash
+	}
+	co, err := object.GetCommit(c.staging.repo.Storer, owner.target)
+	if err != nil {
+		return "", "", plumbing.ZeroHash
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(dp, owner.Path), "/")
+	link, err := gitlinkAt(c.staging.repo.Storer, co.TreeHash, rel)
+	if err != nil {
+		return "", "", plumbing.ZeroHash
+	}
+	return rel, owner.name(), link
 }
 
 // place resolves one ref to a commit and says which component (and which
@@ -369,7 +401,17 @@ func prefixed(err error, where string) error {
 func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, subs map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	v := st.view
 	if st.prev.IsZero() {
-		return c.newComponent(ctx, st, mine, progress)
+		return c.newComponent(ctx, st, mine, subs, progress)
+	}
+	// A submodule ref the deployed pointer already holds is deployed, as
+	// a component ref the deployed commit holds is: looking for the next
+	// commit that holds it would ship whatever comes next instead.
+	for sub, rs := range subs {
+		for _, r := range rs {
+			if c.pointsAt(ctx, st, st.prev, sub, []*cref{r}) == nil {
+				return nil, nil, deployer.Errorf(deployer.EConflict, "%s is already deployed", r.text)
+			}
+		}
 	}
 	requested := map[plumbing.Hash]bool{}
 	var target plumbing.Hash
@@ -421,8 +463,9 @@ func (c *Composite) moveComponent(ctx context.Context, st *state, mine []*cref, 
 
 // newComponent is moveComponent for a component new in the configuration:
 // there is nothing to compare with, so it ships its whole tree, at the
-// named ref or at its branch's tip.
-func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
+// named ref or at its branch's tip, moved on (as for a deployed component)
+// to the first commit whose pointers hold the submodule refs named for it.
+func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, subs map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	v := st.view
 	tip, err := c.tip(st)
 	if err != nil {
@@ -447,6 +490,29 @@ func (c *Composite) newComponent(ctx context.Context, st *state, mine []*cref, p
 		ch := change(co)
 		ch.Component = st.Path
 		changes = append(changes, ch)
+	}
+	if len(subs) > 0 {
+		t, err := c.pointingAt(ctx, st, st.target, subs)
+		if err != nil {
+			return nil, nil, err
+		}
+		st.target = t
+		paths := make([]string, 0, len(subs))
+		for sub := range subs {
+			paths = append(paths, sub)
+		}
+		sort.Strings(paths)
+		for _, sub := range paths {
+			for _, r := range subs[sub] {
+				co, err := object.GetCommit(c.staging.repo.Storer, r.hash)
+				if err != nil {
+					return nil, nil, err
+				}
+				ch := change(co)
+				ch.Component = joinPath(st.Path, sub)
+				changes = append(changes, ch)
+			}
+		}
 	}
 	progress(fmt.Sprintf("component %s (%s %s) is new in the configuration: this deployment adds its whole tree at %.10s",
 		st.name(), st.URL, st.Branch, st.target))
@@ -596,49 +662,63 @@ func (c *Composite) pointsAt(ctx context.Context, st *state, h plumbing.Hash, su
 // moveSubmodules lists, for every submodule whose pointer moves between
 // the deployed and the target commit of st, the commits it ships. The
 // caller holds the lock.
-func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, named map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
+func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, states []*state, named map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	if st.prev.IsZero() || st.prev == st.target {
 		return nil, nil, nil
 	}
+	return c.moveSubs(ctx, f, st, st.Path, st.URL, st.prev, st.target, states, named, progress)
+}
+
+// moveSubs lists the commits the submodules of one repository ship when
+// it moves from commit before to commit after: the repository is component
+// st, or one of its submodules, placed at deploy path at and fetched
+// from url. A submodule's own submodules are followed too (the deploy tree
+// holds them, flattened), and a submodule path where another component
+// stands is left to that component: its pointer ships nothing. Commits of
+// nested submodules cannot be named in a request, so every one they jump
+// over is unexpected.
+func (c *Composite) moveSubs(ctx context.Context, f *fetcher, st *state, at, url string, before, after plumbing.Hash, states []*state,
+	named map[string][]*cref, progress func(string)) ([]deployer.Change, []unexpected, error) {
 	s := c.staging.repo.Storer
-	before, err := object.GetCommit(s, st.prev)
+	bc, err := object.GetCommit(s, before)
 	if err != nil {
 		return nil, nil, err
 	}
-	after, err := object.GetCommit(s, st.target)
+	ac, err := object.GetCommit(s, after)
 	if err != nil {
 		return nil, nil, err
 	}
-	oldSubs, err := submodules(s, before.TreeHash)
+	oldSubs, err := submodules(s, bc.TreeHash)
 	if err != nil {
 		return nil, nil, err
 	}
-	newSubs, err := submodules(s, after.TreeHash)
+	newSubs, err := submodules(s, ac.TreeHash)
 	if err != nil {
-		return nil, nil, deployer.Errorf(deployer.EConflict, "in %s: %s", st.name(), strings.TrimPrefix(err.Error(), "gitrepo: "))
+		return nil, nil, deployer.Errorf(deployer.EConflict, "in %s: %s", displayPath(at), strings.TrimPrefix(err.Error(), "gitrepo: "))
 	}
-	old := map[string]plumbing.Hash{}
+	old := map[string]submodule{}
 	for _, sm := range oldSubs {
-		old[sm.Path] = sm.Link
+		old[sm.Path] = sm
 	}
 	var changes []deployer.Change
 	var un []unexpected
 	for _, sm := range newSubs {
-		dp := joinPath(st.Path, sm.Path)
-		from, was := old[sm.Path]
+		dp := joinPath(at, sm.Path)
+		prior, was := old[sm.Path]
 		delete(old, sm.Path)
-		if from == sm.Link {
+		from := prior.Link
+		if from == sm.Link || standsElsewhere(states, st.Path, dp) {
 			continue
 		}
-		url := ResolveSubmoduleURL(st.URL, sm.URL)
-		if err := c.ensureCommit(f, url, sm.Link, dp); err != nil {
+		surl := ResolveSubmoduleURL(url, sm.URL)
+		if err := c.ensureCommit(f, surl, sm.Link, dp); err != nil {
 			return nil, nil, err
 		}
 		if !was {
 			progress(fmt.Sprintf("submodule %s is new in %s: this deployment adds its whole tree at %.10s", dp, st.name(), sm.Link))
 			continue
 		}
-		if err := c.ensureCommit(f, url, from, dp); err != nil {
+		if err := c.ensureCommit(f, ResolveSubmoduleURL(url, prior.URL), from, dp); err != nil {
 			return nil, nil, err
 		}
 		requested := map[plumbing.Hash]bool{}
@@ -669,11 +749,36 @@ func (c *Composite) moveSubmodules(ctx context.Context, f *fetcher, st *state, n
 		if len(u.commits) > 0 || u.note != "" {
 			un = append(un, u)
 		}
+		cs, nested, err := c.moveSubs(ctx, f, st, dp, surl, from, sm.Link, states, nil, progress)
+		if err != nil {
+			return nil, nil, err
+		}
+		changes = append(changes, cs...)
+		un = append(un, nested...)
 	}
+	var gone []string
 	for p := range old {
-		progress(fmt.Sprintf("submodule %s is gone from %s: this deployment removes its tree", joinPath(st.Path, p), st.name()))
+		if !standsElsewhere(states, st.Path, joinPath(at, p)) {
+			gone = append(gone, p)
+		}
+	}
+	sort.Strings(gone)
+	for _, p := range gone {
+		progress(fmt.Sprintf("submodule %s is gone from %s: this deployment removes its tree", joinPath(at, p), st.name()))
 	}
 	return changes, un, nil
+}
+
+// standsElsewhere reports whether a component nested in component comp
+// stands on deploy path dp (or encloses it), so that comp's submodule
+// there deploys nothing.
+func standsElsewhere(states []*state, comp, dp string) bool {
+	for _, o := range states {
+		if o.Path != comp && within(o.Path, comp) && within(dp, o.Path) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsAllHashes(set map[plumbing.Hash]*node, hs []plumbing.Hash) bool {

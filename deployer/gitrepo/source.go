@@ -203,8 +203,17 @@ func (r *Repo) prepareOn(ctx context.Context, req deployer.Request, refs []ref, 
 	}
 	cancelled := map[string]bool{}
 	var notes []string
+	byHash := map[string]*object.Commit{}
+	for _, c := range commits {
+		byHash[c.Hash.String()] = c
+	}
 	for _, c := range commits {
 		if rv := RevertsCommit(c.Message); rv != "" && inRange[rv] {
+			if ok, err := r.undoes(ctx, c, byHash[rv]); err != nil {
+				return nil, err
+			} else if !ok {
+				continue // a partial or edited revert: both ship something
+			}
 			cancelled[rv], cancelled[c.Hash.String()] = true, true
 			notes = append(notes, fmt.Sprintf("%s and its revert %s (%s) cancel out: they ship nothing", short(plumbing.NewHash(rv)), short(c.Hash), firstLine(c.Message)))
 		}
@@ -230,6 +239,51 @@ func (r *Repo) prepareOn(ctx context.Context, req deployer.Request, refs []ref, 
 		return nil, &deployer.UnexpectedError{Err: unexpectedError(target.text, unexpected), Changes: carried}
 	}
 	return &deployer.Prepared{Upstream: target.hash.String(), Changes: changes, Notes: notes}, nil
+}
+
+// undoes reports whether commit rv changes exactly what orig changed, back
+// to what it was before orig (relative to each one's first parent): only
+// then do the two cancel out. A revert message alone proves nothing: a
+// partial or edited revert ships changes of its own, and leaves some of
+// orig's. The caller holds mu.
+func (r *Repo) undoes(ctx context.Context, rv, orig *object.Commit) (bool, error) {
+	if rv == nil || orig == nil || len(rv.ParentHashes) == 0 || len(orig.ParentHashes) == 0 {
+		return false, nil
+	}
+	diff := func(from, to plumbing.Hash) ([]deployer.FileChange, error) {
+		fc, err := object.GetCommit(r.repo.Storer, from)
+		if err != nil {
+			return nil, fmt.Errorf("gitrepo: commit %s: %w", from, err)
+		}
+		tc, err := object.GetCommit(r.repo.Storer, to)
+		if err != nil {
+			return nil, fmt.Errorf("gitrepo: commit %s: %w", to, err)
+		}
+		d := &differ{ctx: ctx, r: r}
+		if err := d.trees("", fc.TreeHash, tc.TreeHash); err != nil {
+			return nil, err
+		}
+		sort.Slice(d.out, func(i, j int) bool { return d.out[i].Path < d.out[j].Path })
+		return d.out, nil
+	}
+	undo, err := diff(orig.Hash, orig.ParentHashes[0]) // what undoing orig does
+	if err != nil {
+		return false, err
+	}
+	did, err := diff(rv.ParentHashes[0], rv.Hash) // what rv does
+	if err != nil {
+		return false, err
+	}
+	if len(undo) != len(did) {
+		return false, nil
+	}
+	for i := range undo {
+		a, b := undo[i], did[i]
+		if a.Path != b.Path || a.Delete != b.Delete || a.Mode != b.Mode || a.Hash != b.Hash {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // RevertsCommit returns the first commit a commit message says it

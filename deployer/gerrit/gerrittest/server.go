@@ -50,6 +50,11 @@ type Options struct {
 	// Dir is an existing repository (bare or not) to serve; by default a
 	// new bare repository with one initial commit on Branch.
 	Dir string
+	// MergeIfNecessary makes a submit that cannot fast-forward create a
+	// merge commit of the branch tip and the change (Gerrit's
+	// MERGE_IF_NECESSARY submit type, its default) instead of rebasing the
+	// change onto the tip (REBASE_IF_NECESSARY).
+	MergeIfNecessary bool
 	// AutoSubmit submits a change as soon as it has Code-Review +2 and no
 	// negative Verified vote, as a gate would.
 	AutoSubmit bool
@@ -73,6 +78,7 @@ type Server struct {
 
 	t          testing.TB
 	autoSubmit bool
+	mergeType  bool // MergeIfNecessary
 	mu         sync.Mutex
 	root       string // where AddProject makes repositories
 	projects   map[string]*project
@@ -101,6 +107,10 @@ type change struct {
 	wip       bool
 	mergeable *bool
 	patchSets []plumbing.Hash
+	// kinds[i] is patch set i+1's kind relative to the one before it, as
+	// Gerrit's RevisionInfo.kind says (REWORK for an upload, TRIVIAL_REBASE
+	// for the rebase a submit makes).
+	kinds     []string
 	votes     map[string]map[string]vote // label -> username -> vote
 	messages  []gerrit.ChangeMessageInfo
 	revertOf  int
@@ -130,7 +140,7 @@ func New(t testing.TB, o Options) *Server {
 	}
 	s := &Server{
 		Project: o.Project, Branch: o.Branch, Username: o.Username, Password: o.Password,
-		t: t, autoSubmit: o.AutoSubmit, changes: map[int]*change{}, next: 100,
+		t: t, autoSubmit: o.AutoSubmit, mergeType: o.MergeIfNecessary, changes: map[int]*change{}, next: 100,
 		accounts: map[string]gerrit.AccountInfo{}, root: t.TempDir(), projects: map[string]*project{},
 	}
 	s.AddAccount(o.Username, "Deploy Bot", "deploybot@example.org")
@@ -226,7 +236,7 @@ func (s *Server) UploadTo(projectName, branch, username, parent string, files ma
 	msg += "Change-Id: " + id + "\n"
 	c := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}, proj: p, branch: branch}
 	s.changes[n] = c
-	s.addPatchSet(c, p.commit(parent, files, msg, username))
+	s.addPatchSet(c, p.commit(parent, files, msg, username), gerrit.KindRework)
 	return n
 }
 
@@ -239,7 +249,7 @@ func (s *Server) Import(username, commit string) int {
 	n := s.next
 	c := &change{number: n, changeID: changeID(n), status: gerrit.StatusNew, owner: username, votes: map[string]map[string]vote{}, proj: s.def(), branch: s.Branch}
 	s.changes[n] = c
-	s.addPatchSet(c, plumbing.NewHash(commit))
+	s.addPatchSet(c, plumbing.NewHash(commit), gerrit.KindRework)
 	return n
 }
 
@@ -252,8 +262,9 @@ func changeID(n int) string {
 	return "I" + hex.EncodeToString(sum[:])
 }
 
-func (s *Server) addPatchSet(c *change, h plumbing.Hash) {
+func (s *Server) addPatchSet(c *change, h plumbing.Hash, kind string) {
 	c.patchSets = append(c.patchSets, h)
+	c.kinds = append(c.kinds, kind)
 	ref := plumbing.ReferenceName(fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, len(c.patchSets)))
 	if err := c.proj.setRef(ref, h); err != nil {
 		s.t.Errorf("gerrittest: %v", err)
@@ -275,7 +286,7 @@ func (s *Server) NewPatchSet(n int, files map[string]string) {
 	nc := *cur
 	nc.Committer.When = s.now()
 	nc.TreeHash = p.buildTree(flat)
-	s.addPatchSet(c, p.writeCommit(&nc))
+	s.addPatchSet(c, p.writeCommit(&nc), gerrit.KindRework)
 }
 
 // Revision returns change n's current patch set's commit.
@@ -428,8 +439,19 @@ func (s *Server) submit(c *change) error {
 	if err != nil {
 		return err
 	}
-	if merged != c.current() {
-		s.addPatchSet(c, merged)
+	switch {
+	case merged == c.current():
+	case s.mergeType:
+		// A merge commit of the tip and the change, with the tree the
+		// rebase computed; the change keeps its patch set.
+		rebased := c.proj.mustCommit(merged)
+		subject, _, _ := strings.Cut(rebased.Message, "\n")
+		a := s.accounts[s.Username]
+		sig := object.Signature{Name: a.Name, Email: a.Email, When: s.now()}
+		merged = c.proj.writeCommit(&object.Commit{Author: sig, Committer: sig, Message: fmt.Sprintf("Merge %q\n", subject),
+			TreeHash: rebased.TreeHash, ParentHashes: []plumbing.Hash{c.proj.tip(c.branch), c.current()}})
+	default:
+		s.addPatchSet(c, merged, gerrit.KindTrivialRebase)
 	}
 	c.proj.setBranch(c.branch, merged)
 	c.status = gerrit.StatusMerged
@@ -574,6 +596,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case len(rest) == 0 && r.Method == http.MethodGet:
 		s.mu.Lock()
 		info := s.info(c)
+		for _, o := range r.URL.Query()["o"] {
+			if o == "ALL_REVISIONS" {
+				s.allRevisions(c, &info)
+			}
+		}
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, info)
 	case len(rest) == 1 && rest[0] == "submitted_together" && r.Method == http.MethodGet:
@@ -619,7 +646,11 @@ func (s *Server) revision(w http.ResponseWriter, r *http.Request, c *change, rev
 		s.mu.Lock()
 		ok := s.mergeable(c)
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, gerrit.MergeableInfo{SubmitType: "REBASE_IF_NECESSARY", Mergeable: ok})
+		submitType := "REBASE_IF_NECESSARY"
+		if s.mergeType {
+			submitType = "MERGE_IF_NECESSARY"
+		}
+		writeJSON(w, http.StatusOK, gerrit.MergeableInfo{SubmitType: submitType, Mergeable: ok})
 	case what == "related" && r.Method == http.MethodGet:
 		s.mu.Lock()
 		out := s.related(c)
@@ -825,6 +856,7 @@ func (s *Server) info(c *change) gerrit.ChangeInfo {
 		Revisions: map[string]gerrit.RevisionInfo{cur.String(): {
 			Number: len(c.patchSets),
 			Ref:    fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, len(c.patchSets)),
+			Kind:   c.kinds[len(c.kinds)-1],
 			Commit: &commit,
 		}},
 		Labels:   map[string]gerrit.LabelInfo{gerrit.CodeReview: {}, gerrit.Verified: {}},
@@ -847,6 +879,22 @@ func (s *Server) info(c *change) gerrit.ChangeInfo {
 		ci.Labels[label] = li
 	}
 	return ci
+}
+
+// allRevisions adds every patch set to info.Revisions, as o=ALL_REVISIONS
+// does (with their commits only under ALL_COMMITS, which the bot does not
+// ask for).
+func (s *Server) allRevisions(c *change, info *gerrit.ChangeInfo) {
+	for i, h := range c.patchSets {
+		if _, ok := info.Revisions[h.String()]; ok {
+			continue
+		}
+		info.Revisions[h.String()] = gerrit.RevisionInfo{
+			Number: i + 1,
+			Ref:    fmt.Sprintf("refs/changes/%02d/%d/%d", c.number%100, c.number, i+1),
+			Kind:   c.kinds[i],
+		}
+	}
 }
 
 // related is the relation chain: descendants (furthest first), the change,
@@ -940,7 +988,7 @@ func (s *Server) revert(c *change, in gerrit.RevertInput) (gerrit.ChangeInfo, in
 	rc := &change{number: n, changeID: id, status: gerrit.StatusNew, owner: s.Username, votes: map[string]map[string]vote{}, revertOf: c.number,
 		proj: p, branch: c.branch, showProject: c.showProject, showBranch: c.showBranch}
 	s.changes[n] = rc
-	s.addPatchSet(rc, h)
+	s.addPatchSet(rc, h, gerrit.KindRework)
 	c.messages = append(c.messages, gerrit.ChangeMessageInfo{ID: s.msgID(), Author: &a, Date: s.now().Format(gerrit.TimeLayout), Message: fmt.Sprintf("Created a revert of this change as %s", id)})
 	return s.info(rc), http.StatusOK, ""
 }
