@@ -3,6 +3,8 @@ package irc
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lrstanley/girc"
 )
 
 // maxLine is the longest line IRC relays, prefix included, CR LF excluded
@@ -24,12 +26,15 @@ func bodyBudget(nickLen, userLen, hostLen int, target string) int {
 const minBudget = 80
 
 // clean makes one line of text safe to send: no CR, LF or NUL (which would
-// end or corrupt the IRC line), and valid UTF-8.
+// end or corrupt the IRC line), valid UTF-8, and no control codes. The
+// bot uses no formatting itself; what it relays (a change's subject, a
+// host's error) could otherwise colour the rest of its line (hiding it),
+// make the line a CTCP request (\x01) or carry terminal escapes. Colour
+// codes go with their numbers; tabs stay.
 func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = girc.StripRaw(strings.ToValidUTF8(s, "\uFFFD"))
 	return strings.Map(func(r rune) rune {
-		switch r {
-		case '\r', '\n', 0:
+		if (r < 0x20 && r != '\t') || r == 0x7f {
 			return -1
 		}
 		return r
