@@ -334,8 +334,11 @@ func (r *answer) message(m bot.Message) bot.Message {
 func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)) {
 	selfUser, selfBot := a.self()
 	switch {
-	case ev.SubType != "" && ev.SubType != "thread_broadcast":
-		return // edits, deletions, joins, bot messages
+	case ev.SubType != "" && ev.SubType != "thread_broadcast" && ev.SubType != "file_share":
+		// Edits, deletions, joins, bot messages. A message with a file
+		// attached (file_share: "verified" with a screenshot) is a person
+		// speaking, like a thread reply also sent to the channel.
+		return
 	case ev.BotID != "" || ev.User == "" || ev.User == selfUser || (selfBot != "" && ev.BotID == selfBot):
 		return
 	}

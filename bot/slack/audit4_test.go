@@ -1,0 +1,45 @@
+package slack
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/bot"
+	"github.com/deploybot/deploybot/bot/slack/slackfake"
+)
+
+// Regression tests from the fourth audit (the chat side). Each names the
+// defect it pins.
+
+// TestAnswerWithAFileAttachedIsHeard: a message with a file attached (a
+// screenshot of the testserver) comes as subtype file_share, with its
+// sender and text like any message. Every subtype but thread_broadcast
+// was dropped as if it were an edit or a join, so a submitter's
+// "verified" with a screenshot went unheard, without a word, and the
+// change was rolled back when the wait ran out.
+func TestAnswerWithAFileAttachedIsHeard(t *testing.T) {
+	t.Parallel()
+	in := newInbox()
+	h := start(t, in.handle(func(m bot.Message) { m.Reply("verified by " + m.Sender.Nick) }))
+	f := h.fake
+	env := f.MessageEnvelope("UBOB", channel, "verified 5", f.NewTS(), map[string]any{
+		"subtype": "file_share", "upload": true,
+		"files": []map[string]any{{"id": "F0SHOT", "name": "testserver.png", "mimetype": "image/png", "user": "UBOB"}},
+	})
+	if err := f.Send(env); err != nil {
+		t.Fatal(err)
+	}
+	// Not every subtype is a person speaking: these stay unheard.
+	for _, sub := range []string{"message_changed", "message_deleted", "channel_join", "bot_message", "me_message"} {
+		if err := f.Send(f.MessageEnvelope("UEVE", channel, "verified 5", f.NewTS(), map[string]any{"subtype": sub})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.waitN(t, 1)
+	time.Sleep(200 * time.Millisecond) // anything wrongly delivered would arrive by now
+	if got, want := strings.Join(in.texts(), "|"), "slack:UBOB verified 5"; got != want {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+	h.waitCall(t, "the answer", func(c slackfake.Call) bool { return strings.Contains(c.Text, "verified by") })
+}
