@@ -278,7 +278,7 @@ func (a *Adapter) event(ctx context.Context, client *socketmode.Client, ev socke
 			return
 		}
 		if m, ok := e.InnerEvent.Data.(*slackevents.MessageEvent); ok {
-			a.message(m, handle)
+			a.message(m, ev.Request != nil && ev.Request.RetryAttempt > 0, handle)
 		}
 	case socketmode.EventTypeInteractive:
 		cb, ok := ev.Data.(slackgo.InteractionCallback)
@@ -330,8 +330,10 @@ func (r *answer) message(m bot.Message) bot.Message {
 }
 
 // message handles a message event: a person typing in the channel (or
-// to the bot directly).
-func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)) {
+// to the bot directly). A redelivered event (its first delivery was not
+// acknowledged) may come minutes after it was typed: the bot is told
+// when it was sent.
+func (a *Adapter) message(ev *slackevents.MessageEvent, redelivered bool, handle func(bot.Message)) {
 	selfUser, selfBot := a.self()
 	switch {
 	case ev.SubType != "" && ev.SubType != "thread_broadcast" && ev.SubType != "file_share":
@@ -372,7 +374,23 @@ func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)
 		}
 	})
 	defer close(ans.done)
-	handle(ans.message(bot.Message{Sender: sender(ev.User), Text: text, Private: private}))
+	m := bot.Message{Sender: sender(ev.User), Text: text, Private: private}
+	if redelivered {
+		m.Sent = tsTime(ev.TimeStamp)
+	}
+	handle(ans.message(m))
+}
+
+// tsTime is the time a Slack ts ("1700000000.000100": seconds and
+// microseconds) stands for, or the zero time.
+func tsTime(ts string) time.Time {
+	sec, frac, _ := strings.Cut(ts, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || s <= 0 {
+		return time.Time{}
+	}
+	us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
+	return time.Unix(s, us*1000)
 }
 
 // command turns a button's value into the command to run, with the

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/deploybot/deploybot/bot/slack/slackfake"
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/internal/testparts"
 )
@@ -32,4 +35,49 @@ func TestAudit4SubmitterWithACapitalisedNick(t *testing.T) {
 	if d := e.get(1); d.State != deployer.StateDone {
 		t.Fatalf("#1 ended %s (%s)", d.State, d.Reason)
 	}
+}
+
+// TestAudit4SlackLateAnswerIsNotTakenForALaterDeployment: Slack
+// redelivers an event whose first delivery was not acknowledged (the
+// socket was down), a minute or five later. Bob's "verified" for #1,
+// typed while #1 waited for him (he then pressed the button), reached the
+// bot only after #1 was done and #2 was waiting: the bot took it as Bob's go-ahead for #2,
+// a change he had never tested, and synced it to the canaries.
+func TestAudit4SlackLateAnswerIsNotTakenForALaterDeployment(t *testing.T) {
+	t.Parallel()
+	s := newSlackE2E(t)
+	f := s.fake
+	s.slackSay("U01ALICE", "!backport good-change")
+	s.prompt(1)
+	// Bob answers #1 now; this delivery is lost with the socket.
+	typed := time.Now()
+	ts := fmt.Sprintf("%d.%06d", typed.Unix(), typed.Nanosecond()/1000)
+	time.Sleep(10 * time.Millisecond)
+
+	// Bob hears nothing back and presses the button instead.
+	s.press("U02BOB", s.prompt(1), "verified 1")
+	s.wait(1, slackWait, finished...)
+	s.slackSay("U01ALICE", "!backport bad-change")
+	s.prompt(2)
+	after := len(f.Calls())
+
+	late := f.MessageEnvelope("U02BOB", slackChannel, "verified", ts, nil)
+	late.Retry = 1
+	if err := f.Send(late); err != nil {
+		t.Fatal(err)
+	}
+	answer := s.call(after, "the answer to the late verified", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && (strings.Contains(c.Text, "<@U02BOB>: ") || strings.Contains(c.Text, "[#2] verified by"))
+	})
+	if d := s.get(2); d.State != deployer.StateAwaitingVerification || d.VerifiedBy != "" {
+		t.Fatalf("a verified typed for #1 was taken for #2: #2 is %s, verified by %q (bot said %q)", d.State, d.VerifiedBy, answer.Text)
+	}
+	for _, want := range []string{"#2", "`verified 2`"} {
+		if !strings.Contains(answer.Text, want) {
+			t.Errorf("the refusal %q does not say %s", answer.Text, want)
+		}
+	}
+	// Said now, with the id, it is taken.
+	s.slackSay("U02BOB", "verified 2")
+	s.wait(2, slackWait, finished...)
 }
