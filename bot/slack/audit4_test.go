@@ -43,3 +43,27 @@ func TestAnswerWithAFileAttachedIsHeard(t *testing.T) {
 	}
 	h.waitCall(t, "the answer", func(c slackfake.Call) bool { return strings.Contains(c.Text, "verified by") })
 }
+
+// TestWordsInRelayedTextAreNotMentions: a reply names people by their
+// Slack user id, which the adapter turns into a mention. Every word that
+// looked like a user id became one, including words of a change's
+// subject in !status or !history: "Convert the tables to UTF8MB4" showed
+// a mention of a user UTF8MB4, and a subject naming someone's user id
+// pinged them through the bot. Only the ids of people the bot knows (and
+// the person it answers) are mentions.
+func TestWordsInRelayedTextAreNotMentions(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(m bot.Message) {
+		m.Reply(m.Sender.Nick+": #3 done: 1a2b3c4d5e (Convert the tables to UTF8MB4, ask U0MALLORY1), requested by Alice, submitter UBOB12345",
+			"only the submitter (UBOB12345) or a deployer may answer for #3")
+	}, func(o *Options) { o.Users = []string{"UBOB12345"} })
+	if _, err := h.fake.Say("UALICE123", channel, "!status 3"); err != nil {
+		t.Fatal(err)
+	}
+	reply := h.waitCall(t, "the reply", func(c slackfake.Call) bool { return strings.Contains(c.Text, "#3 done") })
+	for _, want := range []string{"<@UALICE123>: #3", "UTF8MB4,", "ask U0MALLORY1)", "submitter <@UBOB12345>", "submitter (<@UBOB12345>)"} {
+		if !strings.Contains(reply.Text, want) {
+			t.Errorf("the reply lacks %q: %s", want, reply.Text)
+		}
+	}
+}

@@ -55,6 +55,10 @@ type Options struct {
 	// restarts (the store's chat_roots bucket), so a resumed deployment
 	// goes on in its thread instead of starting a new root.
 	Roots Roots
+	// Users are the Slack user ids of the people the bot knows
+	// (people[].slack, slack: identities). A reply mentions these and the
+	// person it answers; any other word that looks like a user id is text.
+	Users []string
 	// Reconnected is called after the socket was re-established.
 	Reconnected func(adapter string)
 	// Logger receives one line per event; default slog.Default().
@@ -73,6 +77,7 @@ type Adapter struct {
 	api     *slackgo.Client
 	log     *slog.Logger
 	seen    *seen
+	users   map[string]bool // Options.Users
 
 	mu     sync.Mutex
 	queue  []func(context.Context)
@@ -147,12 +152,17 @@ func New(opts Options) (*Adapter, error) {
 		// Slack answers 429 when posting faster than about once a second
 		// per channel; wait as it says and retry.
 		slackgo.OptionRetry(3))
+	users := map[string]bool{}
+	for _, u := range opts.Users {
+		users[u] = true
+	}
 	return &Adapter{
 		opts:    opts,
 		grammar: bot.Grammar{Name: opts.BotName, Prefix: opts.Prefix},
 		api:     api,
 		log:     log,
 		seen:    newSeen(4096),
+		users:   users,
 		wake:    make(chan struct{}, 1),
 		deps:    map[int64]*depState{},
 	}, nil
@@ -364,10 +374,10 @@ func (a *Adapter) message(ev *slackevents.MessageEvent, redelivered bool, handle
 		<-ans.done
 		thread := ev.ThreadTimeStamp
 		if len(ans.lines) > 0 {
-			a.post(ctx, 0, ev.Channel, thread, strings.Join(ans.lines, "\n"), false)
+			a.post(ctx, 0, ev.Channel, thread, ev.User, strings.Join(ans.lines, "\n"), false)
 		}
 		if len(ans.refused) > 0 {
-			a.post(ctx, 0, ev.Channel, thread, strings.Join(ans.refused, "\n"), false)
+			a.post(ctx, 0, ev.Channel, thread, ev.User, strings.Join(ans.refused, "\n"), false)
 			a.react(ctx, ev.Channel, ev.TimeStamp, "no_entry_sign")
 		} else if isCommand {
 			a.react(ctx, ev.Channel, ev.TimeStamp, "white_check_mark")
@@ -479,7 +489,7 @@ func (a *Adapter) pressed(ctx context.Context, cb slackgo.InteractionCallback, a
 		a.update(ctx, 0, channel, msgTS, cb.Message.Text, blocks)
 	}
 	if len(ans.lines) > 0 {
-		a.post(ctx, id, channel, thread, strings.Join(ans.lines, "\n"), false)
+		a.post(ctx, id, channel, thread, cb.User.ID, strings.Join(ans.lines, "\n"), false)
 	}
 }
 
@@ -716,11 +726,17 @@ func firstLine(s string) string {
 
 const callTimeout = 20 * time.Second
 
-// post sends plain lines (a reply) as mrkdwn-safe text, with the user
-// ids in it as mentions.
-func (a *Adapter) post(ctx context.Context, id int64, channel, thread, text string, broadcast bool) {
-	text = linkUsers(escape(text))
+// post sends plain lines (a reply to user) as mrkdwn-safe text, with the
+// ids of user and of the people the bot knows as mentions.
+func (a *Adapter) post(ctx context.Context, id int64, channel, thread, user, text string, broadcast bool) {
+	text = linkUsers(escape(text), a.person(user))
 	a.postBlocks(ctx, id, channel, thread, text, sections(text, false), broadcast)
+}
+
+// person reports whether an id in a reply to user is a person to
+// mention: user, or someone the bot knows.
+func (a *Adapter) person(user string) func(id string) bool {
+	return func(id string) bool { return id == user || a.users[id] }
 }
 
 func (a *Adapter) postBlocks(ctx context.Context, id int64, channel, thread, text string, blocks []slackgo.Block, broadcast bool) (string, bool) {
@@ -755,7 +771,7 @@ func (a *Adapter) update(ctx context.Context, id int64, channel, ts, text string
 func (a *Adapter) ephemeral(ctx context.Context, channel, user, thread, line string) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	opts := []slackgo.MsgOption{slackgo.MsgOptionText(linkUsers(escape(line)), false)}
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(linkUsers(escape(line), a.person(user)), false)}
 	if thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(thread))
 	}
