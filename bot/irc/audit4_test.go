@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +49,48 @@ func TestControlCodesFromChangesAreNotRelayed(t *testing.T) {
 		if !strings.Contains(got, words) {
 			t.Errorf("the words %q were lost: %s", words, got)
 		}
+	}
+}
+
+// TestPrivateFloodDoesNotHoldUpTheChannel: anyone can send the bot
+// private commands, as fast as their server lets them, and each one-line
+// answer was a live line, sent in turn with the deployment channel's
+// notices (one line per target, round the targets). Four people asking
+// !whoami over and over in private slowed the channel's notices (the
+// verification ping with its deadline, a rollback's reason) fivefold.
+// The deployment channel's live lines now go first.
+func TestPrivateFloodDoesNotHoldUpTheChannel(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodBurst: 1, FloodInterval: 40 * time.Millisecond})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	var flooders []*testparts.IRCUser
+	for i := 1; i <= 4; i++ {
+		flooders = append(flooders, testparts.JoinIRC(t, srv, fmt.Sprintf("flood%d", i), "#elsewhere"))
+	}
+	for n := 0; n < 30; n++ {
+		for _, f := range flooders {
+			f.Say("deploybot", "!whoami")
+		}
+	}
+	flooders[0].AwaitText(10*time.Second, "deploybot", "flood1", "heard: !whoami")
+	received := func() int {
+		n := 0
+		for _, f := range flooders {
+			n += len(f.Lines())
+		}
+		return n
+	}
+	time.Sleep(200 * time.Millisecond) // every request is answered and queued by now
+	before := received()
+	a.Announce(deployer.Notice{Deployment: 8, Kind: deployer.NoticeVerify, Text: "bob: on mwdebug1001 now\ntest it\nthere\nand say\nverified 8"}, []string{"bob"})
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "[#8] verified 8")
+	between := received() - before
+	if between > 3 {
+		t.Errorf("%d private answers went out while the channel's 5-line notice waited", between)
+	}
+	if before+between >= 120 {
+		t.Fatalf("the flood was answered (%d lines) before the notice: the test proves nothing", before+between)
 	}
 }

@@ -188,8 +188,18 @@ func (a *Adapter) popLocked() (sent, bool) {
 }
 
 // nextLocked finds the line to send next: its target and its index in
-// that target's queue (-1 when nothing can be sent now).
+// that target's queue (-1 when nothing can be sent now). The deployment
+// channel's live lines (notices, short answers) go before every other
+// target's: anyone can ask the bot things in private as fast as their
+// server lets them, and that must not hold up the deployment's notices.
 func (a *Adapter) nextLocked() (string, int) {
+	if ch := a.cfg.Channel; a.readyLocked(ch) {
+		for j, l := range a.queues[ch] {
+			if l.live {
+				return ch, j
+			}
+		}
+	}
 	for _, live := range []bool{true, false} {
 		for i := 0; i < len(a.targets); i++ {
 			t := a.targets[(a.next+i)%len(a.targets)]
