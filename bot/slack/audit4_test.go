@@ -7,6 +7,7 @@ import (
 
 	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/bot/slack/slackfake"
+	"github.com/deploybot/deploybot/deployer"
 )
 
 // Regression tests from the fourth audit (the chat side). Each names the
@@ -65,5 +66,31 @@ func TestWordsInRelayedTextAreNotMentions(t *testing.T) {
 		if !strings.Contains(reply.Text, want) {
 			t.Errorf("the reply lacks %q: %s", want, reply.Text)
 		}
+	}
+}
+
+// TestNoticesOutliveASlackOutage: while Slack's Web API answered 503 (or
+// could not be reached), every notice the bot posted was logged as failed
+// and lost: a deployment's root message, "rolled back" and its reason
+// never reached the channel, though the IRC adapter keeps its lines
+// through an outage. A write that failed for a reason that passes (no
+// answer, a 5xx, a rate limit) is now tried again, in order, until it
+// goes through.
+func TestNoticesOutliveASlackOutage(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	h.fake.SetDown(true)
+	h.a.Announce(deployer.Notice{Deployment: 3, Kind: deployer.NoticeStarted, State: deployer.StatePreparing, Text: "starting"}, nil)
+	h.a.Announce(deployer.Notice{Deployment: 3, Kind: deployer.NoticeRolledBack, State: deployer.StateRolledBack, Text: "rolled back: canary check failed"}, nil)
+	time.Sleep(1500 * time.Millisecond)
+	h.fake.SetDown(false)
+	root := h.waitCall(t, "the root message", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Thread == "" && strings.Contains(c.BlockText(), "*Deployment #3*")
+	})
+	started := h.waitCall(t, "the first notice", func(c slackfake.Call) bool { return c.Text == "[#3] starting" })
+	rolled := h.waitCall(t, "the rollback", func(c slackfake.Call) bool { return strings.HasPrefix(c.Text, "[#3] rolled back") })
+	if started.Thread != root.TS || rolled.Thread != root.TS || started.Seq > rolled.Seq {
+		t.Errorf("after the outage: root %s, %q in thread %s (call %d), %q in thread %s (call %d)",
+			root.TS, started.Text, started.Thread, started.Seq, rolled.Text, rolled.Thread, rolled.Seq)
 	}
 }

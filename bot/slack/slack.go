@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -740,8 +741,6 @@ func (a *Adapter) person(user string) func(id string) bool {
 }
 
 func (a *Adapter) postBlocks(ctx context.Context, id int64, channel, thread, text string, blocks []slackgo.Block, broadcast bool) (string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...)}
 	if thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(thread))
@@ -749,43 +748,91 @@ func (a *Adapter) postBlocks(ctx context.Context, id int64, channel, thread, tex
 			opts = append(opts, slackgo.MsgOptionBroadcast())
 		}
 	}
-	_, ts, err := a.api.PostMessageContext(ctx, channel, opts...)
-	if err != nil {
-		a.logFailure("chat.postMessage", id, err)
-		return "", false
-	}
-	return ts, true
+	var ts string
+	err := a.call(ctx, "chat.postMessage", id, func(ctx context.Context) (err error) {
+		_, ts, err = a.api.PostMessageContext(ctx, channel, opts...)
+		return err
+	})
+	return ts, err == nil
 }
 
 func (a *Adapter) update(ctx context.Context, id int64, channel, ts, text string, blocks []slackgo.Block) bool {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, _, _, err := a.api.UpdateMessageContext(ctx, channel, ts, slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...))
-	if err != nil {
-		a.logFailure("chat.update", id, err)
-		return false
-	}
-	return true
+	return a.call(ctx, "chat.update", id, func(ctx context.Context) error {
+		_, _, _, err := a.api.UpdateMessageContext(ctx, channel, ts, slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...))
+		return err
+	}) == nil
 }
 
 func (a *Adapter) ephemeral(ctx context.Context, channel, user, thread, line string) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(linkUsers(escape(line), a.person(user)), false)}
 	if thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(thread))
 	}
-	if _, err := a.api.PostEphemeralContext(ctx, channel, user, opts...); err != nil {
-		a.logFailure("chat.postEphemeral", 0, err)
-	}
+	_ = a.call(ctx, "chat.postEphemeral", 0, func(ctx context.Context) error {
+		_, err := a.api.PostEphemeralContext(ctx, channel, user, opts...)
+		return err
+	})
 }
 
 func (a *Adapter) react(ctx context.Context, channel, ts, name string) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if err := a.api.AddReactionContext(ctx, name, slackgo.NewRefToMessage(channel, ts)); err != nil && err.Error() != "already_reacted" {
-		a.logFailure("reactions.add", 0, err)
+	_ = a.call(ctx, "reactions.add", 0, func(ctx context.Context) error {
+		err := a.api.AddReactionContext(ctx, name, slackgo.NewRefToMessage(channel, ts))
+		if err != nil && err.Error() == "already_reacted" {
+			return nil
+		}
+		return err
+	})
+}
+
+// retryMax is the longest wait between two tries of a Slack write.
+const retryMax = 30 * time.Second
+
+// call makes one Slack write, each try within callTimeout. A write that
+// failed for a reason that passes (Slack or the network to it is down: no
+// answer, a 5xx; or a rate limit) is tried again after a wait that
+// doubles up to retryMax, until it goes through or ctx ends: the writer
+// holds every later write meanwhile, so nothing is lost and the order
+// stays. (A try that timed out may have gone through: at worst a line
+// comes twice.) Other failures (Slack refused the call) are logged and
+// returned.
+func (a *Adapter) call(ctx context.Context, method string, id int64, do func(context.Context) error) error {
+	wait := 500 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := do(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			a.logFailure(method, id, err)
+			return err
+		}
+		log := a.log.With("method", method, "err", err, "retry_in", wait)
+		if id != 0 {
+			log = log.With("deployment", id)
+		}
+		log.Warn("slack call failed; trying again")
+		select {
+		case <-ctx.Done():
+			a.logFailure(method, id, err)
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
 	}
+}
+
+// transient reports whether a failed call may work when tried again: no
+// answer from Slack (a network error, a timeout), a 5xx, or a rate limit.
+// An answer refusing the call (channel_not_found, invalid_blocks) is not.
+func transient(err error) bool {
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (a *Adapter) logFailure(method string, id int64, err error) {
