@@ -3,8 +3,11 @@ package irc
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lrstanley/girc"
 
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/internal/testparts"
@@ -92,5 +95,52 @@ func TestPrivateFloodDoesNotHoldUpTheChannel(t *testing.T) {
 	}
 	if before+between >= 120 {
 		t.Fatalf("the flood was answered (%d lines) before the notice: the test proves nothing", before+between)
+	}
+}
+
+// TestCTCPRequestsGetNoUnpacedReplies: girc answers CTCP requests
+// (VERSION, PING, TIME, and ERRMSG to any other) itself, at once, outside
+// the adapter's paced queue. A few people sending CTCP requests made the
+// bot write a NOTICE for each as fast as they came, the very flood its
+// pacing exists to avoid (servers disconnect a client for "Excess
+// Flood"), in the middle of a deployment. The bot answers no CTCP.
+func TestCTCPRequestsGetNoUnpacedReplies(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	runAdapter(t, srv, Config{FloodBurst: 1, FloodInterval: 200 * time.Millisecond})
+	prober := girc.New(girc.Config{Server: "127.0.0.1", Port: srv.Port, Nick: "prober", User: "prober", AllowFlood: true})
+	var replies atomic.Int32
+	heard := make(chan struct{}, 1)
+	prober.Handlers.Add(girc.NOTICE, func(c *girc.Client, e girc.Event) {
+		if e.Source != nil && e.Source.Name == "deploybot" && strings.HasPrefix(e.Last(), "\x01") {
+			replies.Add(1)
+		}
+	})
+	prober.Handlers.Add(girc.PRIVMSG, func(c *girc.Client, e girc.Event) {
+		if e.Source != nil && e.Source.Name == "deploybot" && strings.Contains(e.Last(), "heard: !status") {
+			select {
+			case heard <- struct{}{}:
+			default:
+			}
+		}
+	})
+	prober.Handlers.Add(girc.RPL_WELCOME, func(c *girc.Client, e girc.Event) {
+		for i := 0; i < 10; i++ {
+			for _, q := range []string{"VERSION", "PING 1700000000", "TIME", "CLIENTINFO", "FOOBAR" + fmt.Sprint(i)} {
+				c.Cmd.SendCTCP("deploybot", strings.Fields(q)[0], strings.Join(strings.Fields(q)[1:], " "))
+			}
+		}
+		c.Cmd.Message("deploybot", "!status")
+	})
+	go func() { _ = prober.Connect() }()
+	t.Cleanup(prober.Close)
+	select {
+	case <-heard:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bot never answered !status")
+	}
+	time.Sleep(300 * time.Millisecond) // a reply sent last would be here by now
+	if n := replies.Load(); n != 0 {
+		t.Errorf("the bot sent %d CTCP replies to 50 requests, outside its pacing", n)
 	}
 }
