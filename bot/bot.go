@@ -35,8 +35,12 @@ type Message struct {
 	// Sent, when set, is when the person sent the message, set by an
 	// adapter that delivered it late (a redelivery): an answer naming no
 	// deployment is then not taken for one that started after it
-	// (bot/late.go).
+	// (bot/meant.go).
 	Sent time.Time
+	// Thread, when set, is the deployment whose thread the message was
+	// written in (Slack): an answer naming no deployment is then not
+	// taken for another one (bot/meant.go).
+	Thread int64
 }
 
 // refused answers a command that was not carried out.
@@ -263,7 +267,7 @@ func (b *Bot) Handle(m Message) {
 		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
 		return
 	}
-	err := b.late(m, name, args) // bot/late.go
+	err := b.notMeant(m, name, args) // bot/meant.go
 	var lines []string
 	if err == nil {
 		lines, err = cmd.run(b, m, who, args)

@@ -85,6 +85,9 @@ type Adapter struct {
 	wake   chan struct{}
 	selfID string // the bot's user id, from auth.test
 	selfBo string // the bot's bot id, from auth.test
+	// threads maps a root message's ts to its deployment, so a message
+	// written in a deployment's thread says which one it is about.
+	threads map[string]int64
 
 	// Only the writer goroutine touches what follows.
 	deps     map[int64]*depState
@@ -386,6 +389,9 @@ func (a *Adapter) message(ev *slackevents.MessageEvent, redelivered bool, handle
 	})
 	defer close(ans.done)
 	m := bot.Message{Sender: sender(ev.User), Text: text, Private: private}
+	if ev.ThreadTimeStamp != "" && !private {
+		m.Thread = a.threadOf(ev.ThreadTimeStamp)
+	}
 	if redelivered {
 		m.Sent = tsTime(ev.TimeStamp)
 	}
@@ -568,6 +574,7 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 	if st == nil {
 		st = &depState{rootTS: a.storedRoot(n.Deployment)}
 		a.deps[n.Deployment] = st
+		a.setThread(st.rootTS, n.Deployment)
 	}
 	if n.State != "" {
 		st.state = n.State
@@ -592,6 +599,7 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 			return
 		}
 		st.rootTS = ts
+		a.setThread(ts, n.Deployment)
 		st.rendered = renderKey(rtext, rblocks)
 		a.storeRoot(n.Deployment, ts)
 	}
@@ -612,6 +620,31 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 	}
 	a.updateRoot(ctx, n.Deployment, st)
 	a.forget()
+}
+
+// setThread records that the thread of root message ts is deployment id's
+// (id 0: forget it).
+func (a *Adapter) setThread(ts string, id int64) {
+	if ts == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if id == 0 {
+		delete(a.threads, ts)
+		return
+	}
+	if a.threads == nil {
+		a.threads = map[string]int64{}
+	}
+	a.threads[ts] = id
+}
+
+// threadOf is the deployment whose thread has root ts, or 0.
+func (a *Adapter) threadOf(ts string) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.threads[ts]
 }
 
 // storedRoot is the ts of deployment id's root message in the configured
@@ -659,6 +692,7 @@ func (a *Adapter) forget() {
 	}
 	slices.Sort(ids)
 	for _, id := range ids[:max(0, min(len(ids), len(a.deps)-keepDeployments))] {
+		a.setThread(a.deps[id].rootTS, 0)
 		delete(a.deps, id)
 	}
 }

@@ -81,3 +81,42 @@ func TestAudit4SlackLateAnswerIsNotTakenForALaterDeployment(t *testing.T) {
 	s.slackSay("U02BOB", "verified 2")
 	s.wait(2, slackWait, finished...)
 }
+
+// TestAudit4SlackCommandInAnOldThread: each deployment has its thread in
+// Slack. Alice, reading #1's thread after it finished, typed "!rollback"
+// there to undo #1 while #2 was waiting for its submitter: the bot rolled
+// back #2, the running one (blaming its change, which is then blocked and
+// reverted upstream), and left #1 on the fleet. An answer that names no
+// deployment, written in another deployment's thread, is refused, with
+// both ids offered.
+func TestAudit4SlackCommandInAnOldThread(t *testing.T) {
+	t.Parallel()
+	s := newSlackE2E(t)
+	f := s.fake
+	s.slackSay("U01ALICE", "!backport good-change")
+	s.press("U02BOB", s.prompt(1), "verified 1")
+	s.wait(1, slackWait, finished...)
+	root1 := s.root(1)
+	s.slackSay("U01ALICE", "!backport bad-change")
+	s.prompt(2)
+	after := len(f.Calls())
+
+	env := f.MessageEnvelope("U01ALICE", slackChannel, "!rollback", f.NewTS(), map[string]any{"thread_ts": root1.TS})
+	if err := f.Send(env); err != nil {
+		t.Fatal(err)
+	}
+	answer := s.call(after, "the answer to !rollback in #1's thread", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Text, "<@U01ALICE>: ")
+	})
+	if d := s.get(2); d.State != deployer.StateAwaitingVerification || strings.Contains(answer.Text, "rolling back #2") {
+		t.Fatalf("!rollback in #1's thread acted on #2: #2 is %s (%s); the bot said %q", d.State, d.Reason, answer.Text)
+	}
+	for _, want := range []string{"#1's thread", "`!rollback 1`", "`!rollback 2`"} {
+		if !strings.Contains(answer.Text, want) {
+			t.Errorf("the refusal %q does not say %s", answer.Text, want)
+		}
+	}
+	if answer.Thread != root1.TS {
+		t.Errorf("the refusal went to thread %q, not #1's %q", answer.Thread, root1.TS)
+	}
+}
