@@ -94,3 +94,20 @@ func TestNoticesOutliveASlackOutage(t *testing.T) {
 			root.TS, started.Text, started.Thread, started.Seq, rolled.Text, rolled.Thread, rolled.Seq)
 	}
 }
+
+// TestLongLineIsCutOnACharacter: a line longer than a Slack section holds
+// (the hosts a big fleet's notice lists, a long subject) was cut at a
+// byte count, through the middle of a multi-byte character, so the
+// message ended in a replacement character (U+FFFD) instead of the
+// character. It is cut between characters.
+func TestLongLineIsCutOnACharacter(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	long := strings.Repeat("€", 1200) // 3600 bytes, 3 a character
+	h.a.Announce(deployer.Notice{Kind: deployer.NoticeInfo, Text: long}, nil)
+	c := h.waitCall(t, "the notice", func(c slackfake.Call) bool { return strings.Contains(c.BlockText(), "€€€") })
+	text := c.BlockText()
+	if strings.ContainsRune(text, '\uFFFD') || !strings.Contains(text, "€…") {
+		t.Errorf("the long line was cut through a character: ...%q", text[max(0, len(text)-12):])
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	slackgo "github.com/slack-go/slack"
 
@@ -86,7 +87,11 @@ func sections(text string, code bool) []slackgo.Block {
 	var cur strings.Builder
 	for _, line := range strings.Split(text, "\n") {
 		if len(line) > maxSectionText {
-			line = line[:maxSectionText] + "…"
+			cut := maxSectionText
+			for cut > 0 && !utf8.RuneStart(line[cut]) {
+				cut-- // not inside a character
+			}
+			line = line[:cut] + "…"
 		}
 		if cur.Len()+len(line)+1 > maxSectionText {
 			flush(cur.String())
