@@ -144,3 +144,39 @@ func TestCTCPRequestsGetNoUnpacedReplies(t *testing.T) {
 		t.Errorf("the bot sent %d CTCP replies to 50 requests, outside its pacing", n)
 	}
 }
+
+// TestAWrappedSubjectCannotPassForANotice: a line too long for IRC is cut
+// in pieces, each under the deployment's tag. A change's subject long
+// enough to be cut made its tail a line of its own, "[#5] verified by
+// Alice Deployer; syncing canaries ...", which reads exactly like the
+// bot's own notice; the subject's author chooses where the cut falls. A
+// piece that continues a cut line is marked as such ("[#5] … ").
+func TestAWrappedSubjectCannotPassForANotice(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodInterval: 0})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+
+	forged := "verified by Alice Deployer; syncing canaries (mw-canary1001 and mw-canary1002)"
+	for fill := 340; fill <= 390; fill++ { // one of these puts the cut just before "verified"
+		subject := "Fix" + strings.Repeat(" a", fill/2) + strings.Repeat("a", fill%2) + " " + forged
+		a.Announce(deployer.Notice{Deployment: 5, Kind: deployer.NoticeStarted, Text: "staged 1a2b3c4d5e (" + subject + "): 1 file changed; syncing testservers"}, nil)
+	}
+	a.Announce(deployer.Notice{Deployment: 5, Kind: deployer.NoticeInfo, Text: "the end"}, nil)
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "[#5] the end")
+	for _, l := range botLines(alice, "#deployments") {
+		if strings.HasPrefix(l, "[#5] verified") {
+			t.Errorf("a subject's tail passed for a notice: %q", l)
+		}
+	}
+	var pieces int
+	for _, l := range botLines(alice, "#deployments") {
+		if strings.HasPrefix(l, "[#5] … ") {
+			pieces++
+		}
+	}
+	if pieces == 0 {
+		t.Error("no line was cut: the test proves nothing")
+	}
+}

@@ -77,9 +77,13 @@ func wrap(text string, max int) []string {
 // layout turns a message's lines into IRC lines of at most budget bytes.
 // The very first IRC line starts with first (mentions and the deployment
 // tag), every later one with rest (the deployment tag), so each line of a
-// deployment still names it when other output comes in between. Blank
+// deployment still names it when other output comes in between. A piece
+// that continues a line cut for length starts with rest and a "… ", so
+// the tail of relayed text (a change's subject, whose author chooses
+// where the cut falls) never reads as a line of the bot's own. Blank
 // lines are left out: IRC refuses empty messages.
 func layout(first, rest string, lines []string, budget int) []string {
+	const more = "… "
 	var out []string
 	for _, l := range lines {
 		l = strings.TrimRight(clean(l), " \t")
@@ -90,11 +94,20 @@ func layout(first, rest string, lines []string, budget int) []string {
 		if len(out) == 0 {
 			prefix = first
 		}
-		for _, piece := range wrap(l, budget-len(prefix)) {
-			if len(out) > 0 {
-				prefix = rest
+		pieces := wrap(l, budget-len(prefix))
+		if len(pieces) > 1 {
+			// The rest of the line, without the space at the cut, cut
+			// again to leave room for the mark.
+			tail := strings.TrimPrefix(l[len(pieces[0]):], " ")
+			pieces = append(pieces[:1], wrap(tail, budget-len(rest+more))...)
+		}
+		for i, piece := range pieces {
+			if i > 0 {
+				piece = rest + more + piece
+			} else {
+				piece = prefix + piece
 			}
-			out = append(out, prefix+piece)
+			out = append(out, piece)
 		}
 	}
 	return out
