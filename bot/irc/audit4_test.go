@@ -180,3 +180,40 @@ func TestAWrappedSubjectCannotPassForANotice(t *testing.T) {
 		t.Error("no line was cut: the test proves nothing")
 	}
 }
+
+// TestPrivateBacklogDoesNotHoldUpChannelAnswers: long private answers
+// (anyone may ask for !history 100 in private, again and again) took
+// turns with the deployment channel's answers of more than two lines
+// (!status, !queue), so a few people's backlog slowed every answer in
+// the channel. The channel's lines go first.
+func TestPrivateBacklogDoesNotHoldUpChannelAnswers(t *testing.T) {
+	t.Parallel()
+	srv := testparts.StartNgircd(t)
+	a := runAdapter(t, srv, Config{FloodBurst: 1, FloodInterval: 40 * time.Millisecond})
+	alice := testparts.JoinIRC(t, srv, "alice", "#deployments")
+	alice.AwaitPresent(10*time.Second, "deploybot", "#deployments")
+	var flooders []*testparts.IRCUser
+	history := make([]string, 100)
+	for i := range history {
+		history[i] = fmt.Sprintf("#%d done: a change, requested by someone", 100-i)
+	}
+	for i := 1; i <= 4; i++ {
+		f := testparts.JoinIRC(t, srv, fmt.Sprintf("reader%d", i), "#elsewhere")
+		flooders = append(flooders, f)
+		a.enqueue(f.Nick, "", "", history)
+	}
+	flooders[0].AwaitText(10*time.Second, "deploybot", "reader1", "#100 done")
+	received := func() int {
+		n := 0
+		for _, f := range flooders {
+			n += len(f.Lines())
+		}
+		return n
+	}
+	before := received()
+	a.enqueue("#deployments", "", "", []string{"nothing is deploying right now", "the fleet serves #3", "1 queued (next: #4 by alice)", "locked by nobody"})
+	alice.AwaitText(10*time.Second, "deploybot", "#deployments", "locked by nobody")
+	if between := received() - before; between > 3 {
+		t.Errorf("%d private lines went out while alice's 4-line answer in the channel waited", between)
+	}
+}
