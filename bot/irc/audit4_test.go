@@ -108,6 +108,8 @@ func TestCTCPRequestsGetNoUnpacedReplies(t *testing.T) {
 	t.Parallel()
 	srv := testparts.StartNgircd(t)
 	runAdapter(t, srv, Config{FloodBurst: 1, FloodInterval: 200 * time.Millisecond})
+	// The requests go out once the bot is on the server.
+	testparts.JoinIRC(t, srv, "alice", "#deployments").AwaitPresent(10*time.Second, "deploybot", "#deployments")
 	prober := girc.New(girc.Config{Server: "127.0.0.1", Port: srv.Port, Nick: "prober", User: "prober", AllowFlood: true})
 	var replies atomic.Int32
 	heard := make(chan struct{}, 1)
