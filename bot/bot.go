@@ -32,6 +32,15 @@ type Message struct {
 	// press from a refused one and answer the latter privately. When nil,
 	// Handle uses Reply.
 	Refused func(line string)
+	// Sent, when set, is when the person sent the message, set by an
+	// adapter that delivered it late (a redelivery): an answer naming no
+	// deployment is then not taken for one that started after it
+	// (bot/meant.go).
+	Sent time.Time
+	// Thread, when set, is the deployment whose thread the message was
+	// written in (Slack): an answer naming no deployment is then not
+	// taken for another one (bot/meant.go).
+	Thread int64
 }
 
 // refused answers a command that was not carried out.
@@ -258,7 +267,11 @@ func (b *Bot) Handle(m Message) {
 		m.refused(fmt.Sprintf("%s: %s", m.Sender.Nick, reason))
 		return
 	}
-	lines, err := cmd.run(b, m, who, args)
+	err := b.notMeant(m, name, args) // bot/meant.go
+	var lines []string
+	if err == nil {
+		lines, err = cmd.run(b, m, who, args)
+	}
 	if err != nil {
 		if deployer.ErrorCode(err) == deployer.EInternal {
 			log.Error("command failed", "err", err, "text", m.Text)

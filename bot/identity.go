@@ -36,12 +36,22 @@ type Directory struct {
 	Deployers []string // identity globs or people's names
 }
 
-// matchKey reports whether an identity glob matches one of keys. Globs use
-// path.Match syntax, except that '/' has no special meaning in masks.
+// matchKey reports whether an identity glob matches one of keys. IRC
+// identities match as IRC servers compare masks: '*' and '?' are the only
+// wildcards, and case is folded the strict RFC 1459 way (Bob is bob,
+// bob[m] is bob{m}), since the server lets only one person hold a nick
+// under that folding. Other identities use path.Match syntax, except that
+// '/' has no special meaning.
 func matchKey(glob string, keys []string) bool {
 	for _, k := range keys {
 		if glob == k {
 			return true
+		}
+		if strings.HasPrefix(glob, "irc:") {
+			if strings.HasPrefix(k, "irc:") && wildMatch(ircFold(glob), ircFold(k)) {
+				return true
+			}
+			continue
 		}
 		if ok, _ := path.Match(strings.ReplaceAll(glob, "/", "\x00"), strings.ReplaceAll(k, "/", "\x00")); ok {
 			return true
@@ -50,16 +60,57 @@ func matchKey(glob string, keys []string) bool {
 	return false
 }
 
-// PersonOf returns the person a sender proved to be, or nil.
-func (dir *Directory) PersonOf(s Sender) *Person {
-	for i := range dir.People {
-		for _, g := range dir.People[i].Chat {
-			if matchKey(g, s.Keys) {
-				return &dir.People[i]
-			}
+// ircFold folds s the strict RFC 1459 way: A-Z are a-z, and [ ] \ are
+// { } |.
+func ircFold(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		case r == '[':
+			return '{'
+		case r == ']':
+			return '}'
+		case r == '\\':
+			return '|'
+		}
+		return r
+	}, s)
+}
+
+// wildMatch matches s against an IRC mask pattern: '*' is any run of
+// characters, '?' any one character, everything else stands for itself.
+func wildMatch(pattern, s string) bool {
+	p, t := []rune(pattern), []rune(s)
+	pi, ti := 0, 0
+	starP, starT := -1, 0 // where to go back to after the last '*'
+	for ti < len(t) {
+		switch {
+		case pi < len(p) && p[pi] == '*':
+			starP, starT = pi, ti
+			pi++
+		case pi < len(p) && (p[pi] == '?' || p[pi] == t[ti]):
+			pi++
+			ti++
+		case starP >= 0:
+			starT++
+			pi, ti = starP+1, starT
+		default:
+			return false
 		}
 	}
-	return nil
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// PersonOf returns the person a sender proved to be, or nil. The
+// sender's keys are tried in their order, strongest first, so a services
+// account outranks another person's mask that happens to match too.
+func (dir *Directory) PersonOf(s Sender) *Person {
+	p, _ := dir.personMatch(s)
+	return p
 }
 
 // Identity is the name recorded for a sender in deployments: the person's
@@ -142,7 +193,12 @@ func (dir *Directory) Mention(adapter, who string) string {
 		}
 		return p.Name
 	}
-	// An identity like "irc:mask:bob!b@h" or "console:bob".
+	// An identity like "irc:mask:bob!b@h" or "console:bob". A mask is
+	// cut at its '!': its host may hold colons (IPv6).
+	if mask, ok := strings.CutPrefix(who, "irc:mask:"); ok {
+		nick, _, _ := strings.Cut(mask, "!")
+		return nick
+	}
 	rest := who
 	if i := strings.LastIndex(rest, ":"); i >= 0 {
 		rest = rest[i+1:]

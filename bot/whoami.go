@@ -67,12 +67,15 @@ func suggestKey(s Sender) string {
 	return ""
 }
 
-// personMatch is PersonOf, with the chat glob that matched.
+// personMatch is PersonOf, with the chat glob that matched. The keys are
+// tried strongest first.
 func (dir *Directory) personMatch(s Sender) (*Person, string) {
-	for i := range dir.People {
-		for _, g := range dir.People[i].Chat {
-			if matchKey(g, s.Keys) {
-				return &dir.People[i], g
+	for _, k := range s.Keys {
+		for i := range dir.People {
+			for _, g := range dir.People[i].Chat {
+				if matchKey(g, []string{k}) {
+					return &dir.People[i], g
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -168,6 +169,9 @@ func (c *Config) Warnings() Problems {
 	if s := c.Chat.IRC; s != nil && s.SASL != nil {
 		_, err := s.SASL.Password()
 		secret(err, "chat", "irc", "sasl", "password_env")
+		if !s.TLS && !onThisMachine(s.Server) {
+			warn(lineOf(&root, "chat", "irc", "sasl"), "chat.irc.sasl: without chat.irc.tls the SASL password goes to %s as plain text, readable by anyone on the way; set tls: true", s.Server)
+		}
 	}
 	if s := c.Chat.Slack; s != nil {
 		_, errApp := s.token("app_token", s.AppTokenEnv, s.AppTokenFile)
@@ -355,4 +359,14 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// onThisMachine reports whether host names this machine (a bouncer or a
+// test server), where a connection without TLS exposes nothing.
+func onThisMachine(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -124,6 +124,7 @@ type Adapter struct {
 	connections int             // registrations so far
 	reported    bool            // the reconnect of this connection was reported
 	tryNick     string          // the nick last asked for while registering
+	silenced    map[string]bool // CTCP tags with a silent handler (silenceCTCP)
 
 	queues   map[string][]qline // target -> lines waiting, in order
 	targets  []string           // targets in round-robin order
@@ -229,6 +230,7 @@ func New(cfg Config) (*Adapter, error) {
 	}
 	a.caps = a.client.HasCapability
 	a.regainEvery = regainEvery
+	a.silenceCTCP("")
 	a.client.Config.HandleNickCollide = a.onNickCollide
 	h := a.client.Handlers
 	h.Add(girc.INITIALIZED, a.onInitialized)
@@ -599,4 +601,36 @@ func (a *Adapter) queued() int {
 		n += len(q)
 	}
 	return n
+}
+
+// maxSilencedCTCP bounds how many CTCP tags have a silent handler, so
+// that people sending made-up tags cannot grow it without end.
+const maxSilencedCTCP = 1000
+
+// silenceCTCP makes girc answer no CTCP request. girc replies to them
+// itself (VERSION, PING, TIME, and ERRMSG to any tag it has no handler
+// for), at once and outside the adapter's paced queue, so a few people
+// sending requests would make the bot flood the server. Every tag the bot
+// receives gets a silent handler before girc looks for one (the PRIVMSG
+// handler runs first); tag "" silences girc's own defaults.
+func (a *Adapter) silenceCTCP(tag string) {
+	quiet := func(*girc.Client, girc.CTCPEvent) {}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tag != "" && a.silenced[tag] {
+		return
+	}
+	if a.silenced == nil || len(a.silenced) >= maxSilencedCTCP {
+		a.client.CTCP.ClearAll() // girc's defaults come back: silence them again
+		a.silenced = map[string]bool{}
+		for _, t := range []string{girc.CTCP_PING, girc.CTCP_PONG, girc.CTCP_VERSION, girc.CTCP_SOURCE,
+			girc.CTCP_TIME, girc.CTCP_FINGER, girc.CTCP_USERINFO, girc.CTCP_CLIENTINFO} {
+			a.client.CTCP.Set(t, quiet)
+			a.silenced[t] = true
+		}
+	}
+	if tag != "" {
+		a.client.CTCP.Set(tag, quiet)
+		a.silenced[tag] = true
+	}
 }

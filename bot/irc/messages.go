@@ -69,7 +69,10 @@ func (a *Adapter) onPrivmsg(c *girc.Client, e girc.Event) {
 	if strings.EqualFold(e.Source.Name, nick) {
 		return
 	}
-	if ok, _ := e.IsCTCP(); ok {
+	if ok, ctcp := e.IsCTCP(); ok {
+		if !ctcp.Reply {
+			a.silenceCTCP(ctcp.Command) // before girc answers it
+		}
 		return
 	}
 	target := e.Params[0]

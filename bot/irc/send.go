@@ -188,9 +188,20 @@ func (a *Adapter) popLocked() (sent, bool) {
 }
 
 // nextLocked finds the line to send next: its target and its index in
-// that target's queue (-1 when nothing can be sent now).
+// that target's queue (-1 when nothing can be sent now). Live lines go
+// first; among lines of a kind the deployment channel's go before every
+// other target's, which take turns: anyone can ask the bot things in
+// private as fast as their server lets them, and that must not hold up
+// the deployment's notices or answers in the channel.
 func (a *Adapter) nextLocked() (string, int) {
 	for _, live := range []bool{true, false} {
+		if ch := a.cfg.Channel; a.readyLocked(ch) {
+			for j, l := range a.queues[ch] {
+				if l.live || !live {
+					return ch, j
+				}
+			}
+		}
 		for i := 0; i < len(a.targets); i++ {
 			t := a.targets[(a.next+i)%len(a.targets)]
 			if !a.readyLocked(t) {

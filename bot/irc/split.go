@@ -3,6 +3,8 @@ package irc
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lrstanley/girc"
 )
 
 // maxLine is the longest line IRC relays, prefix included, CR LF excluded
@@ -24,12 +26,15 @@ func bodyBudget(nickLen, userLen, hostLen int, target string) int {
 const minBudget = 80
 
 // clean makes one line of text safe to send: no CR, LF or NUL (which would
-// end or corrupt the IRC line), and valid UTF-8.
+// end or corrupt the IRC line), valid UTF-8, and no control codes. The
+// bot uses no formatting itself; what it relays (a change's subject, a
+// host's error) could otherwise colour the rest of its line (hiding it),
+// make the line a CTCP request (\x01) or carry terminal escapes. Colour
+// codes go with their numbers; tabs stay.
 func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = girc.StripRaw(strings.ToValidUTF8(s, "\uFFFD"))
 	return strings.Map(func(r rune) rune {
-		switch r {
-		case '\r', '\n', 0:
+		if (r < 0x20 && r != '\t') || r == 0x7f {
 			return -1
 		}
 		return r
@@ -72,9 +77,13 @@ func wrap(text string, max int) []string {
 // layout turns a message's lines into IRC lines of at most budget bytes.
 // The very first IRC line starts with first (mentions and the deployment
 // tag), every later one with rest (the deployment tag), so each line of a
-// deployment still names it when other output comes in between. Blank
+// deployment still names it when other output comes in between. A piece
+// that continues a line cut for length starts with rest and a "… ", so
+// the tail of relayed text (a change's subject, whose author chooses
+// where the cut falls) never reads as a line of the bot's own. Blank
 // lines are left out: IRC refuses empty messages.
 func layout(first, rest string, lines []string, budget int) []string {
+	const more = "… "
 	var out []string
 	for _, l := range lines {
 		l = strings.TrimRight(clean(l), " \t")
@@ -85,11 +94,20 @@ func layout(first, rest string, lines []string, budget int) []string {
 		if len(out) == 0 {
 			prefix = first
 		}
-		for _, piece := range wrap(l, budget-len(prefix)) {
-			if len(out) > 0 {
-				prefix = rest
+		pieces := wrap(l, budget-len(prefix))
+		if len(pieces) > 1 {
+			// The rest of the line, without the space at the cut, cut
+			// again to leave room for the mark.
+			tail := strings.TrimPrefix(l[len(pieces[0]):], " ")
+			pieces = append(pieces[:1], wrap(tail, budget-len(rest+more))...)
+		}
+		for i, piece := range pieces {
+			if i > 0 {
+				piece = rest + more + piece
+			} else {
+				piece = prefix + piece
 			}
-			out = append(out, prefix+piece)
+			out = append(out, piece)
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	slackgo "github.com/slack-go/slack"
 
@@ -41,10 +42,12 @@ func unescape(s string) string {
 var bareUserID = regexp.MustCompile(`\b[UW][A-Z0-9]{5,}\b`)
 
 // linkUsers turns the user ids in escaped text into mentions, so a reply
-// addresses the person by name in Slack.
-func linkUsers(s string) string {
+// addresses the person by name in Slack. Only ids known reports true
+// for are people: a word of relayed text (a change's subject) that looks
+// like an id ("UTF8MB4", or someone's id written in a commit) stays text.
+func linkUsers(s string, known func(id string) bool) string {
 	return bareUserID.ReplaceAllStringFunc(s, func(id string) string {
-		if strings.ContainsAny(id, "0123456789") {
+		if strings.ContainsAny(id, "0123456789") && known(id) {
 			return "<@" + id + ">"
 		}
 		return id
@@ -84,7 +87,11 @@ func sections(text string, code bool) []slackgo.Block {
 	var cur strings.Builder
 	for _, line := range strings.Split(text, "\n") {
 		if len(line) > maxSectionText {
-			line = line[:maxSectionText] + "…"
+			cut := maxSectionText
+			for cut > 0 && !utf8.RuneStart(line[cut]) {
+				cut-- // not inside a character
+			}
+			line = line[:cut] + "…"
 		}
 		if cur.Len()+len(line)+1 > maxSectionText {
 			flush(cur.String())

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,10 @@ type Options struct {
 	// restarts (the store's chat_roots bucket), so a resumed deployment
 	// goes on in its thread instead of starting a new root.
 	Roots Roots
+	// Users are the Slack user ids of the people the bot knows
+	// (people[].slack, slack: identities). A reply mentions these and the
+	// person it answers; any other word that looks like a user id is text.
+	Users []string
 	// Reconnected is called after the socket was re-established.
 	Reconnected func(adapter string)
 	// Logger receives one line per event; default slog.Default().
@@ -73,12 +78,16 @@ type Adapter struct {
 	api     *slackgo.Client
 	log     *slog.Logger
 	seen    *seen
+	users   map[string]bool // Options.Users
 
 	mu     sync.Mutex
 	queue  []func(context.Context)
 	wake   chan struct{}
 	selfID string // the bot's user id, from auth.test
 	selfBo string // the bot's bot id, from auth.test
+	// threads maps a root message's ts to its deployment, so a message
+	// written in a deployment's thread says which one it is about.
+	threads map[string]int64
 
 	// Only the writer goroutine touches what follows.
 	deps     map[int64]*depState
@@ -147,12 +156,17 @@ func New(opts Options) (*Adapter, error) {
 		// Slack answers 429 when posting faster than about once a second
 		// per channel; wait as it says and retry.
 		slackgo.OptionRetry(3))
+	users := map[string]bool{}
+	for _, u := range opts.Users {
+		users[u] = true
+	}
 	return &Adapter{
 		opts:    opts,
 		grammar: bot.Grammar{Name: opts.BotName, Prefix: opts.Prefix},
 		api:     api,
 		log:     log,
 		seen:    newSeen(4096),
+		users:   users,
 		wake:    make(chan struct{}, 1),
 		deps:    map[int64]*depState{},
 	}, nil
@@ -278,7 +292,7 @@ func (a *Adapter) event(ctx context.Context, client *socketmode.Client, ev socke
 			return
 		}
 		if m, ok := e.InnerEvent.Data.(*slackevents.MessageEvent); ok {
-			a.message(m, handle)
+			a.message(m, ev.Request != nil && ev.Request.RetryAttempt > 0, handle)
 		}
 	case socketmode.EventTypeInteractive:
 		cb, ok := ev.Data.(slackgo.InteractionCallback)
@@ -330,12 +344,17 @@ func (r *answer) message(m bot.Message) bot.Message {
 }
 
 // message handles a message event: a person typing in the channel (or
-// to the bot directly).
-func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)) {
+// to the bot directly). A redelivered event (its first delivery was not
+// acknowledged) may come minutes after it was typed: the bot is told
+// when it was sent.
+func (a *Adapter) message(ev *slackevents.MessageEvent, redelivered bool, handle func(bot.Message)) {
 	selfUser, selfBot := a.self()
 	switch {
-	case ev.SubType != "" && ev.SubType != "thread_broadcast":
-		return // edits, deletions, joins, bot messages
+	case ev.SubType != "" && ev.SubType != "thread_broadcast" && ev.SubType != "file_share":
+		// Edits, deletions, joins, bot messages. A message with a file
+		// attached (file_share: "verified" with a screenshot) is a person
+		// speaking, like a thread reply also sent to the channel.
+		return
 	case ev.BotID != "" || ev.User == "" || ev.User == selfUser || (selfBot != "" && ev.BotID == selfBot):
 		return
 	}
@@ -359,17 +378,36 @@ func (a *Adapter) message(ev *slackevents.MessageEvent, handle func(bot.Message)
 		<-ans.done
 		thread := ev.ThreadTimeStamp
 		if len(ans.lines) > 0 {
-			a.post(ctx, 0, ev.Channel, thread, strings.Join(ans.lines, "\n"), false)
+			a.post(ctx, 0, ev.Channel, thread, ev.User, strings.Join(ans.lines, "\n"), false)
 		}
 		if len(ans.refused) > 0 {
-			a.post(ctx, 0, ev.Channel, thread, strings.Join(ans.refused, "\n"), false)
+			a.post(ctx, 0, ev.Channel, thread, ev.User, strings.Join(ans.refused, "\n"), false)
 			a.react(ctx, ev.Channel, ev.TimeStamp, "no_entry_sign")
 		} else if isCommand {
 			a.react(ctx, ev.Channel, ev.TimeStamp, "white_check_mark")
 		}
 	})
 	defer close(ans.done)
-	handle(ans.message(bot.Message{Sender: sender(ev.User), Text: text, Private: private}))
+	m := bot.Message{Sender: sender(ev.User), Text: text, Private: private}
+	if ev.ThreadTimeStamp != "" && !private {
+		m.Thread = a.threadOf(ev.ThreadTimeStamp)
+	}
+	if redelivered {
+		m.Sent = tsTime(ev.TimeStamp)
+	}
+	handle(ans.message(m))
+}
+
+// tsTime is the time a Slack ts ("1700000000.000100": seconds and
+// microseconds) stands for, or the zero time.
+func tsTime(ts string) time.Time {
+	sec, frac, _ := strings.Cut(ts, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || s <= 0 {
+		return time.Time{}
+	}
+	us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
+	return time.Unix(s, us*1000)
 }
 
 // command turns a button's value into the command to run, with the
@@ -458,7 +496,7 @@ func (a *Adapter) pressed(ctx context.Context, cb slackgo.InteractionCallback, a
 		a.update(ctx, 0, channel, msgTS, cb.Message.Text, blocks)
 	}
 	if len(ans.lines) > 0 {
-		a.post(ctx, id, channel, thread, strings.Join(ans.lines, "\n"), false)
+		a.post(ctx, id, channel, thread, cb.User.ID, strings.Join(ans.lines, "\n"), false)
 	}
 }
 
@@ -536,6 +574,7 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 	if st == nil {
 		st = &depState{rootTS: a.storedRoot(n.Deployment)}
 		a.deps[n.Deployment] = st
+		a.setThread(st.rootTS, n.Deployment)
 	}
 	if n.State != "" {
 		st.state = n.State
@@ -560,6 +599,7 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 			return
 		}
 		st.rootTS = ts
+		a.setThread(ts, n.Deployment)
 		st.rendered = renderKey(rtext, rblocks)
 		a.storeRoot(n.Deployment, ts)
 	}
@@ -580,6 +620,31 @@ func (a *Adapter) announce(ctx context.Context, n deployer.Notice, mentions []st
 	}
 	a.updateRoot(ctx, n.Deployment, st)
 	a.forget()
+}
+
+// setThread records that the thread of root message ts is deployment id's
+// (id 0: forget it).
+func (a *Adapter) setThread(ts string, id int64) {
+	if ts == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if id == 0 {
+		delete(a.threads, ts)
+		return
+	}
+	if a.threads == nil {
+		a.threads = map[string]int64{}
+	}
+	a.threads[ts] = id
+}
+
+// threadOf is the deployment whose thread has root ts, or 0.
+func (a *Adapter) threadOf(ts string) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.threads[ts]
 }
 
 // storedRoot is the ts of deployment id's root message in the configured
@@ -627,6 +692,7 @@ func (a *Adapter) forget() {
 	}
 	slices.Sort(ids)
 	for _, id := range ids[:max(0, min(len(ids), len(a.deps)-keepDeployments))] {
+		a.setThread(a.deps[id].rootTS, 0)
 		delete(a.deps, id)
 	}
 }
@@ -695,16 +761,20 @@ func firstLine(s string) string {
 
 const callTimeout = 20 * time.Second
 
-// post sends plain lines (a reply) as mrkdwn-safe text, with the user
-// ids in it as mentions.
-func (a *Adapter) post(ctx context.Context, id int64, channel, thread, text string, broadcast bool) {
-	text = linkUsers(escape(text))
+// post sends plain lines (a reply to user) as mrkdwn-safe text, with the
+// ids of user and of the people the bot knows as mentions.
+func (a *Adapter) post(ctx context.Context, id int64, channel, thread, user, text string, broadcast bool) {
+	text = linkUsers(escape(text), a.person(user))
 	a.postBlocks(ctx, id, channel, thread, text, sections(text, false), broadcast)
 }
 
+// person reports whether an id in a reply to user is a person to
+// mention: user, or someone the bot knows.
+func (a *Adapter) person(user string) func(id string) bool {
+	return func(id string) bool { return id == user || a.users[id] }
+}
+
 func (a *Adapter) postBlocks(ctx context.Context, id int64, channel, thread, text string, blocks []slackgo.Block, broadcast bool) (string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...)}
 	if thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(thread))
@@ -712,43 +782,91 @@ func (a *Adapter) postBlocks(ctx context.Context, id int64, channel, thread, tex
 			opts = append(opts, slackgo.MsgOptionBroadcast())
 		}
 	}
-	_, ts, err := a.api.PostMessageContext(ctx, channel, opts...)
-	if err != nil {
-		a.logFailure("chat.postMessage", id, err)
-		return "", false
-	}
-	return ts, true
+	var ts string
+	err := a.call(ctx, "chat.postMessage", id, func(ctx context.Context) (err error) {
+		_, ts, err = a.api.PostMessageContext(ctx, channel, opts...)
+		return err
+	})
+	return ts, err == nil
 }
 
 func (a *Adapter) update(ctx context.Context, id int64, channel, ts, text string, blocks []slackgo.Block) bool {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, _, _, err := a.api.UpdateMessageContext(ctx, channel, ts, slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...))
-	if err != nil {
-		a.logFailure("chat.update", id, err)
-		return false
-	}
-	return true
+	return a.call(ctx, "chat.update", id, func(ctx context.Context) error {
+		_, _, _, err := a.api.UpdateMessageContext(ctx, channel, ts, slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...))
+		return err
+	}) == nil
 }
 
 func (a *Adapter) ephemeral(ctx context.Context, channel, user, thread, line string) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	opts := []slackgo.MsgOption{slackgo.MsgOptionText(linkUsers(escape(line)), false)}
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(linkUsers(escape(line), a.person(user)), false)}
 	if thread != "" {
 		opts = append(opts, slackgo.MsgOptionTS(thread))
 	}
-	if _, err := a.api.PostEphemeralContext(ctx, channel, user, opts...); err != nil {
-		a.logFailure("chat.postEphemeral", 0, err)
-	}
+	_ = a.call(ctx, "chat.postEphemeral", 0, func(ctx context.Context) error {
+		_, err := a.api.PostEphemeralContext(ctx, channel, user, opts...)
+		return err
+	})
 }
 
 func (a *Adapter) react(ctx context.Context, channel, ts, name string) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	if err := a.api.AddReactionContext(ctx, name, slackgo.NewRefToMessage(channel, ts)); err != nil && err.Error() != "already_reacted" {
-		a.logFailure("reactions.add", 0, err)
+	_ = a.call(ctx, "reactions.add", 0, func(ctx context.Context) error {
+		err := a.api.AddReactionContext(ctx, name, slackgo.NewRefToMessage(channel, ts))
+		if err != nil && err.Error() == "already_reacted" {
+			return nil
+		}
+		return err
+	})
+}
+
+// retryMax is the longest wait between two tries of a Slack write.
+const retryMax = 30 * time.Second
+
+// call makes one Slack write, each try within callTimeout. A write that
+// failed for a reason that passes (Slack or the network to it is down: no
+// answer, a 5xx; or a rate limit) is tried again after a wait that
+// doubles up to retryMax, until it goes through or ctx ends: the writer
+// holds every later write meanwhile, so nothing is lost and the order
+// stays. (A try that timed out may have gone through: at worst a line
+// comes twice.) Other failures (Slack refused the call) are logged and
+// returned.
+func (a *Adapter) call(ctx context.Context, method string, id int64, do func(context.Context) error) error {
+	wait := 500 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := do(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			a.logFailure(method, id, err)
+			return err
+		}
+		log := a.log.With("method", method, "err", err, "retry_in", wait)
+		if id != 0 {
+			log = log.With("deployment", id)
+		}
+		log.Warn("slack call failed; trying again")
+		select {
+		case <-ctx.Done():
+			a.logFailure(method, id, err)
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
 	}
+}
+
+// transient reports whether a failed call may work when tried again: no
+// answer from Slack (a network error, a timeout), a 5xx, or a rate limit.
+// An answer refusing the call (channel_not_found, invalid_blocks) is not.
+func transient(err error) bool {
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (a *Adapter) logFailure(method string, id int64, err error) {

@@ -73,17 +73,21 @@ type harness struct {
 }
 
 // start runs an adapter against a fresh fake Slack until the test ends.
-func start(t *testing.T, handle func(bot.Message)) *harness {
+func start(t *testing.T, handle func(bot.Message), configure ...func(*Options)) *harness {
 	t.Helper()
 	fake := slackfake.New(t, appToken, botToken)
 	h := &harness{fake: fake, reconnected: make(chan string, 4)}
-	a, err := New(Options{AppToken: appToken, BotToken: botToken, Channel: channel, APIURL: fake.APIURL(),
+	opts := Options{AppToken: appToken, BotToken: botToken, Channel: channel, APIURL: fake.APIURL(),
 		BotName: "deploybot", Prefix: "!",
 		Stages:      map[deployer.Stage]int{deployer.Testservers: 1, deployer.Canaries: 2, deployer.Production: 4},
 		Reconnected: func(name string) { h.reconnected <- name },
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:         func() time.Time { return time.Date(2026, 11, 22, 10, 47, 3, 0, time.UTC) },
-	})
+	}
+	for _, f := range configure {
+		f(&opts)
+	}
+	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

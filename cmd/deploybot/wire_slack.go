@@ -1,7 +1,10 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/deploybot/deploybot/bot/slack"
+	"github.com/deploybot/deploybot/config"
 	"github.com/deploybot/deploybot/deployer"
 )
 
@@ -27,6 +30,7 @@ func (m *Main) openSlack() error {
 		Channel: c.Channel, APIURL: c.APIURL,
 		BotName: m.Config.Bot.Name, Prefix: m.Config.Bot.Prefix,
 		Stages:      stages,
+		Users:       slackUsers(m.Config),
 		Lookup:      m.Store.Get,
 		Roots:       m.Store,
 		Reconnected: m.Bot.Reconnected,
@@ -37,4 +41,30 @@ func (m *Main) openSlack() error {
 	}
 	m.Bot.AddAdapter(a)
 	return nil
+}
+
+// slackUsers are the Slack user ids the configuration names: people's
+// Slack ids and the slack: identities in people and access.deployers
+// (globs excepted). Replies mention these; other words stay text.
+func slackUsers(c *config.Config) []string {
+	var ids []string
+	add := func(id string) {
+		if id != "" && !strings.ContainsAny(id, "*?[") {
+			ids = append(ids, id)
+		}
+	}
+	for _, p := range c.People {
+		add(p.Slack)
+		for _, k := range p.Chat {
+			if id, ok := strings.CutPrefix(k, "slack:"); ok {
+				add(id)
+			}
+		}
+	}
+	for _, d := range c.Access.Deployers {
+		if id, ok := strings.CutPrefix(d, "slack:"); ok {
+			add(id)
+		}
+	}
+	return ids
 }

@@ -98,6 +98,7 @@ type Server struct {
 	nextEnv     int
 	pingEvery   time.Duration
 	revoked     bool // the app-level token no longer opens connections
+	down        bool // Web API writes answer 503, as during a Slack outage
 }
 
 // New starts a fake Slack that accepts these tokens and stops it when the
@@ -171,6 +172,13 @@ func (s *Server) record(method string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if bearer(r) != s.BotToken {
 			writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
+			return
+		}
+		s.mu.Lock()
+		down := s.down
+		s.mu.Unlock()
+		if down {
+			http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		if err := r.ParseForm(); err != nil {
@@ -309,6 +317,15 @@ func (s *Server) Drop() {
 		s.conn.UnderlyingConn().Close()
 		s.conn = nil
 	}
+}
+
+// SetDown makes the Web API's writes (posts, updates, reactions) fail
+// with 503 Service Unavailable while down is true, as during an outage of
+// Slack or of the network to it; they are not recorded.
+func (s *Server) SetDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
 }
 
 // RevokeAppToken makes apps.connections.open refuse the app-level token
