@@ -167,24 +167,11 @@ func (c *Console) print(label string, lines []string) {
 	defer c.mu.Unlock()
 	pad := strings.Repeat(" ", len(label))
 	for i, l := range lines {
-		l = printable(l)
+		l = bot.Printable(l)
 		if i == 0 {
 			fmt.Fprintln(c.Out, label+l)
 		} else {
 			fmt.Fprintln(c.Out, pad+l)
 		}
 	}
-}
-
-// printable leaves out the control characters of a line (tabs stay): what
-// the bot relays (a change's subject, a host's error) must not reach the
-// terminal as escape sequences (clearing the screen, setting the title,
-// writing the clipboard) or a carriage return that prints over the line.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if (r < 0x20 && r != '\t') || (r >= 0x7f && r < 0xa0) {
-			return -1
-		}
-		return r
-	}, s)
 }

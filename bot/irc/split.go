@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/lrstanley/girc"
+
+	"github.com/deploybot/deploybot/bot"
 )
 
 // maxLine is the longest line IRC relays, prefix included, CR LF excluded
@@ -30,15 +32,9 @@ const minBudget = 80
 // bot uses no formatting itself; what it relays (a change's subject, a
 // host's error) could otherwise colour the rest of its line (hiding it),
 // make the line a CTCP request (\x01) or carry terminal escapes. Colour
-// codes go with their numbers; tabs stay.
+// codes go with their numbers; the rest is bot.Printable's.
 func clean(s string) string {
-	s = girc.StripRaw(strings.ToValidUTF8(s, "\uFFFD"))
-	return strings.Map(func(r rune) rune {
-		if (r < 0x20 && r != '\t') || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
+	return bot.Printable(girc.StripRaw(strings.ToValidUTF8(s, "\uFFFD")))
 }
 
 // wrap cuts text into pieces of at most max bytes. It cuts at the last

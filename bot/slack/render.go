@@ -9,6 +9,7 @@ import (
 
 	slackgo "github.com/slack-go/slack"
 
+	"github.com/deploybot/deploybot/bot"
 	"github.com/deploybot/deploybot/deployer"
 )
 
@@ -26,9 +27,14 @@ const (
 var userID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
 // escape makes plain text safe for Slack's mrkdwn: &, < and > are the three
-// characters Slack gives a meaning (mentions, links).
+// characters Slack gives a meaning (mentions, links), and each line is
+// bot.Printable (no control characters, no reordering controls).
 func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = bot.Printable(l)
+	}
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(strings.Join(lines, "\n"))
 }
 
 // unescape undoes Slack's escaping of what a person typed.
