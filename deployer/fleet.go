@@ -383,10 +383,14 @@ func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]s
 			continue
 		}
 		failed := r.syncHosts(ctx, log, 0, hs, v.Commit)
+		recs, rerr := r.Store.Hosts()
+		if rerr != nil {
+			log.Error("reading the host records failed", "err", rerr)
+		}
 		var ok []string
 		for _, h := range hs {
 			if err := failed[h.Name()]; err != nil {
-				lines = append(lines, fmt.Sprintf("%s: the sync FAILED (%s); it still serves what it served", h.Name(), plainHostError(err)))
+				lines = append(lines, fmt.Sprintf("%s: the sync FAILED (%s); %s", h.Name(), plainHostError(err), servesNow(recs, h.Name(), v.Commit)))
 			} else {
 				ok = append(ok, h.Name())
 			}
@@ -435,6 +439,22 @@ func (r *Runner) exclusive(what string) (release func(), err error) {
 		r.mu.Unlock()
 		r.poke()
 	}, nil
+}
+
+// servesNow says what the store read back a host serving after a sync
+// that failed: a sync can fail after its flip (a failing hook), so "it
+// still serves what it served" is not always true.
+func servesNow(recs map[string]HostRecord, name, fleet string) string {
+	rec, ok := recs[name]
+	switch {
+	case !ok || rec.Unknown:
+		return "what it serves could not be read back"
+	case rec.Commit == fleet:
+		return fmt.Sprintf("it serves the fleet's commit %.10s now (read back)", fleet)
+	case rec.Commit == "":
+		return "it serves nothing (read back)"
+	}
+	return fmt.Sprintf("it serves %.10s (read back), not the fleet's %.10s", rec.Commit, fleet)
 }
 
 func isAre(n int) string {
