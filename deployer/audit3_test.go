@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/deployer/deployertest"
@@ -69,5 +70,71 @@ func TestAudit3SyncFleetSaysWhatAFailedHostServes(t *testing.T) {
 	}
 	if !strings.Contains(text, "FAILED") || strings.Contains(text, "still serves what it served") || !strings.Contains(text, fleetCommit[:10]) {
 		t.Errorf("!sync of mw1, which now serves the fleet's commit %.10s but whose hook failed, says:\n%s", fleetCommit, text)
+	}
+}
+
+// breakHost makes a local host unreadable and unsyncable: its current is a
+// directory, not a symlink (a person's mistake on the host).
+func breakHost(t *testing.T, e *deployertest.Env, name string) {
+	t.Helper()
+	cur := filepath.Join(e.Dir, "hosts", name, "current")
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(cur, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAudit3FailedRollbackKeepsDeploymentsLocked: deployments were locked
+// by a person (an incident) when a rollback failed, so the bot set no lock
+// of its own, yet told the channel "Deployments are locked so nothing
+// deploys onto this fleet ... once every host is restored the lock is
+// lifted". The person's !unlock must not let the queue deploy onto a
+// fleet in an unknown state.
+func TestAudit3FailedRollbackKeepsDeploymentsLocked(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	e := deployertest.New(t, cfg)
+	d, _, err := e.Runner.Submit(deployer.Request{Refs: []string{e.Change()}, Requester: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Await(d.ID, deployer.StateAwaitingVerification)
+	if err := e.Runner.Lock("bob", "incident in progress"); err != nil {
+		t.Fatal(err)
+	}
+	breakHost(t, e, "ts1")
+	if err := e.Runner.Abort(d.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e.Await(d.ID, deployer.StateRollbackFailed)
+	if !e.AwaitSaid("Deployments are locked so nothing deploys onto this fleet") {
+		t.Fatalf("no ROLLBACK FAILED notice:\n%s", e.Notices.Text())
+	}
+	// The incident is over; bob lifts his lock. A backport is queued.
+	err = e.Runner.Unlock("bob")
+	next, _, serr := e.Runner.Submit(deployer.Request{Refs: []string{e.Change()}, Requester: "carol"})
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l, lerr := e.Store.Lock()
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	got, _ := e.Store.Get(next.ID)
+	if l == nil || got.State != deployer.StateQueued {
+		t.Errorf("after bob's !unlock (answered %v) the lock is %+v and #%d is %s: deployments go onto a fleet whose rollback failed", err, l, next.ID, got.State)
+	}
+	if err == nil || !strings.Contains(deployer.ErrorMessage(err), "rollback of #1 failed") {
+		t.Errorf("bob's !unlock was answered %v; want it to say the deployments stay locked because the rollback of #1 failed", err)
+	}
+	// Unlocking again is a deliberate override, as with the bot's lock.
+	if err := e.Runner.Unlock("bob"); err != nil {
+		t.Errorf("the second !unlock: %v", err)
+	}
+	if l, _ := e.Store.Lock(); l != nil {
+		t.Errorf("after the second !unlock the lock is %+v", l)
 	}
 }

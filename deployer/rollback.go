@@ -257,7 +257,7 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 	}
 	// The lock first: a crash before the transition redoes both, and a
 	// rollback that then succeeds lifts it again (unlockIfOurs).
-	lock := &Lock{By: bot, Reason: fmt.Sprintf("rollback of #%d failed; the fleet is not in a known state", p.d.ID), Since: p.r.Now()}
+	lock := p.r.rollbackLock(p.d.ID)
 	if l, err := p.r.Store.Lock(); err != nil {
 		return err
 	} else if l == nil {
@@ -275,6 +275,12 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 	p.say(NoticeFailed, fmt.Sprintf("ROLLBACK FAILED: %s. Host by host: %s. Deployments are locked so nothing deploys onto this fleet. Fix the hosts, then roll back again; once every host is restored the lock is lifted.",
 		reason, strings.Join(serving, "; ")), Do(VerbRollback, p.d.ID, "try the rollback again"), DoWith(VerbStatus, "see every host"))
 	return nil
+}
+
+// rollbackLock is the lock the bot holds while deployment id's rollback
+// has failed; unlockIfOurs knows it by its reason.
+func (r *Runner) rollbackLock(id int64) *Lock {
+	return &Lock{By: bot, Reason: fmt.Sprintf("rollback of #%d failed; the fleet is not in a known state", id), Since: r.Now()}
 }
 
 // unlockIfOurs lifts the lock the bot set when this deployment's rollback
