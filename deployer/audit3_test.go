@@ -138,3 +138,65 @@ func TestAudit3FailedRollbackKeepsDeploymentsLocked(t *testing.T) {
 		t.Errorf("after the second !unlock the lock is %+v", l)
 	}
 }
+
+// deployDone deploys a new change through to done and returns it.
+func deployDone(t *testing.T, e *deployertest.Env) *deployer.Deployment {
+	t.Helper()
+	d, _, err := e.Runner.Submit(deployer.Request{Refs: []string{e.Change()}, Requester: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Await(d.ID, deployer.StateAwaitingVerification)
+	if err := e.Runner.Verify(d.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	return e.Await(d.ID, deployer.StateDone)
+}
+
+// TestAudit3HostDepooledByAnEarlierTryIsNamed: the first try of a rollback
+// could not restore can1 and can2; can1 was depooled, can2's depool failed,
+// so the rollback was tried again, and the second try restored both. can1
+// is still out of service (the store says depooled by #1); the channel
+// must be told so, and how to put it back, not only "restored 5 hosts".
+func TestAudit3HostDepooledByAnEarlierTryIsNamed(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	cfg.RollbackTries = 3
+	e := deployertest.New(t, cfg)
+	d := deployDone(t, e)
+	// can1's and can2's hooks fail on their first run only.
+	flags := t.TempDir()
+	once := []string{"sh", "-c", `f="$0/{host}"; test -e "$f" || { touch "$f"; echo reload failed; exit 1; }`, flags}
+	fleet := withHook(e, "can1", once...)
+	for i, h := range fleet[deployer.Canaries] {
+		if h.Name() == "can2" {
+			fleet[deployer.Canaries][i] = hosts.WithHook(h, hosts.Hook{Argv: once})
+		}
+	}
+	pool := hosts.NewCommandPool(fleet, map[deployer.Stage]hosts.PoolCommands{
+		deployer.Canaries: {Depool: []string{"sh", "-c", `test "$0" != can2`, "{host}"}, Repool: []string{"true"}},
+	})
+	r := restart(t, e, cfg, fleet, pool)
+	if err := r.Rollback(d.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	got := e.Await(d.ID, deployer.StateRolledBack, deployer.StateRollbackFailed)
+	if got.State != deployer.StateRolledBack {
+		t.Fatalf("#%d is %s; want rolled back on the second try:\n%s", d.ID, got.State, e.Notices.Text())
+	}
+	recs, err := e.Store.Hosts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !recs["can1"].Depooled {
+		t.Fatalf("can1 is not recorded depooled; the test wants it depooled by the first try:\n%s", e.Notices.Text())
+	}
+	if !e.AwaitSaid("rolled back") {
+		t.Fatal("no rolled-back notice")
+	}
+	text := e.Notices.Text()
+	final := text[strings.LastIndex(text, "rolled-back: "):]
+	if !strings.Contains(final, "can1") || !strings.Contains(final, "depooled") {
+		t.Errorf("can1 is still depooled after the rollback of #%d, but the channel was not told so:\n%s", d.ID, text)
+	}
+}

@@ -133,6 +133,18 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 	r := p.r
 	revertLines := p.blame(ctx)
 	p.unlockIfOurs()
+	// An earlier try may have depooled a host this one restored: it is
+	// still out of service, and the channel must hear so.
+	var stillDepooled []string
+	if recs, err := r.Store.Hosts(); err != nil {
+		p.log.Error("reading the host records failed", "err", err)
+	} else {
+		for _, n := range sortedKeys(recs) {
+			if rec := recs[n]; rec.Depooled && rec.DepooledBy == p.d.ID && !contains(depooled, n) {
+				stillDepooled = append(stillDepooled, n)
+			}
+		}
+	}
 	failedText := map[string]string{}
 	for k, v := range failed {
 		failedText[k] = plainHostError(v)
@@ -141,7 +153,7 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 		if len(failedText) > 0 {
 			d.FailedHosts = failedText
 		}
-		d.Depooled = union(d.Depooled, depooled)
+		d.Depooled = union(d.Depooled, union(depooled, stillDepooled))
 	}); err != nil {
 		return err
 	}
@@ -163,6 +175,11 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 			parts = append(parts, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
 		}
 		text += " COULD NOT RESTORE: " + strings.Join(parts, ", ") + ". " + strings.Join(depoolLines, " ")
+	}
+	if len(stillDepooled) > 0 {
+		text += fmt.Sprintf(" %s, depooled by an earlier try of this rollback, %s still out of service: repool %s once it is checked.",
+			strings.Join(stillDepooled, ", "), isAre(len(stillDepooled)), map[bool]string{true: "it", false: "them"}[len(stillDepooled) == 1])
+		depooled = append(depooled, stillDepooled...)
 	}
 	var next []Choice
 	switch {
