@@ -200,3 +200,41 @@ func TestAudit3HostDepooledByAnEarlierTryIsNamed(t *testing.T) {
 		t.Errorf("can1 is still depooled after the rollback of #%d, but the channel was not told so:\n%s", d.ID, text)
 	}
 }
+
+// TestAudit3FailedRollbackNamesTheDepooledHosts: a rollback that ends
+// rollback-failed (can2 could be neither restored nor depooled) had
+// depooled can1; the host-by-host account must say can1 is out of
+// service, not leave a deployer to think it still takes traffic.
+func TestAudit3FailedRollbackNamesTheDepooledHosts(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	e := deployertest.New(t, cfg)
+	d := deployDone(t, e)
+	fleet := withHook(e, "can1", "false")
+	for i, h := range fleet[deployer.Canaries] {
+		if h.Name() == "can2" {
+			fleet[deployer.Canaries][i] = hosts.WithHook(h, hosts.Hook{Argv: []string{"false"}})
+		}
+	}
+	pool := hosts.NewCommandPool(fleet, map[deployer.Stage]hosts.PoolCommands{
+		deployer.Canaries: {Depool: []string{"sh", "-c", `test "$0" != can2`, "{host}"}, Repool: []string{"true"}},
+	})
+	r := restart(t, e, cfg, fleet, pool)
+	if err := r.Rollback(d.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	e.Await(d.ID, deployer.StateRollbackFailed)
+	if !e.AwaitSaid("ROLLBACK FAILED") {
+		t.Fatal("no ROLLBACK FAILED notice")
+	}
+	text := e.Notices.Text()
+	final := text[strings.LastIndex(text, "ROLLBACK FAILED"):]
+	i := strings.Index(final, "can1: ")
+	if i < 0 {
+		t.Fatalf("can1 is not in the host-by-host account:\n%s", final)
+	}
+	can1, _, _ := strings.Cut(final[i:], ";")
+	if !strings.Contains(can1, "depooled") {
+		t.Errorf("can1 was depooled, but the ROLLBACK FAILED notice says only %q:\n%s", can1, text)
+	}
+}

@@ -258,6 +258,9 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 			what += " (" + plainHostError(e) + ")"
 			notes[name] = what
 		}
+		if rec.Depooled {
+			what += fmt.Sprintf(", and depooled by #%d: it takes no traffic", rec.DepooledBy)
+		}
 		serving = append(serving, name+": "+what)
 	}
 	tries := "1 try"
