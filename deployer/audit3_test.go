@@ -238,3 +238,26 @@ func TestAudit3FailedRollbackNamesTheDepooledHosts(t *testing.T) {
 		t.Errorf("can1 was depooled, but the ROLLBACK FAILED notice says only %q:\n%s", can1, text)
 	}
 }
+
+// TestAudit3RestartMidDeploymentDoesNotCallItsHostsBehind: the bot
+// restarts while #1 waits for verification on ts1. The start-up check
+// must not tell the channel that ts1 is off the fleet's commit and that
+// !sync brings it up to date: #1 put it there on purpose, and !sync would
+// take the change off the testserver being tested.
+func TestAudit3RestartMidDeploymentDoesNotCallItsHostsBehind(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	e := deployertest.New(t, cfg)
+	d, _, err := e.Runner.Submit(deployer.Request{Refs: []string{e.Change()}, Requester: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Await(d.ID, deployer.StateAwaitingVerification)
+	restart(t, e, cfg, nil, nil)
+	if !e.AwaitSaid("still waiting for you (the bot restarted)") {
+		t.Fatalf("#1 was not resumed:\n%s", e.Notices.Text())
+	}
+	if text := e.Notices.Text(); strings.Contains(text, "not on the commit the fleet serves") {
+		t.Errorf("after a restart mid-deployment, the channel heard that #1's host is behind:\n%s", text)
+	}
+}

@@ -323,7 +323,20 @@ func (r *Runner) checkFleet(ctx context.Context) {
 		r.log.Error("reading the fleet failed", "err", err)
 		return
 	}
-	behind := v.Behind()
+	// Hosts a deployment left active by the stop has touched are its own
+	// to sync or restore when it resumes: not behind, and !sync (refused
+	// while it runs) is no advice for them.
+	active, err := r.Active()
+	if err != nil {
+		r.log.Error("reading the active deployment failed", "err", err)
+	}
+	var behind []HostView
+	for _, h := range v.Behind() {
+		if active != nil && contains(active.Touched, h.Record.Name) && !h.Record.Depooled {
+			continue
+		}
+		behind = append(behind, h)
+	}
 	for _, h := range behind {
 		r.log.Warn("host is not on the fleet's commit", "host", h.Record.Name, "serves", h.Record.Commit, "fleet", v.Commit, "why", h.OffFleet)
 	}
