@@ -17,21 +17,41 @@ import (
 // restart stops e's runner and starts another on the same store, staging
 // repository and hosts, with fleet instead of e.Fleet when it is not nil.
 func restart(t *testing.T, e *deployertest.Env, cfg deployer.Config, fleet deployer.Fleet, pool deployer.Pool) *deployer.Runner {
+	r, _ := restartWith(t, e, cfg, func(d *deployer.Deps) {
+		if fleet != nil {
+			d.Fleet = fleet
+		}
+		if pool != nil {
+			d.Pool = pool
+		}
+	})
+	return r
+}
+
+// restartWith is restart with the runner's parts changed by edit; stop
+// stops the runner as a crash does.
+func restartWith(t *testing.T, e *deployertest.Env, cfg deployer.Config, edit func(*deployer.Deps)) (r *deployer.Runner, stop func()) {
 	t.Helper()
 	e.Stop()
-	if fleet == nil {
-		fleet = e.Fleet
+	deps := deployer.Deps{
+		Store: e.Store, Source: &gitrepo.Reverter{Repo: e.Staging}, Staging: e.Staging, Fleet: e.Fleet,
+		Metrics: e.Metrics, Judge: e.Judge, Announcer: e.Notices,
 	}
-	r := deployer.NewRunner(cfg, deployer.Deps{
-		Store: e.Store, Source: &gitrepo.Reverter{Repo: e.Staging}, Staging: e.Staging, Fleet: fleet,
-		Metrics: e.Metrics, Judge: e.Judge, Announcer: e.Notices, Pool: pool,
-	})
+	edit(&deps)
+	r = deployer.NewRunner(cfg, deps)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = func() {
+		if cancel != nil {
+			cancel()
+			<-done
+			cancel = nil
+		}
+	}
+	t.Cleanup(stop)
 	<-r.Ready()
-	return r
+	return r, stop
 }
 
 // withHook returns e's fleet with host name's syncs followed by argv.
@@ -259,5 +279,72 @@ func TestAudit3RestartMidDeploymentDoesNotCallItsHostsBehind(t *testing.T) {
 	}
 	if text := e.Notices.Text(); strings.Contains(text, "not on the commit the fleet serves") {
 		t.Errorf("after a restart mid-deployment, the channel heard that #1's host is behind:\n%s", text)
+	}
+}
+
+// stallingSmoker has one production smoke check, which hangs until the
+// bot stops (entered is closed when it starts).
+type stallingSmoker struct{ entered chan struct{} }
+
+func (s *stallingSmoker) Checks(st deployer.Stage) int {
+	if st == deployer.Production {
+		return 1
+	}
+	return 0
+}
+
+func (s *stallingSmoker) Smoke(ctx context.Context, st deployer.Stage, hs []string) []string {
+	close(s.entered)
+	<-ctx.Done()
+	return nil
+}
+
+// TestAudit3HostThatSyncsOnTheRedoIsNotCalledBehind: mw1's production
+// sync failed within max_failed_hosts and it was put back on the base; the
+// bot stopped during the production smoke checks, and on the redo of the
+// sync after the restart mw1 synced fine. The done notice must not say
+// "is NOT on mw1" (nor !sync it) while mw1 serves the deployment.
+func TestAudit3HostThatSyncsOnTheRedoIsNotCalledBehind(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	cfg.MaxFailedProduction = func(int) int { return 1 }
+	e := deployertest.New(t, cfg)
+	flags := t.TempDir()
+	once := []string{"sh", "-c", `f="$0/{host}"; test -e "$f" || { touch "$f"; echo reload failed; exit 1; }`, flags}
+	fleet := withHook(e, "mw1", once...)
+	smoker := &stallingSmoker{entered: make(chan struct{})}
+	r, stop := restartWith(t, e, cfg, func(d *deployer.Deps) { d.Fleet, d.Smoker = fleet, smoker })
+	d, _, err := r.Submit(deployer.Request{Refs: []string{e.Change()}, Requester: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Await(d.ID, deployer.StateAwaitingVerification)
+	if err := r.Verify(d.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-smoker.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the production smoke check never started:\n%s", e.Notices.Text())
+	}
+	stop()
+	if got, _ := e.Store.Get(d.ID); got.State != deployer.StateSyncingProduction || got.FailedHosts["mw1"] == "" {
+		t.Fatalf("#%d is %s with failed hosts %v; the test wants mw1 tolerated mid-production", d.ID, got.State, got.FailedHosts)
+	}
+	restart(t, e, cfg, fleet, nil)
+	got := e.Await(d.ID, deployer.StateDone, deployer.StateRolledBack)
+	if got.State != deployer.StateDone {
+		t.Fatalf("#%d ended %s", d.ID, got.State)
+	}
+	if !e.AwaitSaid("done") {
+		t.Fatal("no done notice")
+	}
+	serving := e.Serving()
+	if serving["mw1"] != serving["mw2"] {
+		t.Fatalf("mw1 serves %.10s, mw2 %.10s; the test wants the redo to have synced mw1", serving["mw1"], serving["mw2"])
+	}
+	text := e.Notices.Text()
+	if done := text[strings.LastIndex(text, "done: "):]; strings.Contains(done, "NOT on") {
+		t.Errorf("mw1 serves #%d's commit, read back, but the done notice says:\n%s", d.ID, done)
 	}
 }
