@@ -348,3 +348,27 @@ func TestAudit3HostThatSyncsOnTheRedoIsNotCalledBehind(t *testing.T) {
 		t.Errorf("mw1 serves #%d's commit, read back, but the done notice says:\n%s", d.ID, done)
 	}
 }
+
+// TestAudit3UnreadableHostIsNotCalledNotReadYet: a host the bot tried to
+// read back and could not is "could not be read back", not "not read back
+// yet" (which promises a reading that nothing will make).
+func TestAudit3UnreadableHostIsNotCalledNotReadYet(t *testing.T) {
+	e := deployertest.New(t, deployer.Config{})
+	breakHost(t, e, "mw1")
+	lines, err := e.Runner.SyncFleet(context.Background(), []string{"mw1"}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(lines, "\n"); !strings.Contains(text, "could not be read back") {
+		t.Errorf("!sync mw1, whose current is a directory, says:\n%s", text)
+	}
+	v, err := e.Runner.FleetView(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range v.Hosts {
+		if h.Record.Name == "mw1" && (strings.Contains(h.OffFleet, "not read back yet") || !strings.Contains(h.OffFleet, "could not be read back")) {
+			t.Errorf("mw1, which the sync just failed to read back, is shown as %q", h.OffFleet)
+		}
+	}
+}

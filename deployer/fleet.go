@@ -256,8 +256,10 @@ func (r *Runner) FleetView(ctx context.Context) (FleetView, error) {
 			}
 			hv := HostView{Stage: st, Record: rec}
 			switch {
-			case rec.Unknown:
+			case !ok:
 				hv.OffFleet = "not read back yet: what it serves is unknown"
+			case rec.Unknown:
+				hv.OffFleet = "could not be read back: what it serves is unknown"
 			case rec.Target != "":
 				hv.OffFleet = fmt.Sprintf("a sync to %.10s was interrupted", rec.Target)
 			case rec.Commit == "":
