@@ -225,7 +225,11 @@ func TestAudit3HostDepooledByAnEarlierTryIsNamed(t *testing.T) {
 // rollback-failed (can2 could be neither restored nor depooled) had
 // depooled can1; the host-by-host account must say can1 is out of
 // service, not leave a deployer to think it still takes traffic.
-func TestAudit3FailedRollbackNamesTheDepooledHosts(t *testing.T) {
+// failedRollbackWithCan1Depooled deploys a change, then rolls it back
+// with can1's and can2's hooks failing every time: can1 is depooled, can2's
+// depool fails, and the rollback ends rollback-failed.
+func failedRollbackWithCan1Depooled(t *testing.T) (*deployertest.Env, *deployer.Runner, *deployer.Deployment) {
+	t.Helper()
 	cfg := deployertest.Timings
 	cfg.VerifyTimeout = time.Minute
 	e := deployertest.New(t, cfg)
@@ -247,6 +251,11 @@ func TestAudit3FailedRollbackNamesTheDepooledHosts(t *testing.T) {
 	if !e.AwaitSaid("ROLLBACK FAILED") {
 		t.Fatal("no ROLLBACK FAILED notice")
 	}
+	return e, r, d
+}
+
+func TestAudit3FailedRollbackNamesTheDepooledHosts(t *testing.T) {
+	e, _, _ := failedRollbackWithCan1Depooled(t)
 	text := e.Notices.Text()
 	final := text[strings.LastIndex(text, "ROLLBACK FAILED"):]
 	i := strings.Index(final, "can1: ")
@@ -370,5 +379,22 @@ func TestAudit3UnreadableHostIsNotCalledNotReadYet(t *testing.T) {
 		if h.Record.Name == "mw1" && (strings.Contains(h.OffFleet, "not read back yet") || !strings.Contains(h.OffFleet, "could not be read back")) {
 			t.Errorf("mw1, which the sync just failed to read back, is shown as %q", h.OffFleet)
 		}
+	}
+}
+
+// TestAudit3RepoolSaysWhatTheHostServes: !repool of can1, whose sync to
+// the deployed commit fails after its flip (its hook fails), must not say
+// can1 "does not serve the deployed commit": it does, read back.
+func TestAudit3RepoolSaysWhatTheHostServes(t *testing.T) {
+	e, r, d := failedRollbackWithCan1Depooled(t)
+	err := r.Repool(context.Background(), "can1", "alice")
+	if err == nil {
+		t.Fatal("!repool can1 succeeded although its hook fails")
+	}
+	if got := e.Serving()["can1"]; got != d.Base {
+		t.Fatalf("can1 serves %.10s; the test wants it on the base %.10s", got, d.Base)
+	}
+	if msg := deployer.ErrorMessage(err); strings.Contains(msg, "does not serve") || !strings.Contains(msg, "serves the fleet's commit") {
+		t.Errorf("!repool can1, which serves the deployed commit (read back) but whose hook fails, answers: %s", msg)
 	}
 }

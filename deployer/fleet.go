@@ -525,7 +525,11 @@ func (r *Runner) Repool(ctx context.Context, host, who string) error {
 		return err
 	}
 	if failed := r.syncHosts(ctx, r.log.With("deployment", id), id, []Host{h}, want); failed[host] != nil {
-		return Errorf(EConflict, "%s does not serve the deployed commit %.10s and syncing it failed (%s); fix the host and try again", host, want, plainHostError(failed[host]))
+		recs, rerr := r.Store.Hosts()
+		if rerr != nil {
+			r.log.Error("reading the host records failed", "err", rerr)
+		}
+		return Errorf(EConflict, "syncing %s to the deployed commit %.10s failed (%s); %s. It stays depooled: fix the host and try again", host, want, plainHostError(failed[host]), servesNow(recs, host, want))
 	}
 	if err := r.Pool.Repool(ctx, host); err != nil {
 		return Errorf(EConflict, "%s serves %.10s, but the repool command failed: %s", host, want, short(err.Error()))
