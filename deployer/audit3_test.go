@@ -398,3 +398,38 @@ func TestAudit3RepoolSaysWhatTheHostServes(t *testing.T) {
 		t.Errorf("!repool can1, which serves the deployed commit (read back) but whose hook fails, answers: %s", msg)
 	}
 }
+
+// TestAudit3RolledBackSaysWhatAnUnrestoredHostServes: can1's restore
+// failed after its flip (its hook fails), so it serves the base again,
+// read back; the rolled-back notice must say so rather than only "COULD
+// NOT RESTORE: can1", and must not say it may still serve the change.
+func TestAudit3RolledBackSaysWhatAnUnrestoredHostServes(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	e := deployertest.New(t, cfg)
+	d := deployDone(t, e)
+	fleet := withHook(e, "can1", "false")
+	pool := hosts.NewCommandPool(fleet, map[deployer.Stage]hosts.PoolCommands{deployer.Canaries: {Depool: []string{"true"}, Repool: []string{"true"}}})
+	r := restart(t, e, cfg, fleet, pool)
+	if err := r.Rollback(d.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	got := e.Await(d.ID, deployer.StateRolledBack, deployer.StateRollbackFailed)
+	if got.State != deployer.StateRolledBack || !e.AwaitSaid("COULD NOT RESTORE") {
+		t.Fatalf("#%d ended %s; the test wants it rolled back with can1 depooled:\n%s", d.ID, got.State, e.Notices.Text())
+	}
+	if s := e.Serving()["can1"]; s != d.Base {
+		t.Fatalf("can1 serves %.10s; the test wants it back on the base %.10s", s, d.Base)
+	}
+	if !e.AwaitSaid("ROLLBACK FAILED") && got.State == deployer.StateRollbackFailed {
+		t.Fatal("no ROLLBACK FAILED notice")
+	}
+	text := e.Notices.Text()
+	for _, n := range strings.Split(text, "\n") {
+		if strings.Contains(n, "COULD NOT RESTORE") || strings.Contains(n, "rollback is not complete") {
+			if !strings.Contains(n, "serves the base again") || strings.Contains(n, "may still serve the change") {
+				t.Errorf("can1 serves the base again (read back) but the channel reads:\n%s", n)
+			}
+		}
+	}
+}

@@ -112,7 +112,7 @@ func (p *pipeline) rollback(ctx context.Context) error {
 		if p.d.RollbackTries < r.cfg.RollbackTries {
 			var why []string
 			for _, h := range unhandled {
-				why = append(why, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
+				why = append(why, p.failedHost(h, failed[h]))
 			}
 			if stageErr != nil {
 				why = append(why, "the staging repository could not record it (the bot's log has the details)")
@@ -172,7 +172,7 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 	if len(failed) > 0 {
 		var parts []string
 		for _, h := range sortedKeys(failed) {
-			parts = append(parts, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
+			parts = append(parts, p.failedHost(h, failed[h]))
 		}
 		text += " COULD NOT RESTORE: " + strings.Join(parts, ", ") + ". " + strings.Join(depoolLines, " ")
 	}
@@ -303,6 +303,26 @@ func (r *Runner) rollbackLock(id int64) *Lock {
 	return &Lock{By: bot, Reason: fmt.Sprintf("rollback of #%d failed; the fleet is not in a known state", id), Since: r.Now()}
 }
 
+// backOnBase reports whether host, a configured host, was read back
+// serving the base: its restore failed after the flip (in a hook).
+func (p *pipeline) backOnBase(host string) bool {
+	if p.r.Fleet.Host(host) == nil {
+		return false // its record is from before it left the configuration
+	}
+	recs, err := p.r.Store.Hosts()
+	rec, ok := recs[host]
+	return err == nil && ok && !rec.Unknown && rec.Commit == p.d.Base
+}
+
+// failedHost names a host the rollback could not restore, with why, for
+// the channel.
+func (p *pipeline) failedHost(host string, err error) string {
+	if p.backOnBase(host) {
+		return fmt.Sprintf("%s (serves the base again, read back, but its restore failed: %s)", host, plainHostError(err))
+	}
+	return fmt.Sprintf("%s (%s)", host, plainHostError(err))
+}
+
 // unlockIfOurs lifts the lock the bot set when this deployment's rollback
 // failed, now that it succeeded.
 func (p *pipeline) unlockIfOurs() {
@@ -334,7 +354,12 @@ func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]strin
 		return nil, nil
 	}
 	if p.r.Pool == nil {
-		return nil, []string{"Those hosts may still serve the change: fix them by hand."}
+		for h := range failed {
+			if !p.backOnBase(h) {
+				return nil, []string{"Those hosts may still serve the change: fix them by hand."}
+			}
+		}
+		return nil, []string{"Fix those hosts by hand."}
 	}
 	ctx = WithLogger(ctx, p.log)
 	var done, lines []string
