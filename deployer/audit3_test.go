@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -428,5 +429,82 @@ func TestAudit3RolledBackSaysWhatAnUnrestoredHostServes(t *testing.T) {
 				t.Errorf("can1 serves the base again (read back) but the channel reads:\n%s", n)
 			}
 		}
+	}
+}
+
+// slowRead is a host whose first read back waits until release is closed
+// (a slow ssh host at start-up); everything else is the real host's.
+type slowRead struct {
+	deployer.Host
+	reading chan struct{} // closed when the first read starts
+	release chan struct{}
+	first   sync.Once
+}
+
+func (s *slowRead) Current(ctx context.Context) (string, error) {
+	cur, err := s.Host.Current(ctx)
+	wait := false
+	s.first.Do(func() { wait = true })
+	if wait {
+		close(s.reading)
+		<-s.release
+	}
+	return cur, err
+}
+
+// TestAudit3SyncWhileStartingIsNotUndone: a deployer says !sync while the
+// bot, just started, is still reading its hosts back. Whatever the
+// start-up check read before the sync must not overwrite what the sync
+// recorded: the store would say mw1 serves nothing while it serves the
+// fleet's commit.
+func TestAudit3SyncWhileStartingIsNotUndone(t *testing.T) {
+	e := deployertest.New(t, deployer.Config{})
+	fleetCommit := e.Serving()["mw1"]
+	e.Stop()
+	if err := os.RemoveAll(filepath.Join(e.Dir, "hosts", "mw1")); err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowRead{reading: make(chan struct{}), release: make(chan struct{})}
+	fleet := deployer.Fleet{}
+	for st, hs := range e.Fleet {
+		for _, h := range hs {
+			if h.Name() == "mw1" {
+				slow.Host = h
+				h = slow
+			}
+			fleet[st] = append(fleet[st], h)
+		}
+	}
+	r := deployer.NewRunner(deployertest.Timings, deployer.Deps{
+		Store: e.Store, Source: &gitrepo.Reverter{Repo: e.Staging}, Staging: e.Staging, Fleet: fleet,
+		Metrics: e.Metrics, Judge: e.Judge, Announcer: e.Notices,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-slow.reading
+	var (
+		lines  []string
+		err    error
+		synced = make(chan struct{})
+	)
+	go func() { defer close(synced); lines, err = r.SyncFleet(context.Background(), []string{"mw1"}, "alice") }()
+	select {
+	case <-synced: // it did not wait for the start-up check
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(slow.release)
+	<-synced
+	<-r.Ready()
+	if err != nil {
+		t.Fatalf("!sync during the start-up check: %v", err)
+	}
+	recs, rerr := e.Store.Hosts()
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if serves := e.Serving()["mw1"]; serves != fleetCommit || recs["mw1"].Commit != serves {
+		t.Errorf("!sync during the start-up check said %q; mw1 serves %.10s, but the store says it serves %q", lines, serves, recs["mw1"].Commit)
 	}
 }

@@ -361,7 +361,7 @@ func (r *Runner) checkFleet(ctx context.Context) {
 // host rejoins the fleet. It refuses while a deployment runs. It returns
 // lines for chat.
 func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]string, error) {
-	release, err := r.exclusive("sync hosts")
+	release, err := r.exclusive(ctx, "sync hosts")
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +428,19 @@ func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]s
 // deployment (a fleet sync, a repool): it refuses while a deployment runs
 // (its hosts are not on the fleet's commit) or another such command does,
 // and keeps the queue from starting until release is called.
-func (r *Runner) exclusive(what string) (release func(), err error) {
+func (r *Runner) exclusive(ctx context.Context, what string) (release func(), err error) {
+	// The start-up check records what it read once it has read every host:
+	// a sync meanwhile would be overwritten by an older reading. Wait for
+	// it a while.
+	wait := time.NewTimer(time.Minute)
+	defer wait.Stop()
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, Errorf(EConflict, "I have just started and am still reading back what every host serves; %s in a moment", what)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.busy {
@@ -507,7 +519,7 @@ func (r *Runner) Repool(ctx context.Context, host, who string) error {
 	if h == nil {
 		return Errorf(ENotFound, "there is no host %q in the configuration", host)
 	}
-	release, err := r.exclusive("repool hosts")
+	release, err := r.exclusive(ctx, "repool hosts")
 	if err != nil {
 		return err
 	}
