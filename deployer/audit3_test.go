@@ -508,3 +508,25 @@ func TestAudit3SyncWhileStartingIsNotUndone(t *testing.T) {
 		t.Errorf("!sync during the start-up check said %q; mw1 serves %.10s, but the store says it serves %q", lines, serves, recs["mw1"].Commit)
 	}
 }
+
+// TestAudit3StartUpCheckDoesNotCallADepooledHostBehind: can1 was depooled
+// by a rollback and serves the fleet's commit. After a restart the
+// channel must not read that can1 is "not on the commit the fleet serves",
+// and the advice for it is !repool, not !sync.
+func TestAudit3StartUpCheckDoesNotCallADepooledHostBehind(t *testing.T) {
+	e, _, d := failedRollbackWithCan1Depooled(t)
+	if s := e.Serving()["can1"]; s != d.Base {
+		t.Fatalf("can1 serves %.10s; the test wants it on the fleet's commit %.10s", s, d.Base)
+	}
+	before := len(e.Notices.Text())
+	restart(t, e, deployertest.Timings, nil, nil)
+	text := e.Notices.Text()[before:]
+	for _, n := range strings.Split(text, "\n") {
+		if strings.Contains(n, "not on the commit the fleet serves") && strings.Contains(n, "can1") {
+			t.Errorf("can1 serves the fleet's commit (depooled), but the channel reads:\n%s", n)
+		}
+	}
+	if !strings.Contains(text, "can1") || !strings.Contains(text, "depooled") {
+		t.Errorf("after the restart the channel is not told can1 is depooled:\n%s", text)
+	}
+}

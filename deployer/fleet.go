@@ -333,8 +333,14 @@ func (r *Runner) checkFleet(ctx context.Context) {
 		r.log.Error("reading the active deployment failed", "err", err)
 	}
 	var behind []HostView
+	var depooled []string // on the fleet's commit, but out of service
 	for _, h := range v.Behind() {
-		if active != nil && contains(active.Touched, h.Record.Name) && !h.Record.Depooled {
+		rec := h.Record
+		if active != nil && contains(active.Touched, rec.Name) && !rec.Depooled {
+			continue
+		}
+		if rec.Depooled && !rec.Unknown && rec.Target == "" && rec.Commit == v.Commit {
+			depooled = append(depooled, fmt.Sprintf("%s (by #%d)", rec.Name, rec.DepooledBy))
 			continue
 		}
 		behind = append(behind, h)
@@ -342,17 +348,27 @@ func (r *Runner) checkFleet(ctx context.Context) {
 	for _, h := range behind {
 		r.log.Warn("host is not on the fleet's commit", "host", h.Record.Name, "serves", h.Record.Commit, "fleet", v.Commit, "why", h.OffFleet)
 	}
-	if len(behind) == 0 {
+	if len(behind) == 0 && len(depooled) == 0 {
 		r.log.Info("every host serves the fleet's commit", "commit", v.Commit, "hosts", len(hosts))
 		return
 	}
-	var parts []string
-	for _, h := range behind {
-		parts = append(parts, h.Record.Name+" ("+h.OffFleet+")")
+	var text []string
+	var next []Choice
+	if len(behind) > 0 {
+		var parts []string
+		for _, h := range behind {
+			parts = append(parts, h.Record.Name+" ("+h.OffFleet+")")
+		}
+		text = append(text, fmt.Sprintf("%d of %d hosts are not on the commit the fleet serves (%.10s): %s",
+			len(behind), len(hosts), v.Commit, strings.Join(parts, ", ")))
+		next = append(next, DoWith(VerbSync, "bring them up to date, stage by stage, with the smoke checks"))
 	}
-	r.Announcer.Announce(Notice{Kind: NoticeInfo, Text: fmt.Sprintf("%d of %d hosts are not on the commit the fleet serves (%.10s): %s",
-		len(behind), len(hosts), v.Commit, strings.Join(parts, ", ")),
-		Next: []Choice{DoWith(VerbSync, "bring them up to date, stage by stage, with the smoke checks")}})
+	if len(depooled) > 0 {
+		text = append(text, fmt.Sprintf("depooled, though on the fleet's commit: %s", strings.Join(depooled, ", ")))
+		first, _, _ := strings.Cut(depooled[0], " ")
+		next = append(next, DoWith(VerbRepool, "put a mended host back into service", first))
+	}
+	r.Announcer.Announce(Notice{Kind: NoticeInfo, Text: strings.Join(text, "; "), Next: next})
 }
 
 // SyncFleet brings hosts (by name; none: every host not on the fleet's
