@@ -2,10 +2,12 @@ package hosts
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/deploybot/deploybot/deployer"
 	"github.com/deploybot/deploybot/internal/testparts"
 )
 
@@ -42,4 +44,22 @@ func TestAudit3SSHSyncBackAfterAHandFlip(t *testing.T) {
 		t.Errorf("sync back to %s after the hand flip: %+v; the host served %s", commits[1], r, commits[0])
 	}
 	checkServesSSH(t, h, src, commits[1])
+}
+
+// audit3: the channel reads a failed host through Plain, which drops the
+// error chain; a local host's failing hook must still show the first line
+// of the hook's output there (withOutput adds it for that), as an ssh
+// host's does.
+func TestAudit3LocalHookOutputReachesTheChannel(t *testing.T) {
+	t.Parallel()
+	src, commits := gitCommits(t, tree{"index.php": file("<?php\n")})
+	h := WithHook(NewLocal("ts1", filepath.Join(t.TempDir(), "ts1")), Hook{Argv: []string{"sh", "-c", "echo php-fpm: pool www is busy; exit 3"}})
+	err := h.Sync(context.Background(), commits[0], src)
+	var pe deployer.PlainError
+	if !errors.As(err, &pe) {
+		t.Fatalf("the sync with a failing hook: %v", err)
+	}
+	if want := "could not hook sh: exit status 3: php-fpm: pool www is busy"; pe.Plain() != want {
+		t.Errorf("the channel reads %q; want %q", pe.Plain(), want)
+	}
 }
