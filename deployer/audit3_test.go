@@ -2,10 +2,12 @@ package deployer_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/deploybot/deploybot/deployer/deployertest"
 	"github.com/deploybot/deploybot/deployer/gitrepo"
 	"github.com/deploybot/deploybot/deployer/hosts"
+	"github.com/deploybot/deploybot/store"
 )
 
 // restart stops e's runner and starts another on the same store, staging
@@ -528,5 +531,64 @@ func TestAudit3StartUpCheckDoesNotCallADepooledHostBehind(t *testing.T) {
 	}
 	if !strings.Contains(text, "can1") || !strings.Contains(text, "depooled") {
 		t.Errorf("after the restart the channel is not told can1 is depooled:\n%s", text)
+	}
+}
+
+// fullDisk is the real store whose host records cannot be written while
+// full is set (the deploy host's disk is full: bbolt's write fails).
+type fullDisk struct {
+	*store.Store
+	full atomic.Bool
+}
+
+func (f *fullDisk) UpdateHosts(names []string, mutate func(*deployer.HostRecord)) error {
+	if f.full.Load() {
+		return errors.New("write d.db: no space left on device")
+	}
+	return f.Store.UpdateHosts(names, mutate)
+}
+
+// TestAudit3StoreFailureDepoolsNoHost: while the bot cannot record what
+// its hosts serve (its own disk is full), a rollback restores every host;
+// none of them failed. The bot must not depool them as "could not be
+// restored": that takes the whole fleet out of service, and with the
+// depools unrecorded, nobody is told once the disk has room again.
+func TestAudit3StoreFailureDepoolsNoHost(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	cfg.RollbackTries = 5
+	cfg.RetryDelay = 50 * time.Millisecond
+	e := deployertest.New(t, cfg)
+	d := deployDone(t, e)
+	marks := t.TempDir()
+	depool := map[deployer.Stage]hosts.PoolCommands{}
+	for _, st := range deployer.Stages {
+		depool[st] = hosts.PoolCommands{Depool: []string{"touch", filepath.Join(marks, "{host}")}, Repool: []string{"true"}}
+	}
+	fd := &fullDisk{Store: e.Store}
+	r, _ := restartWith(t, e, cfg, func(deps *deployer.Deps) {
+		deps.Store = fd
+		deps.Pool = hosts.NewCommandPool(e.Fleet, depool)
+	})
+	fd.full.Store(true)
+	if err := r.Rollback(d.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a few tries while the disk is full
+	fd.full.Store(false)
+	got := e.Await(d.ID, deployer.StateRolledBack, deployer.StateRollbackFailed)
+	if got.State != deployer.StateRolledBack {
+		t.Errorf("#%d ended %s", d.ID, got.State)
+	}
+	if s := e.Serving(); s["mw1"] != d.Base || s["ts1"] != d.Base {
+		t.Errorf("after the rollback the hosts serve %v; want the base %.10s", s, d.Base)
+	}
+	if ms, _ := os.ReadDir(marks); len(ms) > 0 {
+		var names []string
+		for _, m := range ms {
+			names = append(names, m.Name())
+		}
+		recs, _ := e.Store.Hosts()
+		t.Errorf("no host failed, yet the rollback depooled %v (the store records mw1 as %+v); the channel read:\n%s", names, recs["mw1"], e.Notices.Text())
 	}
 }

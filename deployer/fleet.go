@@ -62,7 +62,7 @@ func (r *Runner) syncHosts(ctx context.Context, log *slog.Logger, id int64, host
 	if err := r.Store.UpdateHosts(names, func(h *HostRecord) { h.Target, h.Deployment = commit, id }); err != nil {
 		failed := map[string]error{}
 		for _, n := range names {
-			failed[n] = fmt.Errorf("recording the sync failed: %w", err)
+			failed[n] = &recordError{err}
 		}
 		return failed
 	}
@@ -107,12 +107,19 @@ func (r *Runner) syncHosts(ctx context.Context, log *slog.Logger, id int64, host
 		log.Error("recording what the hosts serve failed", "err", err)
 		for _, n := range names {
 			if failed[n] == nil {
-				failed[n] = fmt.Errorf("recording the sync failed: %w", err)
+				failed[n] = &recordError{err}
 			}
 		}
 	}
 	return failed
 }
+
+// recordError is a sync the store could not record (the bot's own disk,
+// not the host, failed): the host may be fine.
+type recordError struct{ err error }
+
+func (e *recordError) Error() string { return "recording the sync failed: " + e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
 
 // syncOne syncs one host, with retries, and reads it back.
 func (r *Runner) syncOne(ctx context.Context, log *slog.Logger, h Host, commit string) hostResult {

@@ -85,6 +85,14 @@ func (p *pipeline) rollback(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	for _, err := range failed {
+		if re := (*recordError)(nil); errors.As(err, &re) {
+			// The store failed, not a host: depooling would take hosts
+			// that may be fine out of service, unrecorded. The step is
+			// redone once the store can record again.
+			return err
+		}
+	}
 	stageErr := p.stageRollback(ctx)
 	if stageErr != nil {
 		p.log.Error("recording the rollback in staging failed", "err", stageErr)
