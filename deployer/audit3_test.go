@@ -592,3 +592,65 @@ func TestAudit3StoreFailureDepoolsNoHost(t *testing.T) {
 		t.Errorf("no host failed, yet the rollback depooled %v (the store records mw1 as %+v); the channel read:\n%s", names, recs["mw1"], e.Notices.Text())
 	}
 }
+
+// fullDiskFile is the real store whose host records cannot be written
+// while the file full exists (a process outside the bot can fill the disk).
+type fullDiskFile struct {
+	*store.Store
+	full string
+}
+
+func (f *fullDiskFile) UpdateHosts(names []string, mutate func(*deployer.HostRecord)) error {
+	if _, err := os.Stat(f.full); err == nil {
+		return errors.New("write d.db: no space left on device")
+	}
+	return f.Store.UpdateHosts(names, mutate)
+}
+
+// TestAudit3DepoolIsRecordedBeforeItRuns: a depool is a side effect
+// outside the bot; like a state, it must be in the store before it
+// happens. Here the store cannot record anything from the moment the depool
+// command ran (as after a crash right then): the rollback is redone, can1
+// is restored on the next try, and the channel must still be told that
+// can1 is out of service.
+func TestAudit3DepoolIsRecordedBeforeItRuns(t *testing.T) {
+	cfg := deployertest.Timings
+	cfg.VerifyTimeout = time.Minute
+	cfg.RollbackTries = 5
+	cfg.RetryDelay = 50 * time.Millisecond
+	e := deployertest.New(t, cfg)
+	d := deployDone(t, e)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full")
+	once := []string{"sh", "-c", `f="$0/{host}"; test -e "$f" || { touch "$f"; exit 1; }`, dir}
+	fleet := withHook(e, "can1", once...)
+	fd := &fullDiskFile{Store: e.Store, full: full}
+	r, _ := restartWith(t, e, cfg, func(deps *deployer.Deps) {
+		deps.Store, deps.Fleet = fd, fleet
+		deps.Pool = hosts.NewCommandPool(fleet, map[deployer.Stage]hosts.PoolCommands{
+			deployer.Canaries: {Depool: []string{"touch", full}, Repool: []string{"true"}},
+		})
+	})
+	if err := r.Rollback(d.ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(full); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("can1 was never depooled:\n%s", e.Notices.Text())
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // a try or two while the disk is full
+	os.Remove(full)
+	got := e.Await(d.ID, deployer.StateRolledBack, deployer.StateRollbackFailed)
+	if got.State != deployer.StateRolledBack || !e.AwaitSaid("rolled back f") {
+		t.Fatalf("#%d ended %s:\n%s", d.ID, got.State, e.Notices.Text())
+	}
+	text := e.Notices.Text()
+	final := text[strings.LastIndex(text, "rolled-back: "):]
+	if recs, _ := e.Store.Hosts(); !recs["can1"].Depooled || !strings.Contains(final, "can1, depooled") {
+		t.Errorf("can1 was depooled, but the store records %+v and the channel read:\n%s", recs["can1"], final)
+	}
+}

@@ -372,9 +372,28 @@ func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]strin
 	ctx = WithLogger(ctx, p.log)
 	var done, lines []string
 	for _, h := range sortedKeys(failed) {
+		// Recorded before the command runs, as a state is before its side
+		// effects: after a crash (or a store failure) right after it, the
+		// store still knows. A record of a depool that did not happen only
+		// costs a needless repool.
+		setDepooled := func(on bool, by int64) error {
+			return p.r.Store.UpdateHosts([]string{h}, func(rec *HostRecord) { rec.Depooled, rec.DepooledBy = on, by })
+		}
+		var was HostRecord
+		if recs, err := p.r.Store.Hosts(); err == nil {
+			was = recs[h]
+		}
+		if err := setDepooled(true, p.d.ID); err != nil {
+			p.log.Error("recording a depool failed; not depooling", "host", h, "err", err)
+			lines = append(lines, fmt.Sprintf("Depooling %s FAILED too (the bot could not record it): take it out of service by hand.", h))
+			continue
+		}
 		if err := p.r.Pool.Depool(ctx, h); err != nil {
 			p.log.Error("depool failed", "host", h, "err", err)
 			lines = append(lines, fmt.Sprintf("Depooling %s FAILED too (%s): take it out of service by hand.", h, short(err.Error())))
+			if err := setDepooled(was.Depooled, was.DepooledBy); err != nil {
+				p.log.Error("recording a failed depool failed", "host", h, "err", err)
+			}
 			continue
 		}
 		p.log.Warn("host depooled", "host", h)
