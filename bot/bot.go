@@ -637,11 +637,16 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 	default:
 		starting = true // still reading back what each host serves
 	}
-	var behind, depooled []string
+	var behind, depooled, onCommit []string
 	unread := 0
 	for _, h := range v.Behind() {
 		if active != nil && contains(active.Touched, h.Record.Name) && !h.Record.Depooled {
 			continue // synced by the running deployment
+		}
+		if r := h.Record; r.Depooled && !r.Unknown && r.Target == "" && r.Commit == v.Commit {
+			// Out of service, but on the fleet's commit.
+			onCommit = append(onCommit, fmt.Sprintf("%s (by #%d)", r.Name, r.DepooledBy))
+			continue
 		}
 		if starting && h.Record.Unknown && !h.Record.Depooled {
 			// Not read yet is not off the fleet's commit: !sync is no
@@ -660,6 +665,9 @@ func (b *Bot) fleetLines(v deployer.FleetView, active *deployer.Deployment) []st
 			line += fmt.Sprintf(", %srepool <host> puts a depooled one back", b.Prefix)
 		}
 		lines = append(lines, line)
+	}
+	if len(onCommit) > 0 {
+		lines = append(lines, fmt.Sprintf("depooled, though on the fleet's commit: %s; %srepool <host> puts one back into service", strings.Join(onCommit, ", "), b.Prefix))
 	}
 	if unread > 0 {
 		what := "1 host serves"

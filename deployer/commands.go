@@ -341,6 +341,25 @@ func (r *Runner) Unlock(who string) error {
 	if l == nil {
 		return Errorf(EConflict, "deployments are not locked")
 	}
+	if l.By != bot {
+		// A person's lock stood when a rollback failed, so the bot set
+		// none of its own; it told the channel deployments stay locked
+		// until every host is restored. Lifting the person's lock leaves
+		// the bot's in its place (a second unlock lifts that one). A
+		// lock set after the failure was set once the bot's was lifted.
+		d, err := r.Store.Landed()
+		if err != nil {
+			return err
+		}
+		if d != nil && d.State == StateRollbackFailed && l.Since.Before(d.EndedAt) {
+			if err := r.Store.SetLock(r.rollbackLock(d.ID)); err != nil {
+				return err
+			}
+			r.log.Info("deployments unlocked; the bot's lock replaces it", "who", who, "was", l.Reason, "deployment", d.ID)
+			return Errorf(EConflict, "%s's lock is lifted, but deployments stay locked: the rollback of #%d failed and the fleet is not in a known state. Once a rollback restores every host the lock is lifted; unlock again to deploy onto the fleet as it is", l.By, d.ID).
+				Or(Do(VerbRollback, d.ID, "try the rollback again"))
+		}
+	}
 	if err := r.Store.SetLock(nil); err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (r *Runner) syncHosts(ctx context.Context, log *slog.Logger, id int64, host
 	if err := r.Store.UpdateHosts(names, func(h *HostRecord) { h.Target, h.Deployment = commit, id }); err != nil {
 		failed := map[string]error{}
 		for _, n := range names {
-			failed[n] = fmt.Errorf("recording the sync failed: %w", err)
+			failed[n] = &recordError{err}
 		}
 		return failed
 	}
@@ -107,12 +107,19 @@ func (r *Runner) syncHosts(ctx context.Context, log *slog.Logger, id int64, host
 		log.Error("recording what the hosts serve failed", "err", err)
 		for _, n := range names {
 			if failed[n] == nil {
-				failed[n] = fmt.Errorf("recording the sync failed: %w", err)
+				failed[n] = &recordError{err}
 			}
 		}
 	}
 	return failed
 }
+
+// recordError is a sync the store could not record (the bot's own disk,
+// not the host, failed): the host may be fine.
+type recordError struct{ err error }
+
+func (e *recordError) Error() string { return "recording the sync failed: " + e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
 
 // syncOne syncs one host, with retries, and reads it back.
 func (r *Runner) syncOne(ctx context.Context, log *slog.Logger, h Host, commit string) hostResult {
@@ -256,8 +263,10 @@ func (r *Runner) FleetView(ctx context.Context) (FleetView, error) {
 			}
 			hv := HostView{Stage: st, Record: rec}
 			switch {
-			case rec.Unknown:
+			case !ok:
 				hv.OffFleet = "not read back yet: what it serves is unknown"
+			case rec.Unknown:
+				hv.OffFleet = "could not be read back: what it serves is unknown"
 			case rec.Target != "":
 				hv.OffFleet = fmt.Sprintf("a sync to %.10s was interrupted", rec.Target)
 			case rec.Commit == "":
@@ -323,21 +332,50 @@ func (r *Runner) checkFleet(ctx context.Context) {
 		r.log.Error("reading the fleet failed", "err", err)
 		return
 	}
-	behind := v.Behind()
+	// Hosts a deployment left active by the stop has touched are its own
+	// to sync or restore when it resumes: not behind, and !sync (refused
+	// while it runs) is no advice for them.
+	active, err := r.Active()
+	if err != nil {
+		r.log.Error("reading the active deployment failed", "err", err)
+	}
+	var behind []HostView
+	var depooled []string // on the fleet's commit, but out of service
+	for _, h := range v.Behind() {
+		rec := h.Record
+		if active != nil && contains(active.Touched, rec.Name) && !rec.Depooled {
+			continue
+		}
+		if rec.Depooled && !rec.Unknown && rec.Target == "" && rec.Commit == v.Commit {
+			depooled = append(depooled, fmt.Sprintf("%s (by #%d)", rec.Name, rec.DepooledBy))
+			continue
+		}
+		behind = append(behind, h)
+	}
 	for _, h := range behind {
 		r.log.Warn("host is not on the fleet's commit", "host", h.Record.Name, "serves", h.Record.Commit, "fleet", v.Commit, "why", h.OffFleet)
 	}
-	if len(behind) == 0 {
+	if len(behind) == 0 && len(depooled) == 0 {
 		r.log.Info("every host serves the fleet's commit", "commit", v.Commit, "hosts", len(hosts))
 		return
 	}
-	var parts []string
-	for _, h := range behind {
-		parts = append(parts, h.Record.Name+" ("+h.OffFleet+")")
+	var text []string
+	var next []Choice
+	if len(behind) > 0 {
+		var parts []string
+		for _, h := range behind {
+			parts = append(parts, h.Record.Name+" ("+h.OffFleet+")")
+		}
+		text = append(text, fmt.Sprintf("%d of %d hosts are not on the commit the fleet serves (%.10s): %s",
+			len(behind), len(hosts), v.Commit, strings.Join(parts, ", ")))
+		next = append(next, DoWith(VerbSync, "bring them up to date, stage by stage, with the smoke checks"))
 	}
-	r.Announcer.Announce(Notice{Kind: NoticeInfo, Text: fmt.Sprintf("%d of %d hosts are not on the commit the fleet serves (%.10s): %s",
-		len(behind), len(hosts), v.Commit, strings.Join(parts, ", ")),
-		Next: []Choice{DoWith(VerbSync, "bring them up to date, stage by stage, with the smoke checks")}})
+	if len(depooled) > 0 {
+		text = append(text, fmt.Sprintf("depooled, though on the fleet's commit: %s", strings.Join(depooled, ", ")))
+		first, _, _ := strings.Cut(depooled[0], " ")
+		next = append(next, DoWith(VerbRepool, "put a mended host back into service", first))
+	}
+	r.Announcer.Announce(Notice{Kind: NoticeInfo, Text: strings.Join(text, "; "), Next: next})
 }
 
 // SyncFleet brings hosts (by name; none: every host not on the fleet's
@@ -346,7 +384,7 @@ func (r *Runner) checkFleet(ctx context.Context) {
 // host rejoins the fleet. It refuses while a deployment runs. It returns
 // lines for chat.
 func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]string, error) {
-	release, err := r.exclusive("sync hosts")
+	release, err := r.exclusive(ctx, "sync hosts")
 	if err != nil {
 		return nil, err
 	}
@@ -383,10 +421,14 @@ func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]s
 			continue
 		}
 		failed := r.syncHosts(ctx, log, 0, hs, v.Commit)
+		recs, rerr := r.Store.Hosts()
+		if rerr != nil {
+			log.Error("reading the host records failed", "err", rerr)
+		}
 		var ok []string
 		for _, h := range hs {
 			if err := failed[h.Name()]; err != nil {
-				lines = append(lines, fmt.Sprintf("%s: the sync FAILED (%s); it still serves what it served", h.Name(), plainHostError(err)))
+				lines = append(lines, fmt.Sprintf("%s: the sync FAILED (%s); %s", h.Name(), plainHostError(err), servesNow(recs, h.Name(), v.Commit)))
 			} else {
 				ok = append(ok, h.Name())
 			}
@@ -409,7 +451,19 @@ func (r *Runner) SyncFleet(ctx context.Context, names []string, who string) ([]s
 // deployment (a fleet sync, a repool): it refuses while a deployment runs
 // (its hosts are not on the fleet's commit) or another such command does,
 // and keeps the queue from starting until release is called.
-func (r *Runner) exclusive(what string) (release func(), err error) {
+func (r *Runner) exclusive(ctx context.Context, what string) (release func(), err error) {
+	// The start-up check records what it read once it has read every host:
+	// a sync meanwhile would be overwritten by an older reading. Wait for
+	// it a while.
+	wait := time.NewTimer(time.Minute)
+	defer wait.Stop()
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, Errorf(EConflict, "I have just started and am still reading back what every host serves; %s in a moment", what)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.busy {
@@ -435,6 +489,22 @@ func (r *Runner) exclusive(what string) (release func(), err error) {
 		r.mu.Unlock()
 		r.poke()
 	}, nil
+}
+
+// servesNow says what the store read back a host serving after a sync
+// that failed: a sync can fail after its flip (a failing hook), so "it
+// still serves what it served" is not always true.
+func servesNow(recs map[string]HostRecord, name, fleet string) string {
+	rec, ok := recs[name]
+	switch {
+	case !ok || rec.Unknown:
+		return "what it serves could not be read back"
+	case rec.Commit == fleet:
+		return fmt.Sprintf("it serves the fleet's commit %.10s now (read back)", fleet)
+	case rec.Commit == "":
+		return "it serves nothing (read back)"
+	}
+	return fmt.Sprintf("it serves %.10s (read back), not the fleet's %.10s", rec.Commit, fleet)
 }
 
 func isAre(n int) string {
@@ -472,7 +542,7 @@ func (r *Runner) Repool(ctx context.Context, host, who string) error {
 	if h == nil {
 		return Errorf(ENotFound, "there is no host %q in the configuration", host)
 	}
-	release, err := r.exclusive("repool hosts")
+	release, err := r.exclusive(ctx, "repool hosts")
 	if err != nil {
 		return err
 	}
@@ -490,7 +560,11 @@ func (r *Runner) Repool(ctx context.Context, host, who string) error {
 		return err
 	}
 	if failed := r.syncHosts(ctx, r.log.With("deployment", id), id, []Host{h}, want); failed[host] != nil {
-		return Errorf(EConflict, "%s does not serve the deployed commit %.10s and syncing it failed (%s); fix the host and try again", host, want, plainHostError(failed[host]))
+		recs, rerr := r.Store.Hosts()
+		if rerr != nil {
+			r.log.Error("reading the host records failed", "err", rerr)
+		}
+		return Errorf(EConflict, "syncing %s to the deployed commit %.10s failed (%s); %s. It stays depooled: fix the host and try again", host, want, plainHostError(failed[host]), servesNow(recs, host, want))
 	}
 	if err := r.Pool.Repool(ctx, host); err != nil {
 		return Errorf(EConflict, "%s serves %.10s, but the repool command failed: %s", host, want, short(err.Error()))

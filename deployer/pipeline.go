@@ -574,6 +574,23 @@ func (p *pipeline) syncStage(ctx context.Context, stage Stage) (rolledBack bool,
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
+	// A host a tolerated failure left behind, that this (redone) sync
+	// brought up, is behind no more.
+	var caughtUp []string
+	for _, n := range names {
+		if _, was := p.d.FailedHosts[n]; was && failed[n] == nil {
+			caughtUp = append(caughtUp, n)
+		}
+	}
+	if len(caughtUp) > 0 {
+		if err := p.update(func(d *Deployment) {
+			for _, n := range caughtUp {
+				delete(d.FailedHosts, n)
+			}
+		}); err != nil {
+			return false, err
+		}
+	}
 	if len(failed) > 0 {
 		var parts []string
 		for _, h := range sortedKeys(failed) {

@@ -85,6 +85,14 @@ func (p *pipeline) rollback(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	for _, err := range failed {
+		if re := (*recordError)(nil); errors.As(err, &re) {
+			// The store failed, not a host: depooling would take hosts
+			// that may be fine out of service, unrecorded. The step is
+			// redone once the store can record again.
+			return err
+		}
+	}
 	stageErr := p.stageRollback(ctx)
 	if stageErr != nil {
 		p.log.Error("recording the rollback in staging failed", "err", stageErr)
@@ -112,7 +120,7 @@ func (p *pipeline) rollback(ctx context.Context) error {
 		if p.d.RollbackTries < r.cfg.RollbackTries {
 			var why []string
 			for _, h := range unhandled {
-				why = append(why, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
+				why = append(why, p.failedHost(h, failed[h]))
 			}
 			if stageErr != nil {
 				why = append(why, "the staging repository could not record it (the bot's log has the details)")
@@ -133,6 +141,18 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 	r := p.r
 	revertLines := p.blame(ctx)
 	p.unlockIfOurs()
+	// An earlier try may have depooled a host this one restored: it is
+	// still out of service, and the channel must hear so.
+	var stillDepooled []string
+	if recs, err := r.Store.Hosts(); err != nil {
+		p.log.Error("reading the host records failed", "err", err)
+	} else {
+		for _, n := range sortedKeys(recs) {
+			if rec := recs[n]; rec.Depooled && rec.DepooledBy == p.d.ID && !contains(depooled, n) {
+				stillDepooled = append(stillDepooled, n)
+			}
+		}
+	}
 	failedText := map[string]string{}
 	for k, v := range failed {
 		failedText[k] = plainHostError(v)
@@ -141,7 +161,7 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 		if len(failedText) > 0 {
 			d.FailedHosts = failedText
 		}
-		d.Depooled = union(d.Depooled, depooled)
+		d.Depooled = union(d.Depooled, union(depooled, stillDepooled))
 	}); err != nil {
 		return err
 	}
@@ -160,9 +180,14 @@ func (p *pipeline) rolledBack(ctx context.Context, start time.Time, hosts []Host
 	if len(failed) > 0 {
 		var parts []string
 		for _, h := range sortedKeys(failed) {
-			parts = append(parts, fmt.Sprintf("%s (%s)", h, plainHostError(failed[h])))
+			parts = append(parts, p.failedHost(h, failed[h]))
 		}
 		text += " COULD NOT RESTORE: " + strings.Join(parts, ", ") + ". " + strings.Join(depoolLines, " ")
+	}
+	if len(stillDepooled) > 0 {
+		text += fmt.Sprintf(" %s, depooled by an earlier try of this rollback, %s still out of service: repool %s once it is checked.",
+			strings.Join(stillDepooled, ", "), isAre(len(stillDepooled)), map[bool]string{true: "it", false: "them"}[len(stillDepooled) == 1])
+		depooled = append(depooled, stillDepooled...)
 	}
 	var next []Choice
 	switch {
@@ -241,6 +266,9 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 			what += " (" + plainHostError(e) + ")"
 			notes[name] = what
 		}
+		if rec.Depooled {
+			what += fmt.Sprintf(", and depooled by #%d: it takes no traffic", rec.DepooledBy)
+		}
 		serving = append(serving, name+": "+what)
 	}
 	tries := "1 try"
@@ -257,7 +285,7 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 	}
 	// The lock first: a crash before the transition redoes both, and a
 	// rollback that then succeeds lifts it again (unlockIfOurs).
-	lock := &Lock{By: bot, Reason: fmt.Sprintf("rollback of #%d failed; the fleet is not in a known state", p.d.ID), Since: p.r.Now()}
+	lock := p.r.rollbackLock(p.d.ID)
 	if l, err := p.r.Store.Lock(); err != nil {
 		return err
 	} else if l == nil {
@@ -275,6 +303,32 @@ func (p *pipeline) rollbackFailed(ctx context.Context, failed map[string]error, 
 	p.say(NoticeFailed, fmt.Sprintf("ROLLBACK FAILED: %s. Host by host: %s. Deployments are locked so nothing deploys onto this fleet. Fix the hosts, then roll back again; once every host is restored the lock is lifted.",
 		reason, strings.Join(serving, "; ")), Do(VerbRollback, p.d.ID, "try the rollback again"), DoWith(VerbStatus, "see every host"))
 	return nil
+}
+
+// rollbackLock is the lock the bot holds while deployment id's rollback
+// has failed; unlockIfOurs knows it by its reason.
+func (r *Runner) rollbackLock(id int64) *Lock {
+	return &Lock{By: bot, Reason: fmt.Sprintf("rollback of #%d failed; the fleet is not in a known state", id), Since: r.Now()}
+}
+
+// backOnBase reports whether host, a configured host, was read back
+// serving the base: its restore failed after the flip (in a hook).
+func (p *pipeline) backOnBase(host string) bool {
+	if p.r.Fleet.Host(host) == nil {
+		return false // its record is from before it left the configuration
+	}
+	recs, err := p.r.Store.Hosts()
+	rec, ok := recs[host]
+	return err == nil && ok && !rec.Unknown && rec.Commit == p.d.Base
+}
+
+// failedHost names a host the rollback could not restore, with why, for
+// the channel.
+func (p *pipeline) failedHost(host string, err error) string {
+	if p.backOnBase(host) {
+		return fmt.Sprintf("%s (serves the base again, read back, but its restore failed: %s)", host, plainHostError(err))
+	}
+	return fmt.Sprintf("%s (%s)", host, plainHostError(err))
 }
 
 // unlockIfOurs lifts the lock the bot set when this deployment's rollback
@@ -308,14 +362,38 @@ func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]strin
 		return nil, nil
 	}
 	if p.r.Pool == nil {
-		return nil, []string{"Those hosts may still serve the change: fix them by hand."}
+		for h := range failed {
+			if !p.backOnBase(h) {
+				return nil, []string{"Those hosts may still serve the change: fix them by hand."}
+			}
+		}
+		return nil, []string{"Fix those hosts by hand."}
 	}
 	ctx = WithLogger(ctx, p.log)
 	var done, lines []string
 	for _, h := range sortedKeys(failed) {
+		// Recorded before the command runs, as a state is before its side
+		// effects: after a crash (or a store failure) right after it, the
+		// store still knows. A record of a depool that did not happen only
+		// costs a needless repool.
+		setDepooled := func(on bool, by int64) error {
+			return p.r.Store.UpdateHosts([]string{h}, func(rec *HostRecord) { rec.Depooled, rec.DepooledBy = on, by })
+		}
+		var was HostRecord
+		if recs, err := p.r.Store.Hosts(); err == nil {
+			was = recs[h]
+		}
+		if err := setDepooled(true, p.d.ID); err != nil {
+			p.log.Error("recording a depool failed; not depooling", "host", h, "err", err)
+			lines = append(lines, fmt.Sprintf("Depooling %s FAILED too (the bot could not record it): take it out of service by hand.", h))
+			continue
+		}
 		if err := p.r.Pool.Depool(ctx, h); err != nil {
 			p.log.Error("depool failed", "host", h, "err", err)
 			lines = append(lines, fmt.Sprintf("Depooling %s FAILED too (%s): take it out of service by hand.", h, short(err.Error())))
+			if err := setDepooled(was.Depooled, was.DepooledBy); err != nil {
+				p.log.Error("recording a failed depool failed", "host", h, "err", err)
+			}
 			continue
 		}
 		p.log.Warn("host depooled", "host", h)

@@ -713,7 +713,7 @@ func TestUnrestorableHostIsDepooledAndRepooled(t *testing.T) {
 	}
 	// Still broken: repooling is refused, and it stays out.
 	e.say("alice", "!repool mw-canary1002")
-	if !strings.Contains(e.out.String(), "does not serve the deployed commit") {
+	if !strings.Contains(e.out.String(), "It stays depooled") {
 		t.Errorf("repool of a broken host was not refused:\n%s", e.out.String())
 	}
 	if _, err := os.Stat(marker); err != nil {

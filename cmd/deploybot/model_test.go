@@ -1143,10 +1143,13 @@ func (w *world) checkStatus(id int64, reply string) {
 			}
 		}
 	}
-	behind := ""
+	behind, onCommit := "", ""
 	for _, l := range strings.Split(reply, "\n") {
 		if i := strings.Index(l, "hosts not on the fleet's commit: "); i >= 0 {
 			behind = l[i:]
+		}
+		if i := strings.Index(l, "depooled, though on the fleet's commit: "); i >= 0 {
+			onCommit = l[i:]
 		}
 	}
 	ctx := context.Background()
@@ -1160,12 +1163,20 @@ func (w *world) checkStatus(id int64, reply string) {
 			_, statErr := os.Stat(filepath.Join(w.dir, "depooled-"+name))
 			depooled := statErr == nil
 			off := cur != fleet || depooled
-			named := regexp.MustCompile(`[:,] ` + regexp.QuoteMeta(name) + ` \(`).MatchString(behind)
+			nameRe := regexp.MustCompile(`[:,] ` + regexp.QuoteMeta(name) + ` \(`)
+			named := nameRe.MatchString(behind)
 			if active != nil && slices.Contains(active.Touched, name) && !depooled {
 				if named {
 					fail("names %s as off the fleet's commit; the running #%d synced it", name, active.ID)
 				}
 				continue
+			}
+			// A depooled host on the fleet's commit is named as depooled,
+			// not as off the commit.
+			if onFleet := depooled && cur == fleet; nameRe.MatchString(onCommit) != onFleet {
+				fail("named %s as depooled on the fleet's commit: %v; it serves %.10s (fleet %.10s), depooled: %v", name, !onFleet, cur, fleet, depooled)
+			} else if onFleet {
+				off = false
 			}
 			if named != off {
 				fail("named %s off the fleet's commit: %v; it serves %.10s (fleet %.10s), depooled: %v", name, named, cur, fleet, depooled)

@@ -138,5 +138,7 @@ func withOutput(err error, out []byte) error {
 	if line == "" || errors.As(err, &ee) && strings.Contains(err.Error(), line) {
 		return err
 	}
-	return fmt.Errorf("%w: %s", err, line)
+	// Not wrapped: the channel reads the innermost error of a chain
+	// (OpError.Plain), and the output is what says where to look.
+	return fmt.Errorf("%v: %s", err, line)
 }

@@ -181,6 +181,12 @@ func (h *SSH) sync(ctx context.Context, commit string, src deployer.TreeSource) 
 	// the scripts check it (exit status 4 when it changed), and then the
 	// host is read and the sync planned once more.
 	st, cached := h.known, true
+	if st != nil && st.active != "" && st.markers[slotIndex(st.active)].Holds(commit) {
+		// "Nothing to do" runs no script, so nothing would check the
+		// remembered state: a host flipped by hand since would be left
+		// serving another commit while the sync reports success.
+		st = nil
+	}
 	for {
 		if st == nil {
 			var err error
