@@ -33,6 +33,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -85,8 +88,15 @@ var ErrInUse = errors.New("store is in use by another process")
 // holds it, Open gives up after timeout with an error that wraps both ErrInUse
 // and bbolt's timeout error. A timeout of 0 waits for as long as it takes, as
 // in bbolt.
+//
+// A damaged file (truncated, or with pages overwritten) is refused with an
+// error that says so: bbolt itself panics on such a file, or dies of a bus
+// error reading past the end of a truncated one.
 func Open(path string, timeout time.Duration) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err := checkLength(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, timeout)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, &inUseError{path: path, err: err}
 	}
@@ -94,11 +104,94 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
-	if err := s.init(); err != nil {
+	if err := s.initSafe(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// errDamaged is what Open says of a file bbolt cannot read.
+func errDamaged(path string, why any) error {
+	return fmt.Errorf("store %s is damaged (%v); restore it from a backup, or move it away to start an empty history", path, why)
+}
+
+// openBolt is bolt.Open, with a panic or memory fault on a damaged file
+// turned into an error. The file descriptor bbolt opened before it panicked
+// is not closed (bbolt keeps it to itself); the caller is about to exit.
+func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, errDamaged(path, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+}
+
+// initSafe is init with a damaged file's panic turned into an error.
+func (s *Store) initSafe() (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the file is damaged (%v); restore it from a backup, or move it away to start an empty history", r)
+		}
+	}()
+	return s.init()
+}
+
+// checkLength refuses a file shorter than its own header says it is (a
+// copy cut short, a disk that filled up): bbolt maps the missing pages and
+// the process dies of a bus error on the first read. It reads the two meta
+// pages as bbolt lays them out (a 16-byte page header, then magic, version,
+// page size, flags, root bucket, freelist, high-water page id, txid and an
+// FNV-64a checksum, in the machine's byte order) and trusts the valid one
+// with the higher txid. A file it cannot make sense of is left to bbolt.
+func checkLength(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // bbolt creates it, or says why it cannot
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return nil
+	}
+	meta := func(off int64) (pageSize, pgid, txid uint64, ok bool) {
+		b := make([]byte, 80)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return 0, 0, 0, false
+		}
+		ne := binary.NativeEndian
+		if ne.Uint32(b[16:]) != 0xED0CDAED {
+			return 0, 0, 0, false
+		}
+		h := fnv.New64a()
+		h.Write(b[16:72])
+		if h.Sum64() != ne.Uint64(b[72:]) {
+			return 0, 0, 0, false
+		}
+		return uint64(ne.Uint32(b[24:])), ne.Uint64(b[56:]), ne.Uint64(b[64:]), true
+	}
+	ps0, pg0, tx0, ok0 := meta(0)
+	ps := ps0
+	if !ok0 {
+		ps = uint64(os.Getpagesize())
+	}
+	ps1, pg1, tx1, ok1 := meta(int64(ps))
+	var pageSize, pgid uint64
+	switch {
+	case ok0 && (!ok1 || tx0 >= tx1):
+		pageSize, pgid = ps0, pg0
+	case ok1:
+		pageSize, pgid = ps1, pg1
+	default:
+		return nil
+	}
+	if want := pageSize * pgid; uint64(fi.Size()) < want {
+		return errDamaged(path, fmt.Sprintf("it is %d bytes long, but its header says %d: it was cut short", fi.Size(), want))
+	}
+	return nil
 }
 
 // inUseError is what Open returns when another process holds the file.
