@@ -141,6 +141,10 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := fs.Parse(args); err != nil {
 		return helpOr2(err)
 	}
+	if err := noArgs(fs); err != nil {
+		fmt.Fprintln(stderr, "deploybot demo:", err)
+		return 2
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "deploybot-demo-")
 		if err != nil {

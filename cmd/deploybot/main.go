@@ -105,6 +105,10 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := fs.Parse(args); err != nil {
 		return helpOr2(err)
 	}
+	if err := noArgs(fs); err != nil {
+		fmt.Fprintln(stderr, "deploybot check-config:", err)
+		return 2
+	}
 	c, err := config.Load(*path)
 	var ps config.Problems
 	if err == nil && !*offline && len(c.Source.Components) > 0 {
@@ -206,6 +210,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.ConfigPath, "config", "deploybot.yaml", "configuration file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return fmt.Errorf("deploybot run: %w", err)
 	}
 	c, err := config.Load(m.ConfigPath)
 	if err != nil {
@@ -407,4 +414,18 @@ func helpOr2(err error) int {
 		return 0
 	}
 	return 2
+}
+
+// noArgs refuses the words left after a subcommand's flags. The flag
+// package stops at the first one and leaves the rest unread, so
+// `deploybot check-config prod.yaml` checked deploybot.yaml and
+// `deploybot run --config a.yaml --verbose x` ran without a word about x.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	if fs.Lookup("config") != nil {
+		return fmt.Errorf("unexpected %q (name the configuration with --config FILE; flags go before anything else)", fs.Arg(0))
+	}
+	return fmt.Errorf("unexpected %q (flags go before anything else)", fs.Arg(0))
 }
