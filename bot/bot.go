@@ -256,6 +256,13 @@ func (b *Bot) Handle(m Message) {
 		m.refused(fmt.Sprintf("%s: I don't know %q. Try %shelp.", m.Sender.Nick, name, b.Prefix))
 		return
 	}
+	if argID(args) == 0 {
+		// "verified", "!abort" and the like name no id: they are about
+		// the running deployment, and their lines say so too.
+		if id := b.eventTarget(name, args); id > 0 {
+			log = log.With("deployment", id)
+		}
+	}
 	if m.Private && !cmd.private {
 		m.refused(fmt.Sprintf("In private I answer only %s; say %s%s in the deployment channel.", privateCommands(b.Prefix), b.Prefix, name))
 		return
