@@ -134,6 +134,9 @@ type historyQuery struct {
 	Outcome deployer.State
 	Offset  int
 	Limit   int
+	// ownLimit: the request chose Limit (?limit=), so the page's links
+	// keep it.
+	ownLimit bool
 }
 
 func (s *Server) parseHistory(r *http.Request) (historyQuery, error) {
@@ -154,7 +157,7 @@ func (s *Server) parseHistory(r *http.Request) (historyQuery, error) {
 		if err != nil || n < 1 || n > 200 {
 			return h, deployer.Errorf(deployer.EInvalid, "limit %q must be a number from 1 to 200", v)
 		}
-		h.Limit = n
+		h.Limit, h.ownLimit = n, n != s.opt.PageSize
 	}
 	return h, nil
 }
@@ -224,6 +227,9 @@ func (h historyQuery) link(offset int) string {
 	}
 	if offset > 0 {
 		v.Set("offset", strconv.Itoa(offset))
+	}
+	if h.ownLimit {
+		v.Set("limit", strconv.Itoa(h.Limit))
 	}
 	if len(v) == 0 {
 		return "/history"
