@@ -104,3 +104,76 @@ func TestOpenDamagedFile(t *testing.T) {
 		t.Errorf("List of the intact file = %d, %v; want 50", len(ds), err)
 	}
 }
+
+// TestOpenOlderFileFindsWhatLanded: a file written before the store kept
+// meta/landed (layout version 1 all the same) has deployments that landed
+// but no such key. Landed() said nil for it, so after an upgrade the bot
+// answered !rollback with "there is no deployment to roll back" and took
+// the fleet's commit from the staging tip. Open now fills the key in from
+// the history: the landed deployment that ended last.
+func TestOpenOlderFileFindsWhatLanded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	land := func(to deployer.State, end time.Time) int64 {
+		id, err := s.Create(&deployer.Deployment{State: deployer.StateQueued, Requester: "alice", Refs: []string{"x"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := deployer.StateQueued
+		path := []deployer.State{deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateAwaitingVerification,
+			deployer.StateSyncingCanaries, deployer.StateCheckingCanaries, deployer.StateSyncingProduction, deployer.StateDone}
+		if to == deployer.StateRolledBack {
+			path = []deployer.State{deployer.StatePreparing, deployer.StateSyncingTestservers, deployer.StateRollingBack, deployer.StateRolledBack}
+		}
+		if to == deployer.StateFailed {
+			path = []deployer.State{deployer.StatePreparing, deployer.StateFailed}
+		}
+		for _, st := range path {
+			if _, err := s.Transition(id, from, st, deployer.Event{Time: end}, nil); err != nil {
+				t.Fatal(err)
+			}
+			from = st
+		}
+		return id
+	}
+	land(deployer.StateDone, t0)
+	rolled := land(deployer.StateRolledBack, t0.Add(time.Hour))
+	land(deployer.StateFailed, t0.Add(2*time.Hour)) // failed: nothing landed
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What an older deploybot left: the same file without meta/landed.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyLanded) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openAt(t, path)
+	d, err := s.Landed()
+	if err != nil || d == nil || d.ID != rolled {
+		t.Fatalf("Landed() of an older file = %+v, %v; want #%d, the landed deployment that ended last", d, err, rolled)
+	}
+}
+
+// TestOpenNewFileLandsNothing: a file where nothing has landed keeps no
+// meta/landed after Open; the first landing writes it.
+func TestOpenNewFileLandsNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	s := openAt(t, path)
+	if _, err := s.Create(&deployer.Deployment{State: deployer.StateQueued, Requester: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openAt(t, path)
+	if d, err := s.Landed(); err != nil || d != nil {
+		t.Errorf("Landed() with nothing landed = %+v, %v; want nil", d, err)
+	}
+}

@@ -226,8 +226,36 @@ func (s *Store) init() error {
 		if n := binary.BigEndian.Uint64(v); n != layoutVersion {
 			return fmt.Errorf("file has layout version %d; this deploybot reads version %d", n, layoutVersion)
 		}
+		return backfillLanded(tx)
+	})
+}
+
+// backfillLanded writes meta/landed into a file an older deploybot wrote
+// before it kept that key: the deployment in a landed state that ended
+// last. Without it, such a file's history read as if nothing had ever
+// landed (!rollback: "there is no deployment to roll back", the fleet's
+// commit taken from the staging tip). A file that has the key, or where
+// nothing has landed yet, is left as it is.
+func backfillLanded(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyLanded) != nil {
+		return nil
+	}
+	var best *deployer.Deployment
+	err := tx.Bucket(bucketDeployments).ForEach(func(k, v []byte) error {
+		d, err := decodeDeployment(k, v)
+		if err != nil {
+			return err
+		}
+		if d.State.Landed() && (best == nil || !d.EndedAt.Before(best.EndedAt)) {
+			best = d
+		}
 		return nil
 	})
+	if err != nil || best == nil {
+		return err
+	}
+	return meta.Put(keyLanded, itob(best.ID))
 }
 
 // Path returns the file the store was opened on.
