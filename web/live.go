@@ -221,11 +221,14 @@ type HostNow struct {
 // currents asks every host what it serves, all at once, each within 2s.
 // Answers are shared for a second: every live page polls once a second,
 // and a host (over ssh, say) should not be asked once per open browser.
+// A request that goes away meanwhile does not cut the round short.
 func (s *Server) currents(ctx context.Context) map[string]HostNow {
 	s.curMu.Lock()
 	defer s.curMu.Unlock()
 	if s.curAt.IsZero() || time.Since(s.curAt) >= time.Second {
-		s.cur = s.readCurrents(ctx)
+		// The answers are shared, so the request that happens to ask
+		// must not cancel them by going away: each host has 2s anyway.
+		s.cur = s.readCurrents(context.WithoutCancel(ctx))
 		s.curAt = time.Now()
 	}
 	return s.cur
