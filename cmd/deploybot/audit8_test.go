@@ -2,9 +2,16 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/internal/testparts"
 )
 
 // TestSubcommandsRefuseStrayArguments: a word after a subcommand's flags was
@@ -35,4 +42,73 @@ func TestSubcommandsRefuseStrayArguments(t *testing.T) {
 			t.Errorf("deploybot %s called a configuration valid: %s", strings.Join(tc.args, " "), out.String())
 		}
 	}
+}
+
+// TestDemoSaysHowToCarryOn: the demo told a newcomer to carry on with
+// `deploybot run --config DIR/deploybot.yaml`, which starts none of the
+// hosts' web servers and no traffic: the testserver link it pings bob with
+// was dead, and the canary check found every canary's metrics unreadable
+// ("connection refused"). It now says `deploybot demo --dir DIR`, and that
+// resumes the deployment with the hosts answering.
+func TestDemoSaysHowToCarryOn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	play := func(lines string, waitFor *regexp.Regexp, during func(m []string)) string {
+		t.Helper()
+		in, feed := io.Pipe()
+		defer feed.Close()
+		var out, errOut testparts.Buffer
+		done := make(chan int, 1)
+		go func() { done <- realMain([]string{"demo", "--dir", dir}, in, &out, &errOut) }()
+		if _, err := io.WriteString(feed, lines); err != nil {
+			t.Fatal(err)
+		}
+		var m []string
+		deadline := time.Now().Add(90 * time.Second)
+		for m == nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			m = waitFor.FindStringSubmatch(out.String())
+		}
+		if m == nil {
+			feed.Close()
+			<-done
+			t.Fatalf("the demo never said %v\nstdout:\n%s\nstderr:\n%s", waitFor, out.String(), errOut.String())
+		}
+		if during != nil {
+			during(m)
+		}
+		feed.Close()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("the demo still runs a minute after its input ended")
+		}
+		return out.String()
+	}
+	testLink := regexp.MustCompile(`Test it there \((http://127\.0\.0\.1:\d+/)\)`)
+	out := play("!backport good-change\n", testLink, nil)
+	carryOn := "deploybot demo --dir " + dir
+	if !strings.Contains(out, "run the same sandbox later, hosts and traffic too, with:\n  "+carryOn) ||
+		!strings.Contains(out, "resumes where it stopped with\n  "+carryOn) || strings.Contains(out, "deploybot run --config") {
+		t.Errorf("the demo should tell how to carry on with %q, and never with `deploybot run`:\n%s", carryOn, out)
+	}
+	if cfg, err := os.ReadFile(filepath.Join(dir, "deploybot.yaml")); err != nil || !strings.Contains(string(cfg), "#   "+carryOn+"\n") {
+		t.Errorf("the sandbox's deploybot.yaml should name %q (%v):\n%s", carryOn, err, cfg)
+	}
+
+	// What it says works: the deployment resumes, and the testserver it
+	// links answers.
+	play("", regexp.MustCompile(`still waiting for you \(the bot restarted\).*`+testLink.String()), func(m []string) {
+		resp, err := http.Get(m[1])
+		if err != nil {
+			t.Fatalf("the resumed demo's test link %s: %v", m[1], err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("the resumed demo's test link %s answered %s", m[1], resp.Status)
+		}
+	})
 }

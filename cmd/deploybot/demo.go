@@ -33,8 +33,9 @@ type demoTimings struct {
 var interactiveTimings = demoTimings{VerifyTimeout: 10 * time.Minute, PromoteTimeout: 5 * time.Minute,
 	BaselineMin: 5 * time.Second, Window: 20 * time.Second, Interval: time.Second, ProductionWatch: 10 * time.Second, MinRequests: 100}
 
-var demoConfig = template.Must(template.New("demo").Parse(`# Written by deploybot demo. Run the same sandbox again with:
-#   deploybot run --config {{.Dir}}/deploybot.yaml
+var demoConfig = template.Must(template.New("demo").Parse(`# Written by deploybot demo, with the ports of its hosts' web servers,
+# which run only while the demo does. Run the same sandbox again with:
+#   deploybot demo --dir {{.Dir}}
 bot: {name: deploybot, prefix: "!"}
 store: {path: deploybot.db, open_timeout: 1s}
 staging: {path: staging.git}
@@ -217,9 +218,9 @@ will ask bob to test them. Type a line and press enter; "/as bob TEXT" speaks as
 "deploybot demo --scenario" (make scenario) plays all of this unattended, with a
 window that opens later and changes in core and extension Foo too.
 
-Ctrl-C stops the bot; run the same sandbox later with:
-  deploybot run --config %s
-`, abs, sb.Env.Upstream, hostList(sb.Env), filepath.Join(abs, "deploybot.log"), filepath.Join(abs, "deploybot.yaml"))
+Ctrl-C stops the bot; run the same sandbox later, hosts and traffic too, with:
+  deploybot demo --dir %s
+`, abs, sb.Env.Upstream, hostList(sb.Env), filepath.Join(abs, "deploybot.log"), abs)
 	fmt.Fprintf(stdout, "\nThe dashboard (live progress, history, canary charts): %s\n\n", sb.Main.dashboardURL())
 	sb.Main.NoSummary = true // the banner above is the demo's summary
 	if err := sb.Main.Run(ctx); err != nil {
@@ -228,7 +229,9 @@ Ctrl-C stops the bot; run the same sandbox later with:
 	}
 	select {
 	case <-inputEnded:
-		fmt.Fprintf(stdout, "\nThe input ended, so nobody can talk to the bot: the demo stops. Whatever was deploying resumes where it stopped with\n  deploybot run --config %s\n", filepath.Join(abs, "deploybot.yaml"))
+		// Not `deploybot run`: it starts no host web servers and no
+		// traffic, so their links would be dead and the canary check blind.
+		fmt.Fprintf(stdout, "\nThe input ended, so nobody can talk to the bot: the demo stops. Whatever was deploying resumes where it stopped with\n  deploybot demo --dir %s\n", abs)
 	default:
 	}
 	return 0
