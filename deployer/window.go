@@ -636,11 +636,19 @@ func (r *Runner) carryOver() error {
 		if err != nil {
 			return err
 		}
+		blocks, err := r.Store.Blocks()
+		if err != nil {
+			return err
+		}
 		var left []WindowItem
 		for _, it := range items {
 			if it.Deployment == 0 {
 				left = append(left, it)
-			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed) {
+			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed ||
+				(d.State == StateDone && !r.mayShip(d, it) && !blockedItem(it, blocks))) {
+				// Dropped from its batch unverified, it was not
+				// deployed either (a guilty one is blocked: the
+				// block says what to do).
 				it.Deployment = 0
 				left = append(left, it)
 			}
@@ -684,6 +692,16 @@ func (r *Runner) carryOver() error {
 		r.Announcer.Announce(Notice{Kind: NoticeWindow, Text: text, Mention: mention})
 	}
 	return nil
+}
+
+// blockedItem reports whether window item it is a blocked change.
+func blockedItem(it WindowItem, blocks []Block) bool {
+	for _, b := range blocks {
+		if SameChangeID(b.Change.ID, it.Change.ID) || (b.Change.Commit != "" && SameChangeID(b.Change.Commit, it.Change.ID)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Title is the window's name for chat: "the evening backport window", or

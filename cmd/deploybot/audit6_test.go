@@ -1,0 +1,62 @@
+package main
+
+// Sixth audit: batches, bisection and backport windows in sequences of
+// several steps, through Main with the model's world (real git upstream,
+// local hosts, bbolt).
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploybot/deploybot/deployer"
+)
+
+// A change dropped from a window's batch (nobody verified it) was not
+// deployed. When the window closes before anyone puts it back on the
+// list, it must move to the next window's list like any change the
+// window closed without deploying, and the channel be told.
+func TestAudit6DroppedChangeIsCarriedOver(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+carol[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	w.settle()
+	d, _ := w.m.Store.Get(id)
+	time.Sleep(d.Deadline.Sub(clock.Now()) + 100*time.Millisecond)
+	w.settle()
+	if d = w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
+	}
+	clock.set(mondayAhead()(14, 10)) // the window closed
+	for i := 0; i < 2; i++ {
+		if err := w.m.Runner.CheckWindows(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || v.Window == nil {
+		t.Fatalf("window %+v (%v)", v.Window, err)
+	}
+	found := false
+	for _, it := range v.Items {
+		found = found || it.Change.Commit == carol || it.Change.ID == carol
+	}
+	if !found {
+		t.Errorf("the next window's list is %+v: carol's change, dropped and on no host, is on no list", v.Items)
+	}
+	n := 0
+	for _, x := range w.tap.Notices() {
+		if x.Kind == deployer.NoticeWindow && strings.Contains(x.Text, carol[:10]) && strings.Contains(x.Text, "closed") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d notices say carol's change moved to the next window, want 1", n)
+	}
+}
