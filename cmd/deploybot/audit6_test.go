@@ -60,3 +60,47 @@ func TestAudit6DroppedChangeIsCarriedOver(t *testing.T) {
 		t.Errorf("%d notices say carol's change moved to the next window, want 1", n)
 	}
 }
+
+// A change dropped unverified from two batches in a row is one withheld
+// change: the refusal of the next deployment, the request it advises and
+// !status name it once.
+func TestAudit6DroppedTwiceIsNamedOnce(t *testing.T) {
+	w := newBatchWorld(t, worldOptions{verify: "1500ms"})
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!backport --batch "+a.commit[:10]+" "+carol[:10])
+	w.settle()
+	first := w.lastID()
+	w.say("bob", "verified")
+	if d := w.waitFinished(t, first, 15*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", first, d.State, d.Dropped)
+	}
+	b := w.commit(kindGood)
+	w.say("alice", "!backport --batch "+b.commit[:10]+" "+carol[:10])
+	w.settle()
+	second := w.lastID()
+	w.say("bob", "verified")
+	if d := w.waitFinished(t, second, 15*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped again, the rest done", second, d.State, d.Dropped)
+	}
+	ws, err := w.m.Runner.Withheld()
+	if err != nil || len(ws) != 1 {
+		t.Errorf("withheld %+v (%v), want carol's change once", ws, err)
+	}
+	c := w.commit(kindGood)
+	mark := len(w.out.String())
+	w.say("alice", "!backport "+c.commit[:10])
+	w.settle()
+	d := w.waitFinished(t, w.lastID(), 15*time.Second)
+	text := w.out.String()[mark:]
+	if d.State != deployer.StateFailed || strings.Count(text, carol[:10]+" (carol's change)") != 1 ||
+		!strings.Contains(text, "`!backport "+c.commit[:10]+" "+carol[:10]+"`") {
+		t.Errorf("#%d ended %s; want refused, naming carol's change once, and the request naming it once:\n%s", d.ID, d.State, text)
+	}
+	mark = len(w.out.String())
+	w.say("alice", "!status")
+	w.settle()
+	if text := w.out.String()[mark:]; strings.Count(text, carol[:10]) != 2 { // the change, and the command
+		t.Errorf("!status names carol's change other than once:\n%s", text)
+	}
+}
