@@ -645,10 +645,12 @@ func (r *Runner) carryOver() error {
 			if it.Deployment == 0 {
 				left = append(left, it)
 			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed ||
-				(d.State == StateDone && !r.mayShip(d, it) && !blockedItem(it, blocks))) {
-				// Dropped from its batch unverified, it was not
-				// deployed either (a guilty one is blocked: the
-				// block says what to do).
+				(!r.mayShip(d, it) && d.State != StateRollbackFailed && !blockedItem(it, blocks))) {
+				// Dropped from its batch unverified, or rolled back
+				// without blame (a timeout, a restart), it was not
+				// deployed either. A blamed one is blocked: the block
+				// says what to do; after a failed rollback nobody
+				// knows what the hosts serve.
 				it.Deployment = 0
 				left = append(left, it)
 			}

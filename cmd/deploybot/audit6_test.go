@@ -104,3 +104,62 @@ func TestAudit6DroppedTwiceIsNamedOnce(t *testing.T) {
 		t.Errorf("!status names carol's change other than once:\n%s", text)
 	}
 }
+
+// A window's batch that nobody verified in time is rolled back without
+// blaming its changes (nothing is blocked): they were not deployed. When
+// the window closes they move to the next window's list.
+func TestAudit6UnverifiedBatchIsCarriedOver(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
+	a, b := w.commit(kindGood), w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+b.commit[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	d, _ := w.m.Store.Get(id)
+	time.Sleep(d.Deadline.Sub(clock.Now()) + 100*time.Millisecond)
+	w.settle()
+	if d = w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateRolledBack || d.Blame {
+		t.Fatalf("#%d ended %s (blame %v); want rolled back without blame", id, d.State, d.Blame)
+	}
+	clock.set(mondayAhead()(14, 10)) // the window closed
+	for i := 0; i < 2; i++ {
+		if err := w.m.Runner.CheckWindows(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || v.Window == nil || len(v.Items) != 2 {
+		t.Fatalf("the next window's list is %+v (%v): want both changes of the unverified batch", v.Items, err)
+	}
+	for _, it := range v.Items {
+		if it.Deployment != 0 {
+			t.Errorf("%s is on the next list as sent in #%d", it.Change.ID, it.Deployment)
+		}
+	}
+}
+
+// A window's batch aborted by a person is blamed: its changes are
+// blocked, and a blocked change does not move to the next window's list
+// (!add refuses it there too).
+func TestAudit6AbortedBatchIsNotCarriedOver(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{noPushReverts: true})
+	a, b := w.commit(kindGood), w.commit(kindGood)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+b.commit[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("alice", "!abort")
+	w.settle()
+	if d := w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateRolledBack || !d.Blame {
+		t.Fatalf("#%d ended %s (blame %v); want rolled back, blamed", id, d.State, d.Blame)
+	}
+	clock.set(mondayAhead()(14, 10))
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := w.m.Runner.WindowStatus(); err != nil || len(v.Items) != 0 {
+		t.Fatalf("the next window's list is %+v (%v): want the blocked changes left off", v.Items, err)
+	}
+}
