@@ -163,3 +163,36 @@ func TestAudit6AbortedBatchIsNotCarriedOver(t *testing.T) {
 		t.Fatalf("the next window's list is %+v (%v): want the blocked changes left off", v.Items, err)
 	}
 }
+
+// A bisection that runs out of rounds rolls the whole batch back. The
+// changes a round already cleared (the canaries passed with them, and a
+// concluded bisection would ship them to production on that) must not be
+// blocked and reverted upstream as suspects; the others are.
+func TestAudit6MaxRoundsSparesClearedChanges(t *testing.T) {
+	w := newBatchWorld(t, worldOptions{maxRounds: 1, noPushReverts: true})
+	d, cs, _ := bisectBatch(t, w, kindGood, kindGood, kindGood, kindBad)
+	if d.State != deployer.StateRolledBack || d.Bisect == nil || len(d.Bisect.Innocent) == 0 {
+		t.Fatalf("#%d ended %s, bisection %+v; want rolled back after one passing round", d.ID, d.State, d.Bisect)
+	}
+	cleared := map[string]bool{}
+	for _, u := range d.Bisect.Innocent {
+		for _, c := range d.Bisect.Units[u] {
+			cleared[c.Commit] = true
+		}
+	}
+	bs, _ := w.m.Store.Blocks()
+	blocked := map[string]bool{}
+	for _, b := range bs {
+		blocked[b.Change.Commit] = true
+		if cleared[b.Change.Commit] {
+			t.Errorf("%s passed bisection round 1, yet it is blocked: %+v", deployer.ShortID(b.Change.ID), b)
+		}
+	}
+	if !blocked[cs[3].commit] {
+		t.Errorf("blocks %+v: the bad change, never cleared, is not among them", bs)
+	}
+	if !strings.Contains(w.out.String(), "passed the canaries in the bisection: not blamed") {
+		t.Errorf("the channel is not told why the cleared changes are not blamed:\n%s", w.out.String())
+	}
+	w.verifyTrees(t)
+}
