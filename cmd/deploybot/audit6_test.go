@@ -196,3 +196,33 @@ func TestAudit6MaxRoundsSparesClearedChanges(t *testing.T) {
 	}
 	w.verifyTrees(t)
 }
+
+// The window closes while its batch still waits for verification; the
+// batch then drops a change nobody verified. The next window's list gets
+// it once the batch is over.
+func TestAudit6WindowClosesWhileItsBatchRuns(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+carol[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	w.settle()
+	clock.set(mondayAhead()(14, 0).Add(time.Second)) // the window closed
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
+	}
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || len(v.Items) != 1 || v.Items[0].Change.Commit != carol {
+		t.Fatalf("the next window's list is %+v (%v): want carol's change alone", v.Items, err)
+	}
+}
