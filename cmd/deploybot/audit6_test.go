@@ -226,3 +226,42 @@ func TestAudit6WindowClosesWhileItsBatchRuns(t *testing.T) {
 		t.Fatalf("the next window's list is %+v (%v): want carol's change alone", v.Items, err)
 	}
 }
+
+// `!backport --batch a b` outside a window is refused with the advice to
+// put the changes on the next window's list: `!add a b`. Following the
+// advice must put both on the list (it answered with !add's usage).
+func TestAudit6AddAdviceForABatchWorks(t *testing.T) {
+	clock := &testClock{}
+	clock.set(mondayAhead()(12, 50))
+	w := newWorldWithClock(t, worldOptions{batch: true, windows: windowsYAML}, clock.Now)
+	t.Cleanup(func() { w.close(t.Failed()) })
+	w.settle()
+	a, b := w.commit(kindGood), w.commit(kindGood)
+	w.say("alice", "!backport --batch "+refs([]*modelChange{a, b}))
+	w.settle()
+	advice := "`!add " + a.commit[:10] + " " + b.commit[:10] + "`"
+	if !strings.Contains(w.out.String(), advice) {
+		t.Fatalf("the refusal does not advise %s:\n%s", advice, w.out.String())
+	}
+	mark := len(w.out.String())
+	w.say("alice", strings.Trim(advice, "`"))
+	w.settle()
+	v, err := w.m.Runner.WindowStatus()
+	if err != nil || len(v.Items) != 2 {
+		t.Fatalf("following the advice put %d changes on the list (%v), want 2:\n%s", len(v.Items), err, w.out.String()[mark:])
+	}
+	if reply := w.out.String()[mark:]; strings.Count(reply, "added ") != 2 {
+		t.Errorf("the reply does not name both changes added:\n%s", reply)
+	}
+	// One that cannot go on: the ones before it are added, and the reply
+	// says which one is not, and why.
+	c := w.commit(kindGood)
+	mark = len(w.out.String())
+	w.say("alice", "!add "+c.commit[:10]+" "+a.commit[:10])
+	w.settle()
+	reply := w.out.String()[mark:]
+	if v, _ := w.m.Runner.WindowStatus(); len(v.Items) != 3 || !strings.Contains(reply, "added "+c.commit[:10]) ||
+		!strings.Contains(reply, "not "+a.commit[:10]+": "+a.commit[:10]+" is on the") {
+		t.Errorf("!add of a new change and one on the list: %d on the list, answered:\n%s", len(v.Items), reply)
+	}
+}
