@@ -640,8 +640,17 @@ func (r *Runner) carryOver() error {
 		if err != nil {
 			return err
 		}
+		recent, err := r.Store.List(0, 100)
+		if err != nil {
+			return err
+		}
 		var left []WindowItem
 		for _, it := range items {
+			if carrier(it, recent) != nil {
+				// Another deployment shipped it (a !backport in
+				// the window) or may still ship it.
+				continue
+			}
 			if it.Deployment == 0 {
 				left = append(left, it)
 			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed ||

@@ -265,3 +265,38 @@ func TestAudit6AddAdviceForABatchWorks(t *testing.T) {
 		t.Errorf("!add of a new change and one on the list: %d on the list, answered:\n%s", len(v.Items), reply)
 	}
 }
+
+// A change dropped from the window's batch and then deployed on its own
+// in the same window was deployed: the window's close does not move it
+// to the next list, nor say it was not deployed.
+func TestAudit6DroppedThenBackportedIsNotCarriedOver(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+carol[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	w.settle()
+	if d := w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
+	}
+	w.say("alice", "!backport "+carol[:10])
+	w.settle()
+	w.say("alice", "verified")
+	if d := w.waitFinished(t, w.lastID(), 10*time.Second); d.State != deployer.StateDone {
+		t.Fatalf("#%d (carol's change alone) ended %s: %s", d.ID, d.State, d.Reason)
+	}
+	clock.set(mondayAhead()(14, 10))
+	if err := w.m.Runner.CheckWindows(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := w.m.Runner.WindowStatus(); err != nil || len(v.Items) != 0 {
+		t.Errorf("the next window's list is %+v (%v): carol's change was deployed", v.Items, err)
+	}
+	if n := countKind(w, deployer.NoticeWindow); strings.Contains(w.out.String(), "closed with") {
+		t.Errorf("%d window notices; one says the window closed with a change not deployed:\n%s", n, w.out.String())
+	}
+}
