@@ -214,7 +214,7 @@ func init() {
 	commands = map[string]command{
 		"backport": {deployerOnly, "!backport [--batch] <ref> [<ref>...] [--include-unexpected] [--emergency <reason>]", "deploy a change: a commit id or a branch upstream (--batch: several changes as one batch)", false, (*Bot).backport},
 		"window":   {anyone, "!window [go]", "the open or next backport window and its list; go: deploy the list (deployers)", false, (*Bot).window},
-		"add":      {anyone, "!add <change>", "put your change on the next backport window's list (its submitter or a deployer)", false, (*Bot).add},
+		"add":      {anyone, "!add <change>...", "put your change on the next backport window's list (its submitter or a deployer)", false, (*Bot).add},
 		"drop":     {anyone, "!drop <change>", "take a change off the window's list", false, (*Bot).drop},
 		"verified": {submitterOrDeployer, "verified [id]", "say the change works on the testservers", false, (*Bot).verified},
 		"abort":    {submitterOrDeployer, "!abort [id]", "stop a deployment and roll back what it synced", false, (*Bot).abort},

@@ -72,18 +72,34 @@ func (b *Bot) window(m Message, who string, args []string) ([]string, error) {
 
 func short(id string) string { return deployer.ShortID(id) }
 
+// add puts one or more changes on the window's list, in order (the bot
+// advises `!add a b` for a refused batch). It stops at the first change
+// that cannot go on it: the changes before it are on the list, and the
+// reply says so before saying why.
 func (b *Bot) add(m Message, who string, args []string) ([]string, error) {
-	if len(args) != 1 {
+	if len(args) == 0 {
 		return nil, deployer.Errorf(deployer.EInvalid, "usage: %s", strings.ReplaceAll(commands["add"].usage, "!", b.Prefix))
 	}
-	w, it, err := b.Runner.AddToWindow(args[0], who, b.Dir.IsDeployer(m.Sender))
-	if err != nil {
-		return nil, err
+	var lines []string
+	for _, ref := range args {
+		w, it, err := b.Runner.AddToWindow(ref, who, b.Dir.IsDeployer(m.Sender))
+		if err != nil {
+			if len(lines) == 0 {
+				return nil, err
+			}
+			line := fmt.Sprintf("%s: not %s: %s", m.Sender.Nick, ref, deployer.ErrorMessage(err))
+			if next := b.RenderNext(deployer.ErrorNext(err)); next != "" {
+				line += " " + next
+			}
+			return append(lines, line), nil
+		}
+		if w.Open(b.Runner.Now()) {
+			lines = append(lines, fmt.Sprintf("%s: added %s (%s) to the open window %s; %s will be pinged to test it once it is on the testservers (%swindow go deploys the list)", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span(), it.Submitter, b.Prefix))
+		} else {
+			lines = append(lines, fmt.Sprintf("%s: added %s (%s) to the window %s; %s will be pinged to test it when it opens", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span(), it.Submitter))
+		}
 	}
-	if w.Open(b.Runner.Now()) {
-		return []string{fmt.Sprintf("%s: added %s (%s) to the open window %s; %s will be pinged to test it once it is on the testservers (%swindow go deploys the list)", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span(), it.Submitter, b.Prefix)}, nil
-	}
-	return []string{fmt.Sprintf("%s: added %s (%s) to the window %s; %s will be pinged to test it when it opens", m.Sender.Nick, short(it.Change.ID), it.Change.Subject, w.Span(), it.Submitter)}, nil
+	return lines, nil
 }
 
 func (b *Bot) drop(m Message, who string, args []string) ([]string, error) {

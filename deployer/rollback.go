@@ -410,7 +410,9 @@ func (p *pipeline) depool(ctx context.Context, failed map[string]error) ([]strin
 // with why it is suspected, and lines naming the changes it is not blamed
 // for and why. A revert is never a suspect: reverting it would ship what
 // it reverted again; a change and its revert in the same deployment cancel
-// out and ship nothing.
+// out and ship nothing. A batch rolled back during its bisection (out of
+// rounds, an inconclusive round, a person's rollback) is not blamed for
+// the changes a round cleared: the canaries passed with them.
 func (d *Deployment) Suspects() (suspects []Change, why map[string]string, spared []string) {
 	why = map[string]string{}
 	revertedHere := map[string]string{} // reverted id -> the revert's id
@@ -419,8 +421,14 @@ func (d *Deployment) Suspects() (suspects []Change, why map[string]string, spare
 			revertedHere[c.Reverts] = c.ID
 		}
 	}
+	var cleared []Change
+	if b := d.Bisect; b != nil && b.Final == "" {
+		cleared = b.changesOf(b.Innocent)
+	}
 	for _, c := range d.Changes {
 		switch {
+		case changeAmong(c, cleared):
+			spared = append(spared, fmt.Sprintf("%s (%s) passed the canaries in the bisection: not blamed", ShortID(c.ID), c.Subject))
 		case c.Reverts != "":
 			spared = append(spared, fmt.Sprintf("%s (%s) is a revert: not blamed, since reverting it would ship %s again", ShortID(c.ID), c.Subject, ShortID(c.Reverts)))
 		case revertedHere[c.ID] != "" || (c.Commit != "" && revertedHere[c.Commit] != ""):

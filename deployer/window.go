@@ -636,11 +636,30 @@ func (r *Runner) carryOver() error {
 		if err != nil {
 			return err
 		}
+		blocks, err := r.Store.Blocks()
+		if err != nil {
+			return err
+		}
+		recent, err := r.Store.List(0, 100)
+		if err != nil {
+			return err
+		}
 		var left []WindowItem
 		for _, it := range items {
+			if carrier(it, recent) != nil {
+				// Another deployment shipped it (a !backport in
+				// the window) or may still ship it.
+				continue
+			}
 			if it.Deployment == 0 {
 				left = append(left, it)
-			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed) {
+			} else if d, err := r.Store.Get(it.Deployment); err == nil && (d.State == StateCancelled || d.State == StateFailed ||
+				(!r.mayShip(d, it) && d.State != StateRollbackFailed && !blockedItem(it, blocks))) {
+				// Dropped from its batch unverified, or rolled back
+				// without blame (a timeout, a restart), it was not
+				// deployed either. A blamed one is blocked: the block
+				// says what to do; after a failed rollback nobody
+				// knows what the hosts serve.
 				it.Deployment = 0
 				left = append(left, it)
 			}
@@ -684,6 +703,16 @@ func (r *Runner) carryOver() error {
 		r.Announcer.Announce(Notice{Kind: NoticeWindow, Text: text, Mention: mention})
 	}
 	return nil
+}
+
+// blockedItem reports whether window item it is a blocked change.
+func blockedItem(it WindowItem, blocks []Block) bool {
+	for _, b := range blocks {
+		if SameChangeID(b.Change.ID, it.Change.ID) || (b.Change.Commit != "" && SameChangeID(b.Change.Commit, it.Change.ID)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Title is the window's name for chat: "the evening backport window", or

@@ -38,16 +38,22 @@ func (r *Runner) Withheld() ([]Withheld, error) {
 		return nil, err
 	}
 	var out []Withheld
-	var shipped []Change
+	// later holds what a later deployment of the line shipped, and
+	// what a later one dropped already: a change dropped from two
+	// batches is withheld once, as the later one dropped it.
+	var later []Change
 	for seen := 0; d != nil && d.State == StateDone && len(d.Dropped) > 0; seen++ {
 		if seen == 10000 {
 			return nil, fmt.Errorf("following deployments back from #%d: no end after %d", d.ID, seen)
 		}
-		shipped = append(shipped, d.Changes...)
+		later = append(later, d.Changes...)
 		for _, dc := range d.Dropped {
-			if !changeAmong(dc.Change, shipped) {
+			if !changeAmong(dc.Change, later) {
 				out = append(out, Withheld{Change: dc.Change, Deployment: d.ID, Why: dc.Why})
 			}
+		}
+		for _, dc := range d.Dropped {
+			later = append(later, dc.Change)
 		}
 		if d.PrevDeployment == 0 {
 			break
