@@ -1210,7 +1210,12 @@ func (w *world) checkStatus(id int64, reply string) {
 	// The changes a batch dropped that it calls not deployed since: the
 	// batch dropped each, and no host serves it.
 	if m := withheldRe.FindStringSubmatch(reply); m != nil {
+		seen := map[string]bool{}
 		for _, it := range withheldItemRe.FindAllStringSubmatch(m[1], -1) {
+			if seen[it[1]] {
+				fail("names %s twice among the dropped changes", it[1])
+			}
+			seen[it[1]] = true
 			d, err := st.Get(mustID(it[2]))
 			if err != nil {
 				fail("names #%s: %v", it[2], err)
