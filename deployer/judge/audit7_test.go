@@ -113,3 +113,45 @@ func TestAudit7PrometheusOneBadHostDoesNotBlindTheOthers(t *testing.T) {
 		t.Errorf("canary at 100%% errors: %s: %s", v.Outcome, v.Reason)
 	}
 }
+
+// TestAudit7ScrapeCountsADuplicatedSeriesOnce: a metrics page that lists
+// a series twice (two collectors registering the same counter, or two
+// exporters' pages concatenated) was summed, doubling the host's
+// requests and errors: the judge then had twice the evidence it really
+// had, and a duplicate that comes and goes read as a counter reset, all
+// of the host's cumulative traffic counted as new. Prometheus keeps the
+// first sample of a series in a scrape; the scrape source does the same,
+// so both sources give the same numbers.
+func TestAudit7ScrapeCountsADuplicatedSeriesOnce(t *testing.T) {
+	t.Parallel()
+	doubled := "# TYPE http_requests_total counter\n" +
+		"http_requests_total{code=\"200\",handler=\"/wiki\"} 10000\n" +
+		"http_requests_total{code=\"500\",handler=\"/wiki\"} 30\n" +
+		"http_requests_total{handler=\"/wiki\",code=\"200\"} 10000\n" +
+		"http_requests_total{code=\"500\",handler=\"/wiki\"} 30\n"
+	single := "# TYPE http_requests_total counter\n" +
+		"http_requests_total{code=\"200\",handler=\"/wiki\"} 10100\n" +
+		"http_requests_total{code=\"500\",handler=\"/wiki\"} 31\n"
+	pg := newPage(t, doubled)
+	src := NewScrape(ScrapeConfig{Targets: map[string]string{"can1": pg.srv.URL}})
+	ctx := context.Background()
+	first, err := src.Read(ctx, []string{"can1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := first.Hosts["can1"]; c.Err != "" || c.Requests != 10030 || c.Errors != 30 {
+		t.Fatalf("page with every series twice: %+v, want 10030 requests and 30 errors", c)
+	}
+	// The duplicate goes away: 100 more requests, one more error; not a
+	// reset with 10131 new requests.
+	pg.set(single)
+	second, err := src.Read(ctx, []string{"can1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := New(Config{}).Judge(deployer.Window{Stage: deployer.Canaries, Judged: []string{"can1"},
+		Start: first, Samples: []deployer.Sample{second}})
+	if h := v.Hosts[0]; h.Requests != 101 || h.Errors != 1 {
+		t.Errorf("traffic between the readings: %v requests, %v errors; want 101 and 1", h.Requests, h.Errors)
+	}
+}
