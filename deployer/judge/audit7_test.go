@@ -155,3 +155,47 @@ func TestAudit7ScrapeCountsADuplicatedSeriesOnce(t *testing.T) {
 		t.Errorf("traffic between the readings: %v requests, %v errors; want 101 and 1", h.Requests, h.Errors)
 	}
 }
+
+// TestAudit7ScrapeSaysWhenErrorsCannotBeCounted: an application that
+// labels its status "status", not "code" (the default code label), showed
+// 0 errors whatever it answered: a canary answering 500 to every request
+// passed the canary check at 0%. A page whose request series carry no
+// code label at all now cannot be read, with the reason, so the check is
+// inconclusive and the problem is said before the canaries are synced.
+func TestAudit7ScrapeSaysWhenErrorsCannotBeCounted(t *testing.T) {
+	t.Parallel()
+	at := func(n int) string {
+		return fmt.Sprintf("# TYPE http_requests_total counter\nhttp_requests_total{handler=\"/wiki\",status=\"500\"} %d\n", n)
+	}
+	can := newPage(t, at(1000))
+	prod := newPage(t, "# TYPE http_requests_total counter\nhttp_requests_total{handler=\"/wiki\",status=\"200\"} 50000\n")
+	src := NewScrape(ScrapeConfig{Targets: map[string]string{"can1": can.srv.URL, "prod1": prod.srv.URL}})
+	ctx := context.Background()
+	hosts := []string{"can1", "prod1"}
+	start, err := src.Read(ctx, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "no http_requests_total series on the metrics page has a code label, so its errors cannot be counted"
+	if got := start.Hosts["can1"].Err; got != want {
+		t.Errorf("can1: %+v, want the error %q", start.Hosts["can1"], want)
+	}
+	var samples []deployer.Sample
+	for i := 1; i <= 3; i++ {
+		can.set(at(1000 + 200*i))
+		prod.set(fmt.Sprintf("# TYPE http_requests_total counter\nhttp_requests_total{handler=\"/wiki\",status=\"200\"} %d\n", 50000+1000*i))
+		s, err := src.Read(ctx, hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, s)
+	}
+	v := New(Config{}).Judge(deployer.Window{Stage: deployer.Canaries, Judged: []string{"can1"}, Control: []string{"prod1"},
+		Start: start, Samples: samples, Complete: true})
+	if v.Outcome == deployer.Pass {
+		t.Errorf("a canary answering 500 to everything passed: %s", v.Reason)
+	}
+	if !strings.Contains(v.Reason, "code label") {
+		t.Errorf("the verdict does not say why: %s", v.Reason)
+	}
+}

@@ -178,19 +178,24 @@ type tooBig struct{}
 
 func (*tooBig) Error() string { return "too big" }
 
-type missing struct{ metric string }
+// missing says what the page lacks for the counts: the counter, or the
+// code label its errors are told by.
+type missing struct{ msg string }
 
-func (m *missing) Error() string { return "no " + m.metric + " counter on the metrics page" }
+func (m *missing) Error() string { return m.msg }
 
 // count sums the request counter over all its series, and over those whose
-// code label matches the error pattern. A series listed twice counts once,
-// its first value, as Prometheus keeps the first sample of a series in a
-// scrape: summed, it would double the host's traffic, and a duplicate that
-// comes and goes would read as a counter reset.
+// code label matches the error pattern. A page where no series has the code
+// label is an error, not 0 errors: the label is misnamed in the
+// configuration (status, not code), and a canary failing every request
+// would pass. A series listed twice counts once, its first value, as
+// Prometheus keeps the first sample of a series in a scrape: summed, it
+// would double the host's traffic, and a duplicate that comes and goes
+// would read as a counter reset.
 func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 	lr := &countingReader{r: r}
 	var c deployer.Counts
-	found := false
+	found, labelled := false, false
 	seen := map[string]bool{}
 	err := readSeries(lr, func(x series) error {
 		if x.name != s.cfg.Metric {
@@ -205,6 +210,9 @@ func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 		}
 		seen[key] = true
 		found = true
+		if x.labels[s.cfg.CodeLabel] != "" {
+			labelled = true
+		}
 		c.Requests += x.value
 		if s.errors.MatchString(x.labels[s.cfg.CodeLabel]) {
 			c.Errors += x.value
@@ -218,7 +226,11 @@ func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 		return c, err
 	}
 	if !found {
-		return c, &missing{metric: s.cfg.Metric}
+		return c, &missing{"no " + s.cfg.Metric + " counter on the metrics page"}
+	}
+	if !labelled {
+		// Its errors would always count 0: every canary would pass.
+		return c, &missing{fmt.Sprintf("no %s series on the metrics page has a %s label, so its errors cannot be counted", s.cfg.Metric, s.cfg.CodeLabel)}
 	}
 	return c, nil
 }
