@@ -303,7 +303,10 @@ func (p *pipeline) runRound(ctx context.Context, redo bool) error {
 	}
 	b = p.d.Bisect
 	p.judging = true
-	v, err := p.watch(ctx, Canaries, judged, control, p.d.Baseline, *b.Start, p.r.cfg.CanaryWindow)
+	// The canaries' reading from the verification wait is no round's
+	// baseline: since, they served the whole batch, which failed. The
+	// control hosts' is, as they served the old code throughout.
+	v, err := p.watch(ctx, Canaries, judged, control, onlyHosts(p.d.Baseline, control), *b.Start, p.r.cfg.CanaryWindow)
 	p.judging = false
 	if err != nil || v == nil {
 		return err

@@ -324,3 +324,17 @@ func readable(s *Sample) bool {
 	}
 	return false
 }
+
+// onlyHosts is s with only hosts' readings (nil when s is).
+func onlyHosts(s *Sample, hosts []string) *Sample {
+	if s == nil {
+		return nil
+	}
+	out := &Sample{Time: s.Time, Hosts: make(map[string]Counts, len(hosts))}
+	for _, h := range hosts {
+		if c, ok := s.Hosts[h]; ok {
+			out.Hosts[h] = c
+		}
+	}
+	return out
+}

@@ -247,10 +247,21 @@ func (j *Judge) baseline(w deployer.Window) (b deployer.Baseline, prior bool) {
 		}
 		parts = append(parts, fmt.Sprintf("%s %s %s (%.0f requests)", name, hostList(used, len(w.Control)), since, req))
 	}
-	if w.Before != nil && len(w.Judged) > 0 {
+	// The judged hosts the pre-sync reading asked about: the runner leaves
+	// out those that served other code than the old since (a bisection
+	// round's canaries served the failed batch).
+	var asked []string
+	if w.Before != nil {
+		for _, h := range w.Judged {
+			if _, ok := w.Before.Hosts[h]; ok {
+				asked = append(asked, h)
+			}
+		}
+	}
+	if len(asked) > 0 {
 		var used []string
 		req := 0.0
-		for _, h := range w.Judged {
+		for _, h := range asked {
 			before, ok1 := w.Before.Hosts[h]
 			start, ok2 := w.Start.Hosts[h]
 			// A counter lower at the start than before means the sync
@@ -272,7 +283,7 @@ func (j *Judge) baseline(w deployer.Window) (b deployer.Baseline, prior bool) {
 			who = "the production hosts"
 		}
 		if len(used) < len(w.Judged) {
-			who = string(w.Stage) + " " + hostList(used, len(w.Judged))
+			who = string(w.Stage) + " " + hostList(used, len(asked))
 		}
 		parts = append(parts, fmt.Sprintf("%s before the sync (%.0f requests)", who, req))
 	}

@@ -198,11 +198,11 @@ func (p *Prometheus) Read(ctx context.Context, hosts []string) (deployer.Sample,
 	// the sample's Time say which); Prometheus answers with the latest
 	// value of each series at or before it.
 	at := now.Truncate(time.Millisecond)
-	reqs, err := p.query(ctx, "requests", rq, at)
+	reqs, badReqs, err := p.query(ctx, "requests", rq, at)
 	if err != nil {
 		return fail(err)
 	}
-	errs, err := p.query(ctx, "errors", eq, at)
+	errs, badErrs, err := p.query(ctx, "errors", eq, at)
 	if err != nil {
 		return fail(err)
 	}
@@ -215,37 +215,51 @@ func (p *Prometheus) Read(ctx context.Context, hosts []string) (deployer.Sample,
 			sample.Hosts[h] = deployer.Counts{Requests: v, Errors: errs[inst]}
 		}
 	}
+	// A value that is not a count is that host's problem only: the
+	// others' counters are still good evidence (as with the scrape source).
+	for _, bad := range []map[string]string{badErrs, badReqs} {
+		for inst, why := range bad {
+			for _, h := range byInstance[inst] {
+				sample.Hosts[h] = deployer.Counts{Err: why}
+			}
+		}
+	}
 	return sample, nil
 }
 
-// query runs one instant query and returns its values by InstanceLabel.
-// Everything that goes wrong becomes one sentence for chat.
-func (p *Prometheus) query(ctx context.Context, what, q string, at time.Time) (map[string]float64, error) {
+// query runs one instant query and returns its values by InstanceLabel,
+// and, by InstanceLabel too, why a value that is not a count (NaN,
+// negative, huge: a broken exporter) was left out. Everything else that
+// goes wrong fails the whole query, in one sentence for chat.
+func (p *Prometheus) query(ctx context.Context, what, q string, at time.Time) (map[string]float64, map[string]string, error) {
 	val, _, err := p.api.Query(ctx, q, at)
 	if err != nil {
-		return nil, deployer.Errorf(deployer.EInternal, "%s", p.describe(ctx, what, err))
+		return nil, nil, deployer.Errorf(deployer.EInternal, "%s", p.describe(ctx, what, err))
 	}
 	vec, ok := val.(model.Vector)
 	if !ok {
-		return nil, deployer.Errorf(deployer.EInvalid, "the %s query returns a %s, not an instant vector (one series per host)", what, val.Type())
+		return nil, nil, deployer.Errorf(deployer.EInvalid, "the %s query returns a %s, not an instant vector (one series per host)", what, val.Type())
 	}
 	out := make(map[string]float64, len(vec))
+	bad := map[string]string{}
 	label := model.LabelName(p.cfg.InstanceLabel)
 	for _, s := range vec {
 		inst, ok := s.Metric[label]
 		if !ok {
-			return nil, deployer.Errorf(deployer.EInvalid, "the %s query returns series without the %s label (aggregate with sum by (%s))", what, label, label)
+			return nil, nil, deployer.Errorf(deployer.EInvalid, "the %s query returns series without the %s label (aggregate with sum by (%s))", what, label, label)
+		}
+		_, dup := out[string(inst)]
+		if _, dupBad := bad[string(inst)]; dup || dupBad {
+			return nil, nil, deployer.Errorf(deployer.EInvalid, "the %s query returns several series for %s=%q (aggregate with sum by (%s))", what, label, inst, label)
 		}
 		v := float64(s.Value)
 		if v != v || v < 0 || v > 1e300 {
-			return nil, deployer.Errorf(deployer.EInvalid, "the %s query returns %v for %s, which is not a count", what, s.Value, inst)
-		}
-		if _, dup := out[string(inst)]; dup {
-			return nil, deployer.Errorf(deployer.EInvalid, "the %s query returns several series for %s=%q (aggregate with sum by (%s))", what, label, inst, label)
+			bad[string(inst)] = fmt.Sprintf("its %s counter in Prometheus is %v, not a count", what, s.Value)
+			continue
 		}
 		out[string(inst)] = v
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // describe turns an API or transport error into a few words, without Go's

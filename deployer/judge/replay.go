@@ -104,19 +104,24 @@ func Replay(cfg Config, d *deployer.Deployment) []ReplayResult {
 	if d.Bisect != nil {
 		rounds = d.Bisect.Rounds
 	}
+	// Every round's verdict is among d.Verdicts (the runner stores each
+	// verdict it reaches), and a round that passed, or was inconclusive,
+	// keeps a copy with the round: each is replayed once, as its round's.
+	stored := map[int64]bool{}
 	for i, v := range d.Verdicts {
 		r := j.replay(d, i, v)
 		for _, b := range rounds {
-			if b.Outcome == deployer.Fail && b.Start.Equal(v.Start) {
+			if v.Stage == deployer.Canaries && b.Start.Equal(v.Start) {
 				r.Round = b.Round
 			}
 		}
+		if v.Stage == deployer.Canaries {
+			stored[v.Start.UnixNano()] = true
+		}
 		all = append(all, timed{r, v.Start})
 	}
-	// The rounds that passed, or were inconclusive, keep their verdict
-	// with the round.
 	for _, b := range rounds {
-		if b.Verdict != nil {
+		if b.Verdict != nil && !stored[b.Verdict.Start.UnixNano()] {
 			r := j.replay(d, -1, *b.Verdict)
 			r.Round = b.Round
 			all = append(all, timed{r, b.Verdict.Start})

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -177,16 +178,25 @@ type tooBig struct{}
 
 func (*tooBig) Error() string { return "too big" }
 
-type missing struct{ metric string }
+// missing says what the page lacks for the counts: the counter, or the
+// code label its errors are told by.
+type missing struct{ msg string }
 
-func (m *missing) Error() string { return "no " + m.metric + " counter on the metrics page" }
+func (m *missing) Error() string { return m.msg }
 
 // count sums the request counter over all its series, and over those whose
-// code label matches the error pattern.
+// code label matches the error pattern. A page where no series has the code
+// label is an error, not 0 errors: the label is misnamed in the
+// configuration (status, not code), and a canary failing every request
+// would pass. A series listed twice counts once, its first value, as
+// Prometheus keeps the first sample of a series in a scrape: summed, it
+// would double the host's traffic, and a duplicate that comes and goes
+// would read as a counter reset.
 func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 	lr := &countingReader{r: r}
 	var c deployer.Counts
-	found := false
+	found, labelled := false, false
+	seen := map[string]bool{}
 	err := readSeries(lr, func(x series) error {
 		if x.name != s.cfg.Metric {
 			return nil
@@ -194,7 +204,15 @@ func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 		if math.IsNaN(x.value) || math.IsInf(x.value, 0) || x.value < 0 {
 			return fmt.Errorf("%s value %v is not a count", s.cfg.Metric, x.value)
 		}
+		key := x.key()
+		if seen[key] {
+			return nil
+		}
+		seen[key] = true
 		found = true
+		if x.labels[s.cfg.CodeLabel] != "" {
+			labelled = true
+		}
 		c.Requests += x.value
 		if s.errors.MatchString(x.labels[s.cfg.CodeLabel]) {
 			c.Errors += x.value
@@ -208,7 +226,11 @@ func (s *Scrape) count(r io.Reader) (deployer.Counts, error) {
 		return c, err
 	}
 	if !found {
-		return c, &missing{metric: s.cfg.Metric}
+		return c, &missing{"no " + s.cfg.Metric + " counter on the metrics page"}
+	}
+	if !labelled {
+		// Its errors would always count 0: every canary would pass.
+		return c, &missing{fmt.Sprintf("no %s series on the metrics page has a %s label, so its errors cannot be counted", s.cfg.Metric, s.cfg.CodeLabel)}
 	}
 	return c, nil
 }
@@ -219,6 +241,20 @@ type series struct {
 	name   string
 	labels map[string]string
 	value  float64
+}
+
+// key identifies the series among its family's: its labels, sorted.
+func (x series) key() string {
+	names := make([]string, 0, len(x.labels))
+	for n := range x.labels {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%q=%q,", n, x.labels[n])
+	}
+	return b.String()
 }
 
 // parseError says why a metrics page is malformed, in words for chat:
