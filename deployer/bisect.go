@@ -71,11 +71,6 @@ type BisectRound struct {
 	Reason  string    `json:"reason"`
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end"`
-	// Verdict is the round's verdict with its readings, for `judge
-	// replay`, when the round passed or was inconclusive. A failing
-	// round's verdict is among the deployment's Verdicts (its Start is
-	// the round's), so it is kept there only.
-	Verdict *Verdict `json:"verdict,omitempty"`
 }
 
 // changesOf returns the changes of the given units, in upstream order.
@@ -313,10 +308,6 @@ func (p *pipeline) runRound(ctx context.Context, redo bool) error {
 	}
 	part := b.changesOf(append(append([]int{}, b.Innocent...), b.Testing...))
 	round := BisectRound{Round: b.Round, Changes: ids(part), Of: b.size(), Outcome: v.Outcome, Reason: v.Reason, Start: v.Start, End: v.End}
-	if v.Outcome != Fail {
-		kept := *v
-		round.Verdict = &kept
-	}
 	if v.Outcome == Inconclusive {
 		reason := fmt.Sprintf("bisection round %d was inconclusive (%s); rolling back the whole batch", b.Round, v.Reason)
 		if err := p.updateBisect(func(b *Bisection) { b.Rounds = append(b.Rounds, round) }); err != nil {

@@ -14,7 +14,7 @@ import (
 // other (or the same) thresholds reaches on the very same readings.
 type ReplayResult struct {
 	Deployment int64
-	Index      int // the verdict's index in Deployment.Verdicts (-1: a round's own)
+	Index      int // the verdict's index in Deployment.Verdicts
 	Stage      deployer.Stage
 	// Round is the bisection round the verdict judged (0: none).
 	Round int
@@ -105,9 +105,8 @@ func Replay(cfg Config, d *deployer.Deployment) []ReplayResult {
 		rounds = d.Bisect.Rounds
 	}
 	// Every round's verdict is among d.Verdicts (the runner stores each
-	// verdict it reaches), and a round that passed, or was inconclusive,
-	// keeps a copy with the round: each is replayed once, as its round's.
-	stored := map[int64]bool{}
+	// verdict it reaches, passing, failing or inconclusive): the one whose
+	// start is the round's is that round's.
 	for i, v := range d.Verdicts {
 		r := j.replay(d, i, v)
 		for _, b := range rounds {
@@ -115,17 +114,7 @@ func Replay(cfg Config, d *deployer.Deployment) []ReplayResult {
 				r.Round = b.Round
 			}
 		}
-		if v.Stage == deployer.Canaries {
-			stored[v.Start.UnixNano()] = true
-		}
 		all = append(all, timed{r, v.Start})
-	}
-	for _, b := range rounds {
-		if b.Verdict != nil && !stored[b.Verdict.Start.UnixNano()] {
-			r := j.replay(d, -1, *b.Verdict)
-			r.Round = b.Round
-			all = append(all, timed{r, b.Verdict.Start})
-		}
 	}
 	// In the order they were judged.
 	sort.SliceStable(all, func(a, b int) bool { return all[a].start.Before(all[b].start) })
