@@ -53,22 +53,7 @@ func carolsChange(w *world) string {
 // must deploy it.
 func TestAudit2DroppedChangeCanBeAddedAgain(t *testing.T) {
 	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
-	carol := carolsChange(w)
-	w.say("alice", "!add "+a.commit[:10])
-	w.say("alice", "!add "+carol[:10])
-	w.say("alice", "!window go")
-	w.settle()
-	id := w.lastID()
-	w.say("bob", "verified")
-	w.settle()
-	d, _ := w.m.Store.Get(id)
-	time.Sleep(d.Deadline.Sub(clock.Now()) + 100*time.Millisecond)
-	w.settle()
-	d = w.waitFinished(t, id, 5*time.Second)
-	if d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
-	}
+	carol, id := windowBatchDroppingCarol(t, w, clock)
 	if !strings.Contains(w.out.String(), "`!add "+carol[:10]+"`") {
 		t.Fatalf("the drop does not advise !add:\n%s", w.out.String())
 	}

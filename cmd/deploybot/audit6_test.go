@@ -18,21 +18,7 @@ import (
 // window closed without deploying, and the channel be told.
 func TestAudit6DroppedChangeIsCarriedOver(t *testing.T) {
 	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
-	carol := carolsChange(w)
-	w.say("alice", "!add "+a.commit[:10])
-	w.say("alice", "!add "+carol[:10])
-	w.say("alice", "!window go")
-	w.settle()
-	id := w.lastID()
-	w.say("bob", "verified")
-	w.settle()
-	d, _ := w.m.Store.Get(id)
-	time.Sleep(d.Deadline.Sub(clock.Now()) + 100*time.Millisecond)
-	w.settle()
-	if d = w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
-	}
+	carol, _ := windowBatchDroppingCarol(t, w, clock)
 	clock.set(mondayAhead()(14, 10)) // the window closed
 	for i := 0; i < 2; i++ {
 		if err := w.m.Runner.CheckWindows(); err != nil {
@@ -66,23 +52,9 @@ func TestAudit6DroppedChangeIsCarriedOver(t *testing.T) {
 // !status name it once.
 func TestAudit6DroppedTwiceIsNamedOnce(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
 	carol := carolsChange(w)
-	w.say("alice", "!backport --batch "+a.commit[:10]+" "+carol[:10])
-	w.settle()
-	first := w.lastID()
-	w.say("bob", "verified")
-	if d := w.waitFinished(t, first, 15*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", first, d.State, d.Dropped)
-	}
-	b := w.commit(kindGood)
-	w.say("alice", "!backport --batch "+b.commit[:10]+" "+carol[:10])
-	w.settle()
-	second := w.lastID()
-	w.say("bob", "verified")
-	if d := w.waitFinished(t, second, 15*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped again, the rest done", second, d.State, d.Dropped)
-	}
+	batchDropping(t, w, carol)
+	batchDropping(t, w, carol)
 	ws, err := w.m.Runner.Withheld()
 	if err != nil || len(ws) != 1 {
 		t.Errorf("withheld %+v (%v), want carol's change once", ws, err)
@@ -271,18 +243,7 @@ func TestAudit6AddAdviceForABatchWorks(t *testing.T) {
 // to the next list, nor say it was not deployed.
 func TestAudit6DroppedThenBackportedIsNotCarriedOver(t *testing.T) {
 	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
-	carol := carolsChange(w)
-	w.say("alice", "!add "+a.commit[:10])
-	w.say("alice", "!add "+carol[:10])
-	w.say("alice", "!window go")
-	w.settle()
-	id := w.lastID()
-	w.say("bob", "verified")
-	w.settle()
-	if d := w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
-	}
+	carol, _ := windowBatchDroppingCarol(t, w, clock)
 	w.say("alice", "!backport "+carol[:10])
 	w.settle()
 	w.say("alice", "verified")

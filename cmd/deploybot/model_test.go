@@ -91,10 +91,9 @@ type modelHost struct {
 	changeDirs        []string // where change files lie in its tree (nil: changes)
 }
 
-// badFiles are the deploy paths of the bad changes' files the host's
-// current tree holds.
-func (h *modelHost) badFiles() []string {
-	var out []string
+// changeFiles calls fn with the deploy path and the content of each
+// change file the host's current tree holds.
+func (h *modelHost) changeFiles(fn func(path, content string)) {
 	dirs := h.changeDirs
 	if dirs == nil {
 		dirs = []string{"changes"}
@@ -103,12 +102,21 @@ func (h *modelHost) badFiles() []string {
 		ents, _ := os.ReadDir(filepath.Join(h.root, "current", dir))
 		for _, e := range ents {
 			if b, err := os.ReadFile(filepath.Join(h.root, "current", dir, e.Name())); err == nil {
-				if kind, _, _ := strings.Cut(string(b), "\n"); kind == kindBad {
-					out = append(out, dir+"/"+e.Name())
-				}
+				fn(dir+"/"+e.Name(), string(b))
 			}
 		}
 	}
+}
+
+// badFiles are the deploy paths of the bad changes' files the host's
+// current tree holds.
+func (h *modelHost) badFiles() []string {
+	var out []string
+	h.changeFiles(func(path, content string) {
+		if kind, _, _ := strings.Cut(content, "\n"); kind == kindBad {
+			out = append(out, path)
+		}
+	})
 	return out
 }
 
@@ -116,46 +124,23 @@ func (h *modelHost) badFiles() []string {
 // current tree holds.
 func (h *modelHost) served() []int {
 	var out []int
-	dirs := h.changeDirs
-	if dirs == nil {
-		dirs = []string{"changes"}
-	}
-	for _, dir := range dirs {
-		ents, _ := os.ReadDir(filepath.Join(h.root, "current", dir))
-		for _, e := range ents {
-			b, err := os.ReadFile(filepath.Join(h.root, "current", dir, e.Name()))
-			if err != nil {
-				continue
-			}
-			var kind string
-			var n int
-			if _, err := fmt.Sscanf(string(b), "%s\nchange %d\n", &kind, &n); err == nil {
-				out = append(out, n)
-			}
+	h.changeFiles(func(_, content string) {
+		var kind string
+		var n int
+		if _, err := fmt.Sscanf(content, "%s\nchange %d\n", &kind, &n); err == nil {
+			out = append(out, n)
 		}
-	}
+	})
 	return out
 }
 
 // kinds reads which change kinds the host's current tree holds.
 func (h *modelHost) kinds() map[string]bool {
 	out := map[string]bool{}
-	dirs := h.changeDirs
-	if dirs == nil {
-		dirs = []string{"changes"}
-	}
-	for _, dir := range dirs {
-		ents, err := os.ReadDir(filepath.Join(h.root, "current", dir))
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			if b, err := os.ReadFile(filepath.Join(h.root, "current", dir, e.Name())); err == nil {
-				kind, _, _ := strings.Cut(string(b), "\n")
-				out[kind] = true
-			}
-		}
-	}
+	h.changeFiles(func(_, content string) {
+		kind, _, _ := strings.Cut(content, "\n")
+		out[kind] = true
+	})
 	return out
 }
 

@@ -17,16 +17,8 @@ import (
 // `!backport`, and following it deploys the change.
 func TestDroppedChangeAdviceWithoutWindows(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
 	carol := carolsChange(w)
-	w.say("alice", "!backport --batch "+a.commit[:10]+" "+carol[:10])
-	w.settle()
-	id := w.lastID()
-	w.say("bob", "verified")
-	d := w.waitFinished(t, id, 15*time.Second)
-	if d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
-	}
+	id := batchDropping(t, w, carol)
 	out := w.out.String()
 	if strings.Contains(out, "`!add ") || !strings.Contains(out, "`!backport "+carol[:10]+"`") {
 		t.Fatalf("the drop does not advise !backport (and only it):\n%s", out)
@@ -39,7 +31,7 @@ func TestDroppedChangeAdviceWithoutWindows(t *testing.T) {
 	}
 	w.say("carol", "verified")
 	w.say("alice", "verified")
-	d = w.waitFinished(t, w.lastID(), 15*time.Second)
+	d := w.waitFinished(t, w.lastID(), 15*time.Second)
 	shipped := false
 	for _, c := range d.Changes {
 		shipped = shipped || c.Commit == carol || c.ID == carol
@@ -56,15 +48,8 @@ func TestDroppedChangeAdviceWithoutWindows(t *testing.T) {
 // submitter is asked to verify it.
 func TestDroppedChangeNeverShipsUnnamed(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
 	carol := carolsChange(w)
-	w.say("alice", "!backport --batch "+a.commit[:10]+" "+carol[:10])
-	w.settle()
-	id := w.lastID()
-	w.say("bob", "verified")
-	if d := w.waitFinished(t, id, 15*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
-		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
-	}
+	id := batchDropping(t, w, carol)
 	c := w.commit(kindGood)
 	mark := len(w.out.String())
 	w.say("alice", "!backport "+c.commit[:10])
@@ -141,13 +126,8 @@ func TestGuiltyChangeAfterUnblockShipsOnlyNamed(t *testing.T) {
 // how it ships; once a deployment ships it, it is no longer named.
 func TestStatusNamesDroppedChanges(t *testing.T) {
 	w := newBatchWorld(t, worldOptions{verify: "1500ms"})
-	a := w.commit(kindGood)
 	carol := carolsChange(w)
-	w.say("alice", "!backport --batch "+a.commit[:10]+" "+carol[:10])
-	w.settle()
-	id := w.lastID()
-	w.say("bob", "verified")
-	w.waitFinished(t, id, 15*time.Second)
+	id := batchDropping(t, w, carol)
 	mark := len(w.out.String())
 	w.say("alice", "!status")
 	w.settle()
@@ -168,4 +148,44 @@ func TestStatusNamesDroppedChanges(t *testing.T) {
 	if text := w.out.String()[mark:]; strings.Contains(text, "dropped from a batch") {
 		t.Fatalf("!status still names carol's change after it shipped:\n%s", text)
 	}
+}
+
+// batchDropping backports a new good change of bob's and the change
+// commit (carol's) as one batch: bob verifies, nobody verifies the other,
+// and the wait runs out. It returns the batch's id.
+func batchDropping(t *testing.T, w *world, commit string) int64 {
+	t.Helper()
+	a := w.commit(kindGood)
+	w.say("alice", "!backport --batch "+a.commit[:10]+" "+commit[:10])
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	if d := w.waitFinished(t, id, 15*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want %.10s dropped, the rest done", id, d.State, d.Dropped, commit)
+	}
+	return id
+}
+
+// windowBatchDroppingCarol puts a good change of bob's and carol's change
+// on the open window's list and deploys it: bob verifies, nobody verifies
+// carol's, and the wait runs out. It returns carol's commit and the
+// batch's id.
+func windowBatchDroppingCarol(t *testing.T, w *world, clock *testClock) (string, int64) {
+	t.Helper()
+	a := w.commit(kindGood)
+	carol := carolsChange(w)
+	w.say("alice", "!add "+a.commit[:10])
+	w.say("alice", "!add "+carol[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	id := w.lastID()
+	w.say("bob", "verified")
+	w.settle()
+	d, _ := w.m.Store.Get(id)
+	time.Sleep(d.Deadline.Sub(clock.Now()) + 100*time.Millisecond)
+	w.settle()
+	if d = w.waitFinished(t, id, 10*time.Second); d.State != deployer.StateDone || len(d.Dropped) != 1 {
+		t.Fatalf("#%d ended %s, dropped %+v; want carol's dropped, the rest done", id, d.State, d.Dropped)
+	}
+	return carol, id
 }
