@@ -456,6 +456,11 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	// deployment that ended before it synced anything (cancelled while
 	// queued, or refused while preparing).
 	var refs []string
+	var unshipped []string // went out, that deployment will not ship it, and it is not blocked
+	blocks, err := r.Store.Blocks()
+	if err != nil {
+		return nil, err
+	}
 	again := map[string]bool{}
 	// A change deployed (or deploying) by another deployment, such as a
 	// !backport in the window, is not deployed twice: the source would
@@ -465,6 +470,9 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 	for _, it := range items {
 		if it.Deployment != 0 {
 			if d, err := r.Store.Get(it.Deployment); err != nil || (d.State != StateCancelled && d.State != StateFailed) {
+				if err == nil && !r.mayShip(d, it) && !blockedItem(it, blocks) {
+					unshipped = append(unshipped, ShortID(it.Change.ID))
+				}
 				continue
 			}
 		}
@@ -488,6 +496,13 @@ func (r *Runner) WindowGo(who string) ([]*Deployment, error) {
 		}); err != nil {
 			return nil, err
 		}
+	}
+	if len(refs) == 0 && len(unshipped) > 0 {
+		// Dropped unverified, or rolled back: what brings one back is
+		// its verification, and !add is how a person says so.
+		return nil, Errorf(EConflict, "nothing on the %s window's list is left to deploy: %s went out and did not ship (dropped or rolled back); put %s back on the list once verified, then deploy the list again",
+			w.Span(), strings.Join(unshipped, ", "), map[bool]string{true: "it", false: "each"}[len(unshipped) == 1]).
+			Or(DoWith(VerbAdd, "put it back on the list", unshipped...))
 	}
 	if len(refs) == 0 {
 		return nil, Errorf(EConflict, "nothing on the %s window's list is left to deploy", w.Span())

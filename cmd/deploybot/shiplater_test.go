@@ -189,3 +189,24 @@ func windowBatchDroppingCarol(t *testing.T, w *world, clock *testClock) (string,
 	}
 	return carol, id
 }
+
+// After a window's batch dropped a change, `!window go` has nothing left
+// to deploy, and says why: the dropped change went out and did not ship,
+// and `!add` puts it back; following that, the list deploys again.
+func TestWindowGoAfterADropSaysWhatToDo(t *testing.T) {
+	w, clock := openWindowWorld(t, worldOptions{verify: "1500ms"})
+	carol, id := windowBatchDroppingCarol(t, w, clock)
+	mark := len(w.out.String())
+	w.say("alice", "!window go")
+	w.settle()
+	text := w.out.String()[mark:]
+	if w.lastID() != id || !strings.Contains(text, carol[:10]+" went out and did not ship") || !strings.Contains(text, "`!add "+carol[:10]+"`") {
+		t.Fatalf("!window go after the drop:\n%s", text)
+	}
+	w.say("alice", "!add "+carol[:10])
+	w.say("alice", "!window go")
+	w.settle()
+	if w.lastID() == id {
+		t.Fatalf("following the advice queued nothing:\n%s", w.out.String()[mark:])
+	}
+}
