@@ -607,17 +607,15 @@ func (b *Bot) withheldLine(active *deployer.Deployment) string {
 	}
 	blocks, _ := b.Store.Blocks()
 	var names, ids []string
+	var skip []deployer.Change
+	for _, bl := range blocks {
+		skip = append(skip, bl.Change)
+	}
+	if active != nil {
+		skip = append(skip, active.Changes...)
+	}
 	for _, w := range ws {
-		blocked := false
-		for _, bl := range blocks {
-			blocked = blocked || deployer.SameChangeID(bl.Change.ID, w.Change.ID)
-		}
-		if active != nil {
-			for _, c := range active.Changes {
-				blocked = blocked || deployer.SameChangeID(c.ID, w.Change.ID)
-			}
-		}
-		if blocked {
+		if slices.ContainsFunc(skip, func(c deployer.Change) bool { return deployer.SameChange(c, w.Change) }) {
 			continue
 		}
 		id := deployer.ShortID(w.Change.ID)
@@ -628,7 +626,7 @@ func (b *Bot) withheldLine(active *deployer.Deployment) string {
 		return ""
 	}
 	it := map[bool]string{true: "it", false: "them"}[len(ids) == 1]
-	return fmt.Sprintf("dropped from a batch and not deployed since: %s; a deployment ships %s only when it names %s (%sbackport %s)",
+	return fmt.Sprintf("dropped from a batch and not deployed since: %s; a deployment ships %s only when it names %s (%sbackport %s) or says --include-unexpected",
 		strings.Join(names, ", "), it, it, b.Prefix, strings.Join(ids, " "))
 }
 

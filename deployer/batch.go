@@ -385,23 +385,28 @@ func (p *pipeline) dropUnverified(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	later, next := p.r.shipLater(map[bool]string{true: "it", false: "each"}[len(drop) == 1], ShortID(drop[0].ID))
+	var dropped []string
+	for _, c := range drop {
+		dropped = append(dropped, ShortID(c.ID))
+	}
+	later, next := p.r.shipLater(map[bool]string{true: "it", false: "them"}[len(drop) == 1], dropped...)
 	p.say(NoticeProgress, fmt.Sprintf("%s. Restaged batch #%d without %s (%s); syncing testservers again. %s stay%s merged upstream: %s.",
 		msg, p.d.ID, map[bool]string{true: "it", false: "them"}[len(drop) == 1], describeFiles(files), map[bool]string{true: "It", false: "They"}[len(drop) == 1],
 		map[bool]string{true: "s", false: ""}[len(drop) == 1], later), next)
 	return nil
 }
 
-// shipLater says how it ("it", "each"), a change that stays merged upstream unshipped can
-// ship later, with the choice that does it: on the open window's list
-// (a second !window go ships it), on the next window's, or, with no
-// windows configured, by its own backport once it is verified.
-func (r *Runner) shipLater(it, id string) (string, Choice) {
+// shipLater says how changes that stay merged upstream unshipped can
+// ship later (it names them: "it" or "them"), with the choice that does
+// it: on the open window's list (a second !window go ships them), on the
+// next window's, or, with no windows configured, by a backport once
+// verified.
+func (r *Runner) shipLater(it string, ids ...string) (string, Choice) {
 	if !r.windows() || r.Windows == nil {
-		return "deploy " + it + " on its own once it is verified", DoWith(VerbBackport, "deploy it once it is verified", id)
+		return "deploy " + it + " once verified", DoWith(VerbBackport, "deploy it once it is verified", ids...)
 	}
 	if r.cfg.Schedule.Current(r.Now()) != nil {
-		return "put " + it + " back on the open window's list once it is verified", DoWith(VerbAdd, "put it back on the open window's list", id)
+		return "put " + it + " back on the open window's list once verified", DoWith(VerbAdd, "put it back on the open window's list", ids...)
 	}
-	return "put " + it + " on the next window's list", DoWith(VerbAdd, "put it on the next window", id)
+	return "put " + it + " on the next window's list", DoWith(VerbAdd, "put it on the next window", ids...)
 }

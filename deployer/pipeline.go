@@ -390,7 +390,7 @@ func (p *pipeline) prepare(ctx context.Context) error {
 			return err
 		}
 		return p.endPrepare(ctx, StateFailed, bot, msg, NoticeFailed, "cannot deploy: "+msg+" (nothing was synced)", next...)
-	} else {
+	} else if len(carried) > 0 {
 		prep.Changes = append(carried, prep.Changes...)
 	}
 	if lines, next, err := p.blocked(ctx, prep); err != nil {

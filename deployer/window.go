@@ -249,7 +249,7 @@ func (r *Runner) AddToWindow(ref, who string, deployer bool) (*BackportWindow, W
 	// the window's batch fail as a whole.
 	if blocks, err := r.Store.Blocks(); err == nil {
 		for _, b := range blocks {
-			if SameChangeID(b.Change.ID, item.Change.ID) || (b.Change.Commit != "" && SameChangeID(b.Change.Commit, item.Change.ID)) {
+			if SameChange(b.Change, item.Change) {
 				return nil, WindowItem{}, Errorf(EConflict, "%s (%s) was rolled back in #%d and is blocked from shipping again, so it cannot go on a window: put its fix on the list instead", ShortID(item.Change.ID), item.Change.Subject, b.Deployment)
 			}
 		}
@@ -578,7 +578,7 @@ func (r *Runner) pollWindows(ctx context.Context) {
 // without shipping.
 func (r *Runner) mayShip(d *Deployment, it WindowItem) bool {
 	for _, dc := range d.Dropped {
-		if SameChangeID(dc.Change.ID, it.Change.ID) || (dc.Change.Commit != "" && SameChangeID(dc.Change.Commit, it.Change.ID)) {
+		if SameChange(dc.Change, it.Change) {
 			return false
 		}
 	}
@@ -614,7 +614,7 @@ func SameChangeID(a, b string) bool {
 // changes or, before its changes are known, its refs.
 func carrier(it WindowItem, ds []*Deployment) *Deployment {
 	same := func(c Change) bool {
-		return SameChangeID(c.ID, it.Change.ID) || (c.Commit != "" && SameChangeID(c.Commit, it.Change.ID))
+		return SameChange(c, it.Change)
 	}
 	for _, d := range ds {
 		if d.ID == it.Deployment || !(d.State == StateDone || d.State == StateQueued || d.State.Active()) {
@@ -723,7 +723,7 @@ func (r *Runner) carryOver() error {
 // blockedItem reports whether window item it is a blocked change.
 func blockedItem(it WindowItem, blocks []Block) bool {
 	for _, b := range blocks {
-		if SameChangeID(b.Change.ID, it.Change.ID) || (b.Change.Commit != "" && SameChangeID(b.Change.Commit, it.Change.ID)) {
+		if SameChange(b.Change, it.Change) {
 			return true
 		}
 	}

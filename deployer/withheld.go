@@ -72,16 +72,16 @@ func (r *Runner) Withheld() ([]Withheld, error) {
 // changeAmong reports whether c is one of changes.
 func changeAmong(c Change, changes []Change) bool {
 	for _, o := range changes {
-		if sameChange(c, o) {
+		if SameChange(c, o) {
 			return true
 		}
 	}
 	return false
 }
 
-// sameChange reports whether two changes are the same change, by id or
+// SameChange reports whether two changes are the same change, by id or
 // by upstream commit.
-func sameChange(a, b Change) bool {
+func SameChange(a, b Change) bool {
 	return SameChangeID(a.ID, b.ID) || (a.Commit != "" && SameChangeID(a.Commit, b.ID)) ||
 		(b.Commit != "" && SameChangeID(a.ID, b.Commit))
 }
@@ -97,7 +97,7 @@ func (r *Runner) namesWithheld(ref string, withheld []Withheld) (Withheld, bool)
 	if d, ok := r.Source.(ChangeDescriber); ok && len(withheld) > 0 {
 		if c, err := d.Describe(ref); err == nil {
 			for _, w := range withheld {
-				if sameChange(c, w.Change) {
+				if SameChange(c, w.Change) {
 					return w, true
 				}
 			}

@@ -131,7 +131,7 @@ func TestStatusNamesDroppedChanges(t *testing.T) {
 	mark := len(w.out.String())
 	w.say("alice", "!status")
 	w.settle()
-	want := fmt.Sprintf("dropped from a batch and not deployed since: %s (carol's change; dropped from #%d); a deployment ships it only when it names it (!backport %s)", carol[:10], id, carol[:10])
+	want := fmt.Sprintf("dropped from a batch and not deployed since: %s (carol's change; dropped from #%d); a deployment ships it only when it names it (!backport %s) or says --include-unexpected", carol[:10], id, carol[:10])
 	if text := w.out.String()[mark:]; !strings.Contains(text, want) {
 		t.Fatalf("!status does not say %q:\n%s", want, text)
 	}
